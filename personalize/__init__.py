@@ -1,0 +1,1 @@
+"""The per-actor pipeline, actor bundles, generation, evaluation reports and the `talkface` CLI."""

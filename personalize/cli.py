@@ -1,0 +1,96 @@
+"""The `talkface` console script: one subcommand per dataclass in `personalize.commands`.
+
+Each command's fields become its options: the field's type gives the parser type (`Literal`
+gives choices, `bool` gives --x/--no-x) and its metadata the flags and help, so the dataclass is
+the single place that documents a command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import typing
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from personalize.commands import COMMANDS
+from recon3d.errors import InputError
+
+log = logging.getLogger("talkface")
+
+
+def _parser_type(hint) -> tuple[type, dict]:
+    """(converter, extra add_argument kwargs) for a field's type hint."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:
+        return type(args[0]), {"choices": args}
+    if args and typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return _parser_type(args[0])
+    return hint, {}
+
+
+def _add_command(subparsers, name: str, command: type) -> None:
+    doc = (command.__doc__ or "").strip()
+    parser = subparsers.add_parser(name, help=doc.splitlines()[0], description=doc,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(command)
+    for f in dataclasses.fields(command):
+        meta = dict(f.metadata)
+        flags = meta.pop("flags", None)
+        kind, extra = _parser_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if meta.pop("positional", False):
+            parser.add_argument(f.name, type=kind, default=default, nargs="?" if default is None else None,
+                                metavar=f.name.upper(), **extra, **meta)
+        elif kind is bool:
+            parser.add_argument(*(flags or [f"--{f.name.replace('_', '-')}"]), dest=f.name, default=default,
+                                action=argparse.BooleanOptionalAction, **meta)
+        else:
+            required = default is dataclasses.MISSING
+            parser.add_argument(*(flags or [f"--{f.name.replace('_', '-')}"]), dest=f.name, type=kind,
+                                required=required, default=None if required else default, **extra, **meta)
+    parser.set_defaults(command=command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    try:
+        toolkit_version = version("talkface")
+    except PackageNotFoundError:
+        toolkit_version = "unknown"
+    parser = argparse.ArgumentParser(
+        prog="talkface", description="Audio-driven talking-face reenactment with 3D morphable face models."
+    )
+    parser.add_argument("--version", action="version", version=f"talkface {toolkit_version}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        _add_command(subparsers, name, command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    quiet, verbose = args.pop("quiet"), args.pop("verbose")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s: %(message)s" if verbose else "%(message)s",
+    )
+    # mediapipe's C++ side logs through absl/glog; keep its start-up chatter out of the user's way.
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    command = args.pop("command")(**args)
+    try:
+        command.main(progress=not quiet)
+    except InputError as err:
+        print(f"talkface: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("talkface: interrupted; finished files are kept, nothing half-written is left", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Dense face tracking of one clip: per-frame landmarks, boxes, confidence, and the stable crop.
+
+`track_video` decodes the clip once at 25 fps (streaming, so memory does not grow with length),
+runs `FaceMeshDetector` on every frame, keeps the largest face, fills short gaps, smooths the
+tracks (`smooth_track`) and fixes the clip's crop (`stable_crop`). All coordinates are full-frame
+pixels as described in `recon3d.landmarks`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from recon3d.crop import CropTransform, stable_crop
+from recon3d.errors import InputError
+from recon3d.landmarks import FaceMeshDetector, NUM_MESH_LANDMARKS, landmark_box, mesh_to_ibug68
+from recon3d.smoothing import SmoothingConfig, smooth_track
+from recon3d.video import VIDEO_FPS, atomic_path, iter_frames, probe
+
+log = logging.getLogger("talkface")
+
+TRACK_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    crop_size: int = 256
+    """Side of the stable crop in pixels."""
+    crop_scale: float = 1.8
+    """Crop side as a multiple of the largest face box side."""
+    max_gap: int = 5
+    """Longest run of frames without a face that is filled by interpolation; longer ones fail."""
+    min_detection_confidence: float = 0.5
+    """mediapipe's threshold for starting to track a face."""
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """The tracked face of one clip at 25 fps; T frames."""
+
+    mesh: np.ndarray
+    """(T, 478, 3) float32 smoothed mesh landmarks, frame pixels."""
+    mesh_raw: np.ndarray
+    """(T, 478, 3) float32 landmarks before smoothing (gaps already filled)."""
+    confidence: np.ndarray
+    """(T,) float32 BlazeFace score of the tracked face; 0 where the detector missed it or the
+    frame was interpolated."""
+    detected: np.ndarray
+    """(T,) bool, False where the landmarks were interpolated over a gap."""
+    num_faces: np.ndarray
+    """(T,) int8 faces the mesh found in each frame."""
+    crop: CropTransform
+    fps: float = VIDEO_FPS
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.mesh)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(T, 4) x0, y0, x1, y1 face boxes of the smoothed mesh."""
+        return landmark_box(self.mesh)
+
+    @property
+    def ibug68(self) -> np.ndarray:
+        """(T, 68, 2) smoothed iBUG-68 landmarks in frame pixels."""
+        return mesh_to_ibug68(self.mesh)[..., :2]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes an .npz of plain arrays (no pickles), atomically."""
+        with atomic_path(path) as tmp:
+            np.savez_compressed(
+                tmp,
+                format_version=TRACK_FORMAT_VERSION,
+                mesh=self.mesh,
+                mesh_raw=self.mesh_raw,
+                ibug68=self.ibug68,
+                boxes=self.boxes,
+                confidence=self.confidence,
+                detected=self.detected,
+                num_faces=self.num_faces,
+                fps=self.fps,
+                crop_box=np.array([self.crop.x0, self.crop.y0, self.crop.side]),
+                crop_size=self.crop.size,
+                frame_size=np.array([self.crop.frame_width, self.crop.frame_height]),
+            )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FaceTrack:
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise InputError(f"{path}: not a readable track file ({err}); rerun `talkface track`") from None
+        version = int(data.get("format_version", -1))
+        if version != TRACK_FORMAT_VERSION:
+            raise InputError(f"{path}: track format {version}, expected {TRACK_FORMAT_VERSION}; rerun `talkface track`")
+        x0, y0, side = (float(v) for v in data["crop_box"])
+        width, height = (int(v) for v in data["frame_size"])
+        return cls(
+            mesh=data["mesh"],
+            mesh_raw=data["mesh_raw"],
+            confidence=data["confidence"],
+            detected=data["detected"],
+            num_faces=data["num_faces"],
+            crop=CropTransform(x0, y0, side, int(data["crop_size"]), width, height),
+            fps=float(data["fps"]),
+        )
+
+
+def _timestamp(seconds: float) -> str:
+    return f"{int(seconds // 60):02d}:{seconds % 60:05.2f}"
+
+
+def missing_runs(detected: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) frame ranges where `detected` (T,) is False."""
+    padded = np.concatenate([[True], detected.astype(bool), [True]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def fill_gaps(points: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """Linearly interpolates (T, ...) tracks over frames where `detected` is False.
+
+    Gaps at the start or end hold the nearest detected frame. Needs one detected frame.
+    """
+    known = np.flatnonzero(detected)
+    flat = points.reshape(len(points), -1)
+    filled = np.empty_like(flat)
+    frames = np.arange(len(points))
+    for j in range(flat.shape[1]):
+        filled[:, j] = np.interp(frames, known, flat[known, j])
+    return filled.reshape(points.shape)
+
+
+def track_video(
+    path: str | os.PathLike, config: TrackConfig = TrackConfig(), progress: bool = True
+) -> FaceTrack:
+    """Tracks the largest face of a video (or a photo, as a one-frame video) at 25 fps.
+
+    Raises InputError when no face is found, or when a run of more than `config.max_gap` frames
+    has none (naming its time range).
+    """
+    info = probe(path)
+    total = info.num_frames()
+    meshes = np.zeros((total, NUM_MESH_LANDMARKS, 3), np.float32)
+    confidence = np.zeros(total, np.float32)
+    detected = np.zeros(total, bool)
+    num_faces = np.zeros(total, np.int8)
+    with FaceMeshDetector(
+        min_detection_confidence=config.min_detection_confidence, static_images=info.is_image
+    ) as detector:
+        frames = tqdm(iter_frames(path), total=total, desc="track", unit="frame", disable=not progress, leave=False)
+        for t, frame in enumerate(frames):
+            faces = detector(frame)
+            num_faces[t] = len(faces)
+            if faces:
+                meshes[t], confidence[t], detected[t] = faces[0].mesh, faces[0].confidence, True
+    name = Path(path).name
+    if not detected.any():
+        raise InputError(f"{name}: no face found; give a video where the actor's face is clearly visible")
+    for start, end in missing_runs(detected):
+        if end - start > config.max_gap:
+            raise InputError(
+                f"{name}: no face from {_timestamp(start / VIDEO_FPS)} to {_timestamp(end / VIDEO_FPS)} "
+                f"(frames {start}-{end - 1}); trim that part or give a video where the face stays in view"
+            )
+    multi = int((num_faces > 1).sum())
+    if multi:
+        log.warning("%s: more than one face in %d of %d frames; tracking the largest", name, multi, total)
+    if not detected.all():
+        log.info("%s: filled %d frames without a face by interpolation", name, int((~detected).sum()))
+    meshes = fill_gaps(meshes, detected)
+    boxes = landmark_box(meshes)
+    face_size = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+    smoothed = smooth_track(meshes, VIDEO_FPS, face_size, config.smoothing)
+    crop = stable_crop(landmark_box(smoothed), info.width, info.height, config.crop_size, config.crop_scale)
+    return FaceTrack(smoothed, meshes, confidence, detected, num_faces, crop)

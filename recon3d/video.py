@@ -1,0 +1,336 @@
+"""Video ingest and writing: any common container in, 25 fps RGB frames + mono 16 kHz audio out.
+
+Time convention: t = 0 is the first decoded video frame. Output frame k shows the source frame
+whose start time is nearest to k / fps (as ffmpeg's fps filter does), so variable frame rate and
+30 fps sources map onto a regular 25 fps grid of round(duration * fps) frames. Audio is placed on
+the same clock: sample n is at time n / sample_rate, and audio that starts after the video is
+padded with silence (before it, trimmed).
+
+A still image (png, jpg, ...) is accepted wherever a video is, as a one-frame video without audio.
+
+Frames are `(H, W, 3)` uint8 RGB arrays; stacks are `(T, H, W, 3)`; audio is `(N,)` float32 in
+[-1, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from recon3d.errors import InputError
+
+VIDEO_FPS = 25.0
+AUDIO_RATE = 16000
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What `probe` finds in a media file."""
+
+    path: str
+    width: int
+    height: int
+    duration: float
+    """Seconds of video (0 for a still image)."""
+    source_fps: float
+    """Average frame rate of the source (0 for a still image)."""
+    video_codec: str
+    audio_rate: int | None
+    """Sample rate of the first audio stream, None when there is no audio stream."""
+    audio_channels: int | None
+    is_image: bool
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_rate is not None
+
+    def num_frames(self, fps: float = VIDEO_FPS) -> int:
+        """Frames after resampling to `fps`: round(duration * fps), at least one."""
+        return max(1, round(self.duration * fps))
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file; give a video or image file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (zero length); give a video with frames")
+
+
+@contextlib.contextmanager
+def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as err:
+        raise InputError(f"{path}: not a readable video ({err.strerror}); give an mp4/mov/mkv/webm file") from None
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _read_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError):
+        raise InputError(f"{path}: not a readable image; give a png/jpg file or a video") from None
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Size, duration, frame rate and streams of a video (or image) file, without decoding it all."""
+    path = Path(path)
+    _check_exists(path)
+    if _is_image(path):
+        height, width = _read_image(path).shape[:2]
+        return MediaInfo(str(path), width, height, 0.0, 0.0, "image", None, None, is_image=True)
+    with _open_container(path) as container:
+        if not container.streams.video:
+            raise InputError(f"{path}: has no video stream; give a video of the actor's face")
+        video = container.streams.video[0]
+        rate = video.average_rate or video.guessed_rate or 0
+        if video.duration is not None and video.time_base is not None:
+            duration = float(video.duration * video.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return MediaInfo(
+            path=str(path),
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            duration=duration,
+            source_fps=float(rate),
+            video_codec=video.codec_context.name,
+            audio_rate=audio.rate if audio is not None else None,
+            audio_channels=audio.channels if audio is not None else None,
+            is_image=False,
+        )
+
+
+def _decode_timed(path: Path) -> Iterator[tuple[float, float, np.ndarray]]:
+    """Yields (start time from the first frame, frame duration, RGB frame) in display order."""
+    with _open_container(path) as container:
+        if not container.streams.video:
+            raise InputError(f"{path}: has no video stream; give a video of the actor's face")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        default_step = 1.0 / float(rate) if rate else 1.0 / VIDEO_FPS
+        t0 = None
+        try:
+            for frame in container.decode(stream):
+                t = frame.time if frame.time is not None else (0.0 if t0 is None else t0 + default_step)
+                t0 = t if t0 is None else t0
+                step = float(frame.duration * frame.time_base) if frame.duration else default_step
+                yield t - t0, step, frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as err:
+            raise InputError(f"{path}: the video is corrupt ({err.strerror}); re-encode or re-download it") from None
+        if t0 is None:
+            raise InputError(f"{path}: the video has no frames (zero length); give a video with frames")
+
+
+def iter_frames(path: str | os.PathLike, fps: float = VIDEO_FPS) -> Iterator[np.ndarray]:
+    """Decodes a video (or image) into RGB frames resampled to `fps`, streaming.
+
+    Memory stays at two frames whatever the length. The number of frames is round(duration * fps)
+    where duration runs from the first frame's start to the last frame's end.
+    """
+    path = Path(path)
+    _check_exists(path)
+    if _is_image(path):
+        yield _read_image(path)
+        return
+    k = 0  # next output frame index
+    prev: tuple[float, float, np.ndarray] | None = None
+    for current in _decode_timed(path):
+        if prev is not None:
+            # Output times before the midpoint of two source frames take the earlier one.
+            switch = 0.5 * (prev[0] + current[0])
+            while k / fps < switch:
+                yield prev[2]
+                k += 1
+        prev = current
+    assert prev is not None  # _decode_timed raises on zero frames
+    end = prev[0] + prev[1]
+    total = max(1, round(end * fps))
+    while k < total:
+        yield prev[2]
+        k += 1
+
+
+def read_frames(path: str | os.PathLike, fps: float = VIDEO_FPS) -> np.ndarray:
+    """All frames of a short clip as one `(T, H, W, 3)` uint8 array (see `iter_frames`)."""
+    return np.stack(list(iter_frames(path, fps)))
+
+
+def read_audio(
+    path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_samples: int | None = None
+) -> np.ndarray:
+    """The first audio stream as mono float32 at `sample_rate`, on the video's clock.
+
+    For a file with video, t = 0 is the first video frame; `num_samples` pads with silence or
+    trims (pass the video's frame count * sample_rate / fps to get exactly matching lengths).
+    Raises InputError when there is no audio stream.
+    """
+    path = Path(path)
+    _check_exists(path)
+    if _is_image(path):
+        raise InputError(f"{path}: an image has no audio; give a video with speech or a separate audio file")
+    with _open_container(path) as container:
+        if not container.streams.audio:
+            raise InputError(f"{path}: has no audio stream; give a video with speech or a separate audio file")
+        stream = container.streams.audio[0]
+        offset = 0.0  # audio start minus video start, seconds
+        if container.streams.video and stream.start_time is not None:
+            video = container.streams.video[0]
+            if video.start_time is not None:
+                offset = float(stream.start_time * stream.time_base - video.start_time * video.time_base)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+        except av.error.FFmpegError as err:
+            raise InputError(f"{path}: the audio is corrupt ({err.strerror}); re-encode or re-download it") from None
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    shift = round(offset * sample_rate)
+    audio = np.concatenate([np.zeros(shift, np.float32), audio]) if shift > 0 else audio[-shift:]
+    if num_samples is not None:
+        audio = np.pad(audio[:num_samples], (0, max(0, num_samples - len(audio))))
+    return audio
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` that replaces it only if the block finishes without error.
+
+    So a killed or failed job never leaves a half-written file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class VideoWriter:
+    """Encodes RGB frames (+ optional mono float audio) into an H.264/AAC mp4, atomically.
+
+    Use as a context manager: the file appears under its name only when the block ends without
+    error. Odd frame sizes are padded by one edge pixel (H.264 4:2:0 needs even sizes). Audio is
+    interleaved with the frames and cut at the last frame's end.
+
+        with VideoWriter("out.mp4", audio=speech) as writer:
+            for frame in frames:
+                writer.write(frame)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float = VIDEO_FPS,
+        audio: np.ndarray | None = None,
+        sample_rate: int = AUDIO_RATE,
+        crf: int = 18,
+    ):
+        self.path = Path(path)
+        self.fps = fps
+        self.audio = None if audio is None else np.asarray(audio, np.float32).reshape(-1)
+        self.sample_rate = sample_rate
+        self.crf = crf
+        self.frames_written = 0
+        self._samples_written = 0
+        self._atomic: contextlib.AbstractContextManager | None = None
+        self._container = None
+        self._vstream = None
+        self._astream = None
+
+    def __enter__(self) -> VideoWriter:
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._container = av.open(str(tmp), mode="w", format="mp4")
+        if self.audio is not None:
+            self._astream = self._container.add_stream("aac", rate=self.sample_rate, layout="mono")
+        return self
+
+    def write(self, image: np.ndarray) -> None:
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        height, width = image.shape[:2]
+        if self._vstream is None:
+            self._vstream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+            self._vstream.width, self._vstream.height = width + width % 2, height + height % 2
+            self._vstream.pix_fmt = "yuv420p"
+            self._vstream.options = {"crf": str(self.crf), "preset": "veryfast"}
+        if (height + height % 2, width + width % 2) != (self._vstream.height, self._vstream.width):
+            raise ValueError(f"frame {self.frames_written} is {height}x{width}, the video is {self._vstream.height}x{self._vstream.width}")
+        if width % 2 or height % 2:
+            image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = self.frames_written
+        self._container.mux(self._vstream.encode(frame))
+        self.frames_written += 1
+        if self._astream is not None:
+            end = min(len(self.audio), round(self.frames_written / self.fps * self.sample_rate))
+            if end > self._samples_written:
+                chunk = av.AudioFrame.from_ndarray(
+                    self.audio[self._samples_written : end].reshape(1, -1), format="flt", layout="mono"
+                )
+                chunk.sample_rate = self.sample_rate
+                chunk.pts = self._samples_written
+                self._container.mux(self._astream.encode(chunk))
+                self._samples_written = end
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                if self._vstream is None:
+                    raise ValueError(f"{self.path}: no frames were written")
+                self._container.mux(self._vstream.encode(None))
+                if self._astream is not None:
+                    self._container.mux(self._astream.encode(None))
+        except BaseException as err:
+            exc_type, exc, tb = type(err), err, err.__traceback__
+            raise
+        finally:
+            self._container.close()
+            # Renames the temporary file into place only on success.
+            self._atomic.__exit__(exc_type, exc, tb)
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    fps: float = VIDEO_FPS,
+    audio: np.ndarray | None = None,
+    sample_rate: int = AUDIO_RATE,
+    crf: int = 18,
+) -> int:
+    """Writes an iterable of RGB frames (a generator keeps memory flat); see `VideoWriter`.
+
+    Returns the number of frames written.
+    """
+    with VideoWriter(path, fps, audio, sample_rate, crf) as writer:
+        for image in frames:
+            writer.write(image)
+    return writer.frames_written

@@ -1,0 +1,79 @@
+"""Shared fixtures: the real media in ../shared/data, and small videos made on the fly with PyAV.
+
+Test videos are encoded here with PyAV directly (not with `recon3d.video.write_video`) so the
+reader is tested against independently made files.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(os.environ.get("TALKFACE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "clips").is_dir():
+        pytest.skip(f"real clips not found at {SHARED_DATA} (set TALKFACE_SHARED_DATA to the shared/data folder)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def clips(shared_data: Path) -> Path:
+    return shared_data / "clips"
+
+
+def encode_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: float = 25.0,
+    codec: str = "libx264",
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+) -> Path:
+    """Encodes (T, H, W, 3) uint8 frames (+ mono float audio) with explicit pts when given."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if time_base is not None:
+            stream.time_base = time_base
+        astream = None
+        if audio is not None:
+            astream = container.add_stream("aac" if codec != "libvpx-vp9" else "libopus", rate=sample_rate if codec != "libvpx-vp9" else 48000)
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = pts[i] if pts is not None else i
+            if time_base is not None:
+                frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if astream is not None:
+            samples = audio.astype(np.float32)
+            if astream.rate != sample_rate:
+                samples = np.interp(np.arange(0, len(audio), sample_rate / astream.rate), np.arange(len(audio)), audio).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+            frame.sample_rate = astream.rate
+            frame.pts = 0
+            container.mux(astream.encode(frame))
+            container.mux(astream.encode(None))
+    return path
+
+
+def numbered_frames(count: int, size: int = 64) -> np.ndarray:
+    """Frames whose brightness encodes their index (index * 8 mod 256), to check frame selection."""
+    values = (np.arange(count) * 8) % 256
+    return np.broadcast_to(values[:, None, None, None], (count, size, size, 3)).astype(np.uint8).copy()
+
+
+def frame_index(frame: np.ndarray) -> int:
+    """Inverse of `numbered_frames` (for indices < 32)."""
+    return int(round(float(frame.mean()) / 8))

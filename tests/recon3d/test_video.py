@@ -1,0 +1,152 @@
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recon3d.errors import InputError
+from recon3d.video import VideoWriter, iter_frames, probe, read_audio, read_frames, write_video
+from tests.conftest import encode_video, frame_index, numbered_frames
+
+
+def test_30fps_resampled_to_25fps_keeps_duration_and_picks_nearest_frames(tmp_path):
+    src = encode_video(tmp_path / "a.mp4", numbered_frames(30), fps=30)  # 1.0 s
+    frames = read_frames(src)
+    assert abs(len(frames) - 25) <= 1
+    # Output frame k (at k/25 s) shows the source frame nearest to it: round(k * 30 / 25).
+    picked = [frame_index(f) for f in frames]
+    expected = [min(29, int(np.floor(k * 30 / 25 + 0.5))) for k in range(len(frames))]
+    assert max(abs(p - e) for p, e in zip(picked, expected)) <= 1
+    assert picked == sorted(picked)
+
+
+def test_variable_frame_rate(tmp_path):
+    # 20 frames at irregular times within 1 s (time base 1 ms).
+    times = np.cumsum(np.r_[0, np.random.default_rng(0).uniform(0.02, 0.08, 19)])
+    times = times / times[-1] * 0.95
+    src = encode_video(tmp_path / "vfr.mkv", numbered_frames(20), fps=20, pts=[int(t * 1000) for t in times],
+                       time_base=Fraction(1, 1000))
+    frames = read_frames(src)
+    info = probe(src)
+    assert abs(len(frames) - info.duration * 25) <= 1
+    for k, frame in enumerate(frames):
+        nearest = int(np.argmin(np.abs(times - k / 25)))
+        assert abs(frame_index(frame) - nearest) <= 1
+
+
+@pytest.mark.parametrize("name,codec", [("a.mov", "libx264"), ("a.mkv", "libx264"), ("a.webm", "libvpx-vp9")])
+def test_common_containers_and_codecs(tmp_path, name, codec):
+    audio = np.sin(np.arange(16000) / 16000 * 2 * np.pi * 440).astype(np.float32) * 0.3
+    src = encode_video(tmp_path / name, numbered_frames(25), fps=25, codec=codec, audio=audio)
+    info = probe(src)
+    assert (info.width, info.height) == (64, 64)
+    assert info.has_audio
+    assert len(read_frames(src)) == 25
+    speech = read_audio(src)
+    assert abs(len(speech) - 16000) < 0.05 * 16000
+    assert 0.1 < np.abs(speech).max() < 0.5
+
+
+def test_real_30fps_clip_duration_and_audio_length(clips):
+    src = clips / "retalk_4.mp4"  # 30 fps, 44.1 kHz stereo
+    info = probe(src)
+    assert info.source_fps == pytest.approx(30, abs=0.01)
+    count = sum(1 for _ in iter_frames(src))
+    assert abs(count - info.duration * 25) <= 1
+    import av
+
+    with av.open(str(src)) as container:  # this file's audio track ends 56 ms before its video
+        stream = container.streams.audio[0]
+        audio_seconds = float(stream.duration * stream.time_base)
+    audio = read_audio(src)
+    assert abs(len(audio) / 16000 - audio_seconds) < 1 / 25
+    assert read_audio(src, num_samples=count * 640).shape == (count * 640,)
+
+
+def test_write_video_round_trip_with_audio(tmp_path, clips):
+    frames = read_frames(clips / "vox_00002.mp4")[:50]
+    audio = read_audio(clips / "vox_00002.mp4", num_samples=50 * 640)
+    out = tmp_path / "out" / "clip.mp4"
+    assert write_video(out, frames, audio=audio) == 50
+    info = probe(out)
+    assert (info.width, info.height, info.video_codec, info.audio_rate) == (224, 224, "h264", 16000)
+    again = read_frames(out)
+    assert again.shape == frames.shape
+    assert np.abs(again.astype(float) - frames).mean() < 3
+    back = read_audio(out)
+    assert abs(len(back) - len(audio)) <= 1024  # AAC pads to whole 1024-sample frames
+    n = min(len(back), len(audio))
+    assert np.corrcoef(back[:n], audio[:n])[0, 1] > 0.9  # in sync: no shift
+
+
+def test_odd_frame_size_is_padded(tmp_path):
+    out = write_video(tmp_path / "odd.mp4", numbered_frames(3, size=33))
+    assert out == 3
+    assert (probe(tmp_path / "odd.mp4").width, probe(tmp_path / "odd.mp4").height) == (34, 34)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "x.mp4") as writer:
+            writer.write(numbered_frames(1)[0])
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_image_is_a_one_frame_video(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(numbered_frames(2)[1]).save(tmp_path / "face.png")
+    info = probe(tmp_path / "face.png")
+    assert info.is_image and not info.has_audio and info.num_frames() == 1
+    assert read_frames(tmp_path / "face.png").shape == (1, 64, 64, 3)
+
+
+@pytest.fixture
+def bad_inputs(tmp_path) -> dict[str, Path]:
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 10)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    encode_video(tmp_path / "silent.mp4", numbered_frames(5))
+    # A container with an audio stream only.
+    import av
+
+    with av.open(str(tmp_path / "speech.m4a"), mode="w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="flt", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    # A real mp4 whose data is cut short after its header.
+    data = (encode_video(tmp_path / "full.mp4", numbered_frames(25))).read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    return {p.stem: p for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("missing", "no such file"),
+        ("empty", "zero length"),
+        ("text", "not a readable video"),
+        ("broken", "not a readable image"),
+        ("speech", "no video stream"),
+    ],
+)
+def test_bad_video_inputs(bad_inputs, tmp_path, name, message):
+    path = bad_inputs.get(name, tmp_path / "missing.mp4")
+    with pytest.raises(InputError, match=message):
+        probe(path)
+    with pytest.raises(InputError, match=message):
+        read_frames(path)
+
+
+def test_truncated_video_fails_clearly(bad_inputs):
+    with pytest.raises(InputError, match="corrupt|not a readable video|no frames"):
+        read_frames(bad_inputs["truncated"])
+
+
+def test_no_audio_stream_where_audio_is_required(bad_inputs):
+    assert not probe(bad_inputs["silent"]).has_audio
+    with pytest.raises(InputError, match="no audio stream"):
+        read_audio(bad_inputs["silent"])
