@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from recon3d.crop import CropTransform, stable_crop
 from recon3d.errors import InputError
-from recon3d.landmarks import FaceMeshDetector, NUM_MESH_LANDMARKS, landmark_box, mesh_to_ibug68
+from recon3d.landmarks import NOSE_TIP_MESH, NUM_MESH_LANDMARKS, FaceMeshDetector, landmark_box, mesh_to_ibug68
 from recon3d.smoothing import SmoothingConfig, smooth_track
 from recon3d.video import VIDEO_FPS, atomic_path, iter_frames, probe
 
@@ -136,6 +136,28 @@ def fill_gaps(points: np.ndarray, detected: np.ndarray) -> np.ndarray:
     for j in range(flat.shape[1]):
         filled[:, j] = np.interp(frames, known, flat[known, j])
     return filled.reshape(points.shape)
+
+
+def still_segment_jitter(track: FaceTrack, window: int = 25) -> tuple[float, float, int]:
+    """Nose-tip jitter on the clip's stillest `window` frames, as a fraction of the crop side.
+
+    The still segment is where the mean of all 478 raw landmarks moves least: averaging 478
+    points cancels their independent noise, so this measures head motion, not jitter. Jitter is
+    the mean frame-to-frame displacement of the nose tip there. Returns (raw, smoothed, first
+    frame of the segment).
+    """
+    window = min(window, track.num_frames)
+    centre = track.mesh_raw[:, :, :2].mean(axis=1)
+    motion = np.linalg.norm(np.diff(centre, axis=0), axis=1)  # (T-1,)
+    if len(motion) < window - 1 or window < 2:
+        return 0.0, 0.0, 0
+    start = int(np.argmin(np.convolve(motion, np.ones(window - 1), "valid")))
+
+    def jitter(mesh: np.ndarray) -> float:
+        nose = mesh[start : start + window, NOSE_TIP_MESH, :2]
+        return float(np.linalg.norm(np.diff(nose, axis=0), axis=1).mean() / track.crop.side)
+
+    return jitter(track.mesh_raw), jitter(track.mesh), start
 
 
 def track_video(

@@ -1,0 +1,69 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from personalize.cli import build_parser, main
+from recon3d.track import FaceTrack
+from recon3d.video import probe
+from tests.conftest import encode_video
+
+
+def test_help_lists_only_working_commands():
+    subcommands = next(a for a in build_parser()._actions if a.dest == "==SUPPRESS==" or a.choices)
+    assert sorted(subcommands.choices) == ["track"]
+
+
+def test_console_script_runs():
+    exe = Path(sys.executable).with_name("talkface")
+    if not exe.exists():
+        pytest.skip(f"no talkface console script beside {sys.executable} (package not installed there)")
+    result = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "track" in result.stdout
+
+
+def test_track_default_photo(tmp_path, capsys):
+    assert main(["track", "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["crop.png", "preview.png", "track.npz"]
+    track = FaceTrack.load(tmp_path / "out" / "track.npz")
+    assert track.num_frames == 1 and track.detected.all() and track.confidence[0] > 0.5
+    assert probe(tmp_path / "out" / "crop.png").width == 256
+
+
+def test_track_video_writes_crop_and_preview(clips, tmp_path):
+    out = tmp_path / "out"
+    assert main(["-q", "track", str(clips / "vox_00010.mp4"), "-o", str(out), "--crop-size", "128"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["crop.mp4", "preview.mp4", "track.npz"]
+    crop, preview = probe(out / "crop.mp4"), probe(out / "preview.mp4")
+    assert (crop.width, crop.height) == (128, 128) and crop.has_audio
+    assert (preview.width, preview.height) == (224, 224)
+    n = FaceTrack.load(out / "track.npz").num_frames
+    assert crop.num_frames() == preview.num_frames() == n == 106
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "blank"])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, case):
+    source = {
+        "missing": tmp_path / "nope.mp4",
+        "text": tmp_path / "notes.mp4",
+        "blank": tmp_path / "blank.mp4",
+    }[case]
+    if case == "text":
+        source.write_text("not a video")
+    if case == "blank":
+        encode_video(source, np.zeros((10, 64, 64, 3), np.uint8))
+    out = tmp_path / "out"
+    assert main(["track", str(source), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("talkface: error: ") and err[-1] == errors[0]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_module_entry_point_exit_code(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "personalize.cli", "track", str(tmp_path / "nope.mp4")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"talkface: error: {tmp_path / 'nope.mp4'}: no such file; check the path"
