@@ -11,9 +11,9 @@ import argparse
 import dataclasses
 import logging
 import sys
+import types
 import typing
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from personalize.commands import COMMANDS
 from recon3d.errors import InputError
@@ -26,7 +26,7 @@ def _parser_type(hint) -> tuple[type, dict]:
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is typing.Literal:
         return type(args[0]), {"choices": args}
-    if args and typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if args and typing.get_origin(hint) in (typing.Union, types.UnionType):
         return _parser_type(args[0])
     return hint, {}
 

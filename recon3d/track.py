@@ -169,20 +169,22 @@ def track_video(
     has none (naming its time range).
     """
     info = probe(path)
-    total = info.num_frames()
-    meshes = np.zeros((total, NUM_MESH_LANDMARKS, 3), np.float32)
-    confidence = np.zeros(total, np.float32)
-    detected = np.zeros(total, bool)
-    num_faces = np.zeros(total, np.int8)
+    meshes, confidence, detected, num_faces = [], [], [], []
     with FaceMeshDetector(
         min_detection_confidence=config.min_detection_confidence, static_images=info.is_image
     ) as detector:
-        frames = tqdm(iter_frames(path), total=total, desc="track", unit="frame", disable=not progress, leave=False)
-        for t, frame in enumerate(frames):
+        frames = tqdm(iter_frames(path), total=info.num_frames(), desc="track", unit="frame", disable=not progress,
+                      leave=False)
+        for frame in frames:
             faces = detector(frame)
-            num_faces[t] = len(faces)
-            if faces:
-                meshes[t], confidence[t], detected[t] = faces[0].mesh, faces[0].confidence, True
+            num_faces.append(len(faces))
+            detected.append(bool(faces))
+            meshes.append(faces[0].mesh if faces else np.zeros((NUM_MESH_LANDMARKS, 3), np.float32))
+            confidence.append(faces[0].confidence if faces else 0.0)
+    # Counted, not taken from probe: container durations can disagree with the decoded frames.
+    total = len(meshes)
+    meshes, detected = np.stack(meshes), np.array(detected)
+    confidence, num_faces = np.array(confidence, np.float32), np.array(num_faces, np.int8)
     name = Path(path).name
     if not detected.any():
         raise InputError(f"{name}: no face found; give a video where the actor's face is clearly visible")
