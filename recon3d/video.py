@@ -84,6 +84,12 @@ def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
         container.close()
 
 
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise InputError(f"{path}: has no video stream; give a video of the actor's face")
+    return container.streams.video[0]
+
+
 def _read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
@@ -100,9 +106,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         height, width = _read_image(path).shape[:2]
         return MediaInfo(str(path), width, height, 0.0, 0.0, "image", None, None, is_image=True)
     with _open_container(path) as container:
-        if not container.streams.video:
-            raise InputError(f"{path}: has no video stream; give a video of the actor's face")
-        video = container.streams.video[0]
+        video = _video_stream(container, path)
         rate = video.average_rate or video.guessed_rate or 0
         if video.duration is not None and video.time_base is not None:
             duration = float(video.duration * video.time_base)
@@ -127,9 +131,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
 def _decode_timed(path: Path) -> Iterator[tuple[float, float, np.ndarray]]:
     """Yields (start time from the first frame, frame duration, RGB frame) in display order."""
     with _open_container(path) as container:
-        if not container.streams.video:
-            raise InputError(f"{path}: has no video stream; give a video of the actor's face")
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
         default_step = 1.0 / float(rate) if rate else 1.0 / VIDEO_FPS
