@@ -124,14 +124,18 @@ class FaceMeshDetector:
         # The graphs start on background threads now and print until the first frame is through.
         self._quiet = contextlib.ExitStack()
         self._quiet.enter_context(_native_stderr_silenced())
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_images,
-            max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_detection_confidence,
-        )
-        # Short-range model: faces within ~2 m, i.e. talking-head framing.
-        self._detector = mp.solutions.face_detection.FaceDetection(min_detection_confidence=0.2, model_selection=0)
+        try:
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_images,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_detection_confidence,
+            )
+            # Short-range model: faces within ~2 m, i.e. talking-head framing.
+            self._detector = mp.solutions.face_detection.FaceDetection(min_detection_confidence=0.2, model_selection=0)
+        except BaseException:
+            self._quiet.close()  # a failed start must not leave stderr silenced
+            raise
 
     def __enter__(self) -> FaceMeshDetector:
         return self

@@ -136,9 +136,11 @@ def _decode_timed(path: Path) -> Iterator[tuple[float, float, np.ndarray]]:
         rate = stream.average_rate or stream.guessed_rate
         default_step = 1.0 / float(rate) if rate else 1.0 / VIDEO_FPS
         t0 = None
+        t = -default_step
         try:
             for frame in container.decode(stream):
-                t = frame.time if frame.time is not None else (0.0 if t0 is None else t0 + default_step)
+                # Frames without a timestamp follow the previous one by one nominal frame.
+                t = frame.time if frame.time is not None else t + default_step
                 t0 = t if t0 is None else t0
                 step = float(frame.duration * frame.time_base) if frame.duration else default_step
                 yield t - t0, step, frame.to_ndarray(format="rgb24")
