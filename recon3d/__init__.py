@@ -24,3 +24,21 @@ __all__ = [
     "track_video",
     "write_video",
 ]
+
+# Face models need torch (~1 s to import): exported lazily so `talkface track` stays quick.
+_LAZY = {
+    "COEFF_NAMES": "recon3d.facemodel",
+    "CoeffLayout": "recon3d.facemodel",
+    "Coeffs": "recon3d.facemodel",
+    "FaceModel": "recon3d.facemodel",
+    "load_face_model": "recon3d.facemodels",
+}
+__all__ += list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recon3d' has no attribute {name!r}")
