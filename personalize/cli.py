@@ -40,7 +40,9 @@ def _add_command(subparsers, name: str, command: type) -> None:
         meta = dict(f.metadata)
         flags = meta.pop("flags", None)
         kind, extra = _parser_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default
+        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         if meta.pop("positional", False):
             parser.add_argument(f.name, type=kind, default=default, nargs="?" if default is None else None,
                                 metavar=f.name.upper(), **extra, **meta)
@@ -65,10 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"talkface {toolkit_version}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for name, command in COMMANDS.items():
-        _add_command(subparsers, name, command)
+    _add_commands(parser, COMMANDS)
     return parser
+
+
+def _add_commands(parser: argparse.ArgumentParser, commands: dict) -> None:
+    """A subcommand per dataclass; a nested dict is a command group (`talkface pretrain recon`)."""
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for name, command in commands.items():
+        if isinstance(command, dict):
+            group = subparsers.add_parser(name, help=f"{name} commands: {', '.join(command)}",
+                                          description=f"{name} commands")
+            _add_commands(group, command)
+        else:
+            _add_command(subparsers, name, command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,16 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import time
+
 from personalize.samples import sample_photo
+from recon3d.device import DeviceName, resolve_device
 from recon3d.export import export_track
+from recon3d.facemodels import load_face_model
+from recon3d.fit import FitConfig
+from recon3d.pretrain import PretrainReconConfig, RegressorTrainer
+from recon3d.reconstruct import export_reconstruction, reconstruct_clip
+from recon3d.regressor import CoeffRegressor, RegressorConfig
 from recon3d.track import TrackConfig, track_video
 
 log = logging.getLogger("talkface")
@@ -54,4 +62,96 @@ class TrackCommand:
             log.info("wrote %s", path)
 
 
-COMMANDS = {"track": TrackCommand}
+FACE_MODEL_HELP = (
+    "face model: 'default' (ICT-FaceKit if installed, see README, else the built-in one), 'ict', 'builtin', "
+    "a FaceXModel folder, a BFM_model_front.mat or a converted .npz"
+)
+
+
+@dataclass
+class ReconstructCommand:
+    """Fit the 3D face model to every frame of a video: coefficients, albedo, an overlay to check.
+
+    Writes OUTPUT/coeffs.npz (per-frame coefficients in the face model's layout, camera, crop,
+    per-vertex albedo, per-frame landmark error and PSNR; see README) and OUTPUT/overlay.mp4 (the
+    fitted face rendered over the frames, with the audio).
+    """
+
+    video: Path | None = field(
+        default=None,
+        metadata=option("video or photo with one face (default: scikit-image's astronaut photo)", positional=True),
+    )
+    output: Path = field(default=Path("out/reconstruct"), metadata=option("output directory", "-o", "--output"))
+    face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
+    regressor: Path | None = field(default=None, metadata=option(
+        "coefficient regressor checkpoint (from `talkface pretrain recon`) to start the fit from"))
+    landmark_steps: int = field(default=FitConfig.landmark_steps, metadata=option("steps of the landmark fit"))
+    photometric_steps: int = field(default=FitConfig.photometric_steps, metadata=option(
+        "steps of the photometric fit (0: landmarks only)"))
+    render_size: int = field(default=FitConfig.render_size, metadata=option("image side of the photometric fit"))
+    crop_size: int = field(default=256, metadata=option("side of the face crop in pixels"))
+    overlay: bool = field(default=True, metadata=option("write the overlay video"))
+    device: DeviceName = field(default="auto", metadata=option("where torch runs"))
+
+    def main(self, progress: bool = True) -> None:
+        video = self.video
+        if video is None:
+            video = sample_photo()
+            log.info("no VIDEO given: reconstructing %s", video)
+        device = resolve_device(self.device)
+        model = load_face_model(self.face_model)
+        log.info("face model %s: %d vertices, %d coefficients", model.name, model.num_vertices, model.layout.total)
+        start = time.perf_counter()
+        track = track_video(video, TrackConfig(crop_size=self.crop_size), progress=progress)
+        regressor = None if self.regressor is None else CoeffRegressor.load(self.regressor, model).to(device)
+        config = FitConfig(landmark_steps=self.landmark_steps, photometric_steps=self.photometric_steps,
+                           render_size=self.render_size)
+        recon, _ = reconstruct_clip(video, model, config, track=track, device=device, regressor=regressor,
+                                    progress=progress)
+        elapsed = time.perf_counter() - start
+        log.info("%d frames in %.1f s (%.1f frames/s): landmark error %.2f%% of the eye distance, skin PSNR %.1f dB",
+                 recon.num_frames, elapsed, recon.num_frames / elapsed, 100 * recon.landmark_error.mean(),
+                 recon.psnr.mean())
+        for path in export_reconstruction(video, recon, model, self.output, self.overlay, device, progress):
+            log.info("wrote %s", path)
+
+
+@dataclass
+class PretrainReconCommand:
+    """Train the coefficient regressor from scratch on a folder of talking-head clips.
+
+    Weakly supervised with the fitting's losses (landmarks, skin photometric error, priors); the
+    last 10% of each clip is held out. Writes OUTPUT/regressor.pt every epoch (rerun to resume)
+    and caches the clips' tracks in OUTPUT/tracks.
+    """
+
+    corpus: Path = field(metadata=option("folder of talking-head videos"))
+    output: Path = field(default=Path("out/pretrain/recon"), metadata=option("output directory", "-o", "--output"))
+    face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
+    epochs: int = field(default=PretrainReconConfig.epochs, metadata=option("training epochs"))
+    batch_size: int = field(default=PretrainReconConfig.batch_size, metadata=option("frames per batch"))
+    lr: float = field(default=PretrainReconConfig.lr, metadata=option("Adam learning rate"))
+    image_size: int = field(default=RegressorConfig.image_size, metadata=option("input crop side of the network"))
+    width: int = field(default=RegressorConfig.width, metadata=option("channels of the first ResNet stage"))
+    max_frames_per_clip: int = field(default=0, metadata=option("training frames taken per clip (0: all)"))
+    seed: int = field(default=0, metadata=option("random seed"))
+    device: DeviceName = field(default="auto", metadata=option("where torch runs"))
+
+    def main(self, progress: bool = True) -> None:
+        device = resolve_device(self.device)
+        model = load_face_model(self.face_model)
+        config = PretrainReconConfig(
+            regressor=RegressorConfig(image_size=self.image_size, width=self.width),
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+            max_frames_per_clip=self.max_frames_per_clip, seed=self.seed,
+        )
+        result = RegressorTrainer(model, config, device).train(self.corpus, self.output, progress)
+        log.info("wrote %s (held-out landmark error %.2f%%)", self.output / "regressor.pt",
+                 100 * result.get("val_landmark_error", float("nan")))
+
+
+COMMANDS = {
+    "track": TrackCommand,
+    "reconstruct": ReconstructCommand,
+    "pretrain": {"recon": PretrainReconCommand},
+}

@@ -34,7 +34,8 @@ def draw_landmarks(frame: np.ndarray, ibug68: np.ndarray, confidence: float, det
     return out
 
 
-def _write_image(path: Path, rgb: np.ndarray) -> None:
+def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    """Writes an RGB image (png/jpg by suffix), atomically."""
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write {path}")
@@ -55,9 +56,9 @@ def export_track(
     if info.is_image:
         frame = next(iter_frames(video))
         paths = [out_dir / "crop.png"] + ([out_dir / "preview.png"] if preview else [])
-        _write_image(paths[0], track.crop.crop(frame))
+        write_image(paths[0], track.crop.crop(frame))
         if preview:
-            _write_image(paths[1], draw_landmarks(frame, ibug68[0], float(track.confidence[0])))
+            write_image(paths[1], draw_landmarks(frame, ibug68[0], float(track.confidence[0])))
     else:
         audio = read_audio(video, num_samples=round(track.num_frames / track.fps * AUDIO_RATE)) if info.has_audio else None
         paths = [out_dir / "crop.mp4"] + ([out_dir / "preview.mp4"] if preview else [])
