@@ -22,8 +22,13 @@ def albedo_frames(model: FaceModel, coeffs: Coeffs, count: int) -> torch.Tensor:
     neutrality (expression norm)."""
     frontal = coeffs.angle[:, :2].abs().sum(-1)
     neutral = (coeffs.exp / model.exp_prior_std).norm(dim=-1)
-    ranks = frontal.argsort().argsort() + neutral.argsort().argsort()
-    return ranks.argsort()[: max(1, min(count, len(ranks)))]
+    ranks = _rank(frontal) + _rank(neutral)
+    return ranks.argsort(stable=True)[: max(1, min(count, len(ranks)))]
+
+
+def _rank(x: torch.Tensor) -> torch.Tensor:
+    """(T,) -> (T,) rank of each value, equal values sharing the lowest rank."""
+    return torch.searchsorted(x.sort().values, x)
 
 
 @torch.no_grad()

@@ -162,8 +162,9 @@ class RegressorTrainer:
             history = json.loads(state["history"])
             start_epoch = len(history)
             log.info("resuming %s at epoch %d", checkpoint_path, start_epoch + 1)
-        generator = torch.Generator().manual_seed(cfg.seed)
         for epoch in range(start_epoch, cfg.epochs):
+            # Seeded per epoch, so a resumed run shuffles exactly as an uninterrupted one.
+            generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             order = train_idx[torch.randperm(len(train_idx), generator=generator)]
             sums: dict[str, float] = {}
             batches = order.split(cfg.batch_size)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,7 +57,6 @@ class Reconstruction:
     psnr: np.ndarray
     """(T,) PSNR (dB) of the re-render against the crop inside the rendered skin."""
     fps: float = VIDEO_FPS
-    metrics: dict = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -95,13 +95,20 @@ class Reconstruction:
         try:
             data = np.load(path, allow_pickle=False)
             version = int(data["format_version"])
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile) as err:
             raise InputError(f"{path}: not a readable reconstruction ({err}); rerun `talkface reconstruct`") from None
         if version != RECONSTRUCTION_FORMAT_VERSION:
             raise InputError(
                 f"{path}: reconstruction format {version}, expected {RECONSTRUCTION_FORMAT_VERSION}; "
                 "rerun `talkface reconstruct`"
             )
+        try:
+            return cls._from_arrays(data)
+        except (KeyError, ValueError, TypeError, zipfile.BadZipFile) as err:
+            raise InputError(f"{path}: malformed reconstruction ({err}); rerun `talkface reconstruct`") from None
+
+    @classmethod
+    def _from_arrays(cls, data) -> Reconstruction:
         sizes = dict(zip(data["coeff_names"].tolist(), data["coeff_sizes"].tolist()))
         x0, y0, side = (float(v) for v in data["crop_box"])
         width, height = (int(v) for v in data["frame_size"])

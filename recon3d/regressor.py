@@ -12,6 +12,7 @@ Checkpoints are plain tensors + a JSON-able config (`torch.load(weights_only=Tru
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict, dataclass
 
 import torch
@@ -115,18 +116,30 @@ class CoeffRegressor(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike, face_model: FaceModel) -> CoeffRegressor:
         """Loads a checkpoint made for `face_model` (weights only: no code runs from the file)."""
+        hint = "rerun `talkface pretrain recon`"
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(checkpoint, dict):
+                raise TypeError(f"holds a {type(checkpoint).__name__}, not a checkpoint")
             version = checkpoint["format_version"]
-        except (OSError, RuntimeError, KeyError, TypeError) as err:
-            raise InputError(f"{path}: not a readable regressor checkpoint ({err}); rerun `talkface pretrain recon`") from None
+        except pickle.UnpicklingError:  # torch's own message spans many lines
+            raise InputError(f"{path}: not a torch checkpoint; {hint}") from None
+        except (OSError, RuntimeError, KeyError, TypeError, EOFError, IndexError) as err:
+            raise InputError(f"{path}: not a readable regressor checkpoint ({err}); {hint}") from None
         if version != CHECKPOINT_FORMAT_VERSION:
-            raise InputError(f"{path}: regressor format {version}, expected {CHECKPOINT_FORMAT_VERSION}; retrain it")
-        if checkpoint["face_model"] != face_model.name or checkpoint["num_vertices"] != face_model.num_vertices:
+            raise InputError(f"{path}: regressor format {version}, expected {CHECKPOINT_FORMAT_VERSION}; {hint}")
+        if checkpoint.get("face_model") != face_model.name or checkpoint.get("num_vertices") != face_model.num_vertices:
             raise InputError(
-                f"{path}: regressor trained for face model {checkpoint['face_model']!r}, not {face_model.name!r}; "
+                f"{path}: regressor trained for face model {checkpoint.get('face_model')!r}, not {face_model.name!r}; "
                 "pass the same --face-model or retrain it"
             )
+        try:
+            return cls._from_checkpoint(checkpoint)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise InputError(f"{path}: malformed regressor checkpoint ({str(err).splitlines()[0]}); {hint}") from None
+
+    @classmethod
+    def _from_checkpoint(cls, checkpoint: dict) -> CoeffRegressor:
         config = checkpoint["config"]
         regressor = cls(CoeffLayout(**checkpoint["layout"]), RegressorConfig(config["image_size"], config["width"],
                                                                              tuple(config["blocks"])))

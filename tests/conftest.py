@@ -7,6 +7,7 @@ reader is tested against independently made files.
 from __future__ import annotations
 
 import os
+import tarfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +28,29 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def clips(shared_data: Path) -> Path:
     return shared_data / "clips"
+
+
+@pytest.fixture(scope="session")
+def ict_folder(shared_data: Path, tmp_path_factory) -> Path:
+    """The real ICT-FaceKit FaceXModel folder, unpacked once per session (skipped where absent)."""
+    archive = shared_data / "facemodels" / "ict-facekit.tar.xz"
+    if not archive.is_file():
+        pytest.skip(f"ICT-FaceKit archive not found at {archive}")
+    root = tmp_path_factory.mktemp("ict")
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter="data")
+    return root / "ict-facekit" / "FaceXModel"
+
+
+@pytest.fixture(scope="session")
+def ict_model(ict_folder: Path, tmp_path_factory):
+    """The real ICT-FaceKit model, converted once per session into a private $TALKFACE_HOME cache."""
+    from recon3d.facemodels import load_ict
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TALKFACE_HOME", str(tmp_path_factory.mktemp("ict_home")))
+        patch.delenv("TALKFACE_FACE_MODEL", raising=False)
+        return load_ict(ict_folder)
 
 
 def encode_video(

@@ -5,16 +5,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from personalize.cli import build_parser, main
+from recon3d.reconstruct import Reconstruction
 from recon3d.track import FaceTrack
 from recon3d.video import probe
 from tests.conftest import encode_video
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def test_help_lists_only_working_commands():
-    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert sorted(subcommands.choices) == ["track"]
+    commands = _subcommands(build_parser())
+    assert sorted(commands) == ["pretrain", "reconstruct", "track"]
+    assert sorted(_subcommands(commands["pretrain"])) == ["recon"]
+
+
+def assert_one_error_line(capsys) -> str:
+    """The run printed exactly one error line, last, in the toolkit's format; returns it."""
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("talkface: error: ") and err[-1] == errors[0]
+    return errors[0]
 
 
 def test_console_script_runs():
@@ -22,7 +37,7 @@ def test_console_script_runs():
     if not exe.exists():
         pytest.skip(f"no talkface console script beside {sys.executable} (package not installed there)")
     result = subprocess.run([exe, "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "track" in result.stdout
+    assert result.returncode == 0 and all(name in result.stdout for name in ("track", "reconstruct", "pretrain"))
 
 
 def test_track_default_photo(tmp_path, capsys):
@@ -57,9 +72,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ca
         encode_video(source, np.zeros((10, 64, 64, 3), np.uint8))
     out = tmp_path / "out"
     assert main(["track", str(source), "-o", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    errors = [line for line in err if "error" in line]
-    assert len(errors) == 1 and errors[0].startswith("talkface: error: ") and err[-1] == errors[0]
+    assert_one_error_line(capsys)
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -68,3 +81,35 @@ def test_module_entry_point_exit_code(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == f"talkface: error: {tmp_path / 'nope.mp4'}: no such file; check the path"
+
+
+TINY_RECONSTRUCT = ["--face-model", "builtin", "--landmark-steps", "50", "--photometric-steps", "2",
+                    "--render-size", "32", "--crop-size", "128", "--device", "cpu"]
+
+
+def test_reconstruct_default_photo(tmp_path):
+    out = tmp_path / "out"
+    assert main(["-q", "reconstruct", "-o", str(out), *TINY_RECONSTRUCT]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["coeffs.npz", "overlay.png"]
+    recon = Reconstruction.load(out / "coeffs.npz")
+    assert recon.num_frames == 1 and recon.face_model == "mediapipe-builtin" and recon.crop.size == 128
+    assert recon.landmark_error[0] < 0.1  # 50 landmark steps: ~0.05 of the eye distance
+    photo = probe(out / "overlay.png")
+    assert (photo.width, photo.height) == (2 * recon.crop.frame_width, recon.crop.frame_height)  # two panels
+
+
+@pytest.mark.parametrize("case", ["face_model", "device", "corpus"])
+def test_reconstruct_and_pretrain_input_errors_exit_2_with_one_line(tmp_path, capsys, case):
+    if case == "device" and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is usable here")
+    out = tmp_path / "out"
+    argv, message = {
+        "face_model": (["reconstruct", "--face-model", str(tmp_path / "nope.npz"), "--device", "cpu"],
+                       f"face model not found at {tmp_path / 'nope.npz'}"),
+        "device": (["reconstruct", "--face-model", "builtin", "--device", "cuda"], "--device cuda: no CUDA GPU"),
+        "corpus": (["pretrain", "recon", "--corpus", str(tmp_path / "missing_dir"), "--face-model", "builtin"],
+                   "corpus folder not found"),
+    }[case]
+    assert main([*argv, "-o", str(out)]) == 2
+    assert message in assert_one_error_line(capsys)
+    assert not out.exists()

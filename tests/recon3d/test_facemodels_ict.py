@@ -27,17 +27,7 @@ def home(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- the real model
-
-
-@pytest.fixture(scope="module")
-def ict_folder(shared_data, tmp_path_factory) -> Path:
-    archive = shared_data / "facemodels" / "ict-facekit.tar.xz"
-    if not archive.is_file():
-        pytest.skip(f"ICT-FaceKit archive not found at {archive}")
-    root = tmp_path_factory.mktemp("ict")
-    with tarfile.open(archive) as tar:
-        tar.extractall(root, filter="data")
-    return root / "ict-facekit" / "FaceXModel"
+# (`ict_folder`, the unpacked archive, comes from tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +69,15 @@ def test_ict_landmarks_have_ibug_meaning(ict):
     # 30 is the nose tip: the face's most forward point lies within 5 mm of it; the origin sits 1 dm behind.
     assert np.linalg.norm(face[face[:, 2].argmax()] - lm[30]) < 0.05
     assert lm[30, 2] == pytest.approx(1.0, abs=1e-5)
-    # Eye corners (36 subject's right = -x, 45 left), mouth corners and jaw ends are mirror images.
-    for right, left in ((36, 45), (39, 42), (48, 54), (0, 16)):
+    # Eye and mouth corners (36 subject's right = -x, 45 left) are mirror images to 2 mm (they are
+    # the ICT vertices nearest the tracker's points, not mirrored by construction); the jaw ends
+    # only by side: the tracker's jaw points were fitted to dlib and are not mirror vertices.
+    for right, left in ((36, 45), (39, 42), (48, 54)):
         assert lm[right, 0] < 0 < lm[left, 0]
-        np.testing.assert_allclose(lm[right] * [-1, 1, 1], lm[left], atol=1e-3)
+        np.testing.assert_allclose(lm[right] * [-1, 1, 1], lm[left], atol=0.02)
+    assert lm[0, 0] < 0 < lm[16, 0]
     assert np.linalg.norm(lm[36] - lm[45]) == pytest.approx(0.89, abs=0.02)
-    assert lm[:, 1].argmin() == 8  # chin lowest
+    assert lm[8, 1] == pytest.approx(lm[:, 1].min(), abs=0.02)  # chin lowest (to 2 mm)
     assert (lm[17:27, 1].min() > lm[36:48, 1].max()) and lm[27, 1] > lm[30, 1] > lm[51, 1] > lm[57, 1]
 
 
