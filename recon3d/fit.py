@@ -44,7 +44,7 @@ LANDMARK_WEIGHTS[60:68] = 20.0  # inner lips: fixes the mouth opening
 class FitConfig:
     """Settings of the per-clip fit."""
 
-    landmark_steps: int = 600
+    landmark_steps: int = 1000
     """Adam steps of the landmark stage."""
     photometric_steps: int = 20
     """Adam steps of the photometric stage (each renders every frame once); 0 skips the stage."""
