@@ -69,3 +69,13 @@ def detailed_albedo(
     # Blend towards the fitted albedo where the chosen frames see a vertex only obliquely.
     blend = (total / (0.5 * len(idx))).clamp(max=1.0)
     return (blend * albedo + (1 - blend) * fitted_albedo).clamp(0, 1)
+
+
+def albedo_to_tex(model: FaceModel, albedo: torch.Tensor, weight: float = 1e-3) -> torch.Tensor:
+    """(V, 3) per-vertex albedo -> (tex_dim,) texture coefficients whose albedo is closest to it
+    (ridge least squares, `weight` times the number of values on |tex|^2), so models with an
+    albedo basis (BFM) also get meaningful `tex` coefficients, e.g. in Deep3DFaceRecon's 257 layout."""
+    basis = model.tex_basis.reshape(-1, model.layout.tex_dim)  # (V 3, K)
+    target = (albedo - model.tex_mean).reshape(-1)
+    lhs = basis.T @ basis + weight * len(target) * torch.eye(basis.shape[1]).to(basis)
+    return torch.linalg.solve(lhs, basis.T @ target)

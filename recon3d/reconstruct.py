@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from recon3d.albedo import detailed_albedo
+from recon3d.albedo import albedo_to_tex, detailed_albedo
 from recon3d.crop import CropTransform
 from recon3d.errors import InputError
 from recon3d.export import write_image
@@ -208,10 +208,14 @@ def reconstruct_clip(
     result = ClipFitter(face, fit_config).fit(obs, init=init, progress=progress)
     albedo = detailed_albedo(face, result.coeffs, result.albedo, obs)
     errors, psnrs = measure_fit(face, result.coeffs, albedo, obs, fit_config.batch_frames)
+    coeffs = result.coeffs
+    if model.layout.tex_dim:
+        tex = albedo_to_tex(face, albedo)
+        coeffs = dataclasses.replace(coeffs, tex=tex.expand_as(coeffs.tex))
     full_albedo = model.albedo(None).detach().clone().cpu()
     full_albedo[model.region("face").cpu()] = albedo.cpu()
     recon = Reconstruction(
-        coeffs=model.layout.join(result.coeffs).cpu().numpy(),
+        coeffs=model.layout.join(coeffs).cpu().numpy(),
         layout=model.layout,
         face_model=model.name,
         num_vertices=model.num_vertices,

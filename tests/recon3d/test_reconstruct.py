@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from recon3d.albedo import albedo_frames, detailed_albedo, visible_vertices
+from recon3d.albedo import albedo_frames, albedo_to_tex, detailed_albedo, visible_vertices
 from recon3d.errors import InputError
 from recon3d.facemodel import Coeffs
 from recon3d.facemodels import load_face_model
@@ -196,3 +196,15 @@ def test_detailed_albedo_recovers_the_rendered_albedo(builtin):
     assert head_on.sum() > 100 and error[head_on].median() < 0.01
     torch.testing.assert_close(estimate[~visible], fitted[~visible])
     assert (~visible).sum() > 10
+
+
+def test_albedo_to_tex_recovers_texture_coefficients():
+    from tests.recon3d.test_facemodel import tiny_model
+
+    model = tiny_model(tex_dim=2)
+    tex = torch.tensor([0.7, -1.2])
+    albedo = model.albedo(tex)
+    torch.testing.assert_close(albedo_to_tex(model, albedo, weight=0.0), tex, atol=1e-4, rtol=0)
+    # The prior shrinks towards the mean albedo, never past it.
+    shrunk = albedo_to_tex(model, albedo, weight=1.0)
+    assert (shrunk.abs() < tex.abs()).all() and (shrunk * tex > 0).all()
