@@ -11,10 +11,9 @@ from __future__ import annotations
 import torch
 
 from recon3d.facemodel import Coeffs, FaceModel
-from recon3d.fit import ClipObservations, facing_camera, sample_vertex_colors
-from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera, pose_vertices
+from recon3d.fit import ClipObservations, observe_vertices
+from render.camera import PerspectiveCamera
 from render.rasterize import RasterConfig, rasterize
-from render.shading import sh_shading, vertex_normals
 
 
 def albedo_frames(model: FaceModel, coeffs: Coeffs, count: int) -> torch.Tensor:
@@ -56,16 +55,11 @@ def detailed_albedo(
     `fitted_albedo` where none of them sees a vertex facing the camera by more than `min_facing`."""
     camera = PerspectiveCamera.deep3d(obs.image_size)
     idx = albedo_frames(model, coeffs, num_frames)
-    batch = coeffs[idx]
-    vertices = pose_vertices(model.shape(batch.id, batch.exp), batch.angle, batch.trans)
-    normals = vertex_normals(vertices, model.faces)
-    screen = camera_to_screen(model_to_camera(vertices, camera), camera)
-    colors = sample_vertex_colors(obs.images[idx].float() / 255, screen[..., :2])
-    irradiance = sh_shading(normals, batch.gamma).clamp(min=1e-3)
-    facing = facing_camera(vertices, normals, camera)
-    weight = ((facing - min_facing).clamp(min=0) * visible_vertices(screen, model.faces, obs.image_size))[..., None]
+    seen = observe_vertices(model, coeffs[idx], obs.images[idx].float() / 255, camera)
+    visible = visible_vertices(seen.screen, model.faces, obs.image_size)
+    weight = ((seen.facing - min_facing).clamp(min=0) * visible)[..., None]
     total = weight.sum(0)  # (V, 1)
-    albedo = (weight * colors / irradiance).sum(0) / total.clamp(min=1e-6)
+    albedo = (weight * seen.albedo).sum(0) / total.clamp(min=1e-6)
     # Blend towards the fitted albedo where the chosen frames see a vertex only obliquely.
     blend = (total / (0.5 * len(idx))).clamp(max=1.0)
     return (blend * albedo + (1 - blend) * fitted_albedo).clamp(0, 1)

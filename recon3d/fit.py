@@ -20,6 +20,7 @@ method has no use for.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from recon3d.facemodel import Coeffs, FaceModel
 from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera, pose_vertices, project
-from render.renderer import render_mesh
+from render.renderer import RenderOutput, render_mesh
 from render.shading import sh_shading, vertex_normals
 
 log = logging.getLogger("talkface")
@@ -209,6 +210,31 @@ def facing_camera(vertices: torch.Tensor, normals: torch.Tensor, camera: Perspec
     return (F.normalize(to_camera, dim=-1) * normals).sum(-1)
 
 
+@dataclass(frozen=True)
+class VertexObservation:
+    """What a batch of B frames shows at each of the model's V vertices."""
+
+    albedo: torch.Tensor
+    """(B, V, 3) frame colour at the vertex divided by the fitted irradiance there."""
+    facing: torch.Tensor
+    """(B, V) cosine between the vertex normal and the direction to the camera."""
+    screen: torch.Tensor
+    """(B, V, 3) [u, v, z_c] of the vertex in the frames' pixels."""
+
+
+def observe_vertices(
+    model: FaceModel, coeffs: Coeffs, images: torch.Tensor, camera: PerspectiveCamera
+) -> VertexObservation:
+    """Samples (B, 3, H, W) float images at the fitted face's vertices and divides out the light;
+    `camera` must match the images' size."""
+    vertices = pose_vertices(model.shape(coeffs.id, coeffs.exp), coeffs.angle, coeffs.trans)
+    normals = vertex_normals(vertices, model.faces)
+    screen = camera_to_screen(model_to_camera(vertices, camera), camera)
+    colors = sample_vertex_colors(images, screen[..., :2])
+    irradiance = sh_shading(normals, coeffs.gamma).clamp(min=1e-3)
+    return VertexObservation(colors / irradiance, facing_camera(vertices, normals, camera), screen)
+
+
 class ClipFitter:
     """Fits one face model to one clip; `fit` runs both stages."""
 
@@ -221,8 +247,7 @@ class ClipFitter:
     def initial_coeffs(self, observations: ClipObservations, camera: PerspectiveCamera) -> Coeffs:
         num_frames = observations.landmarks.shape[0]
         coeffs = self.model.layout.zeros(num_frames, device=observations.landmarks.device)
-        trans = initial_pose(self.model, observations.landmarks, camera)
-        return Coeffs(id=coeffs.id, exp=coeffs.exp, tex=coeffs.tex, angle=coeffs.angle, gamma=coeffs.gamma, trans=trans)
+        return dataclasses.replace(coeffs, trans=initial_pose(self.model, observations.landmarks, camera))
 
     def fit(
         self,
@@ -277,13 +302,9 @@ class ClipFitter:
         total = torch.zeros_like(params.albedo)
         weight = torch.zeros(params.albedo.shape[0], 1).to(total)
         for idx in torch.arange(coeffs.exp.shape[0]).split(self.config.batch_frames):
-            vertices = pose_vertices(self.model.shape(coeffs.id[idx], coeffs.exp[idx]), coeffs.angle[idx], coeffs.trans[idx])
-            normals = vertex_normals(vertices, self.model.faces)
-            pixels = camera_to_screen(model_to_camera(vertices, camera), camera)[..., :2]
-            colors = sample_vertex_colors(images[idx], pixels)  # (B, V, 3)
-            irradiance = sh_shading(normals, coeffs.gamma[idx])
-            facing = facing_camera(vertices, normals, camera).clamp(min=0).pow(4)[..., None]  # (B, V, 1)
-            total += (facing * colors / irradiance.clamp(min=1e-3)).sum(0)
+            seen = observe_vertices(self.model, coeffs[idx], images[idx], camera)
+            facing = seen.facing.clamp(min=0).pow(4)[..., None]  # (B, V, 1)
+            total += (facing * seen.albedo).sum(0)
             weight += facing.sum(0)
         params.albedo.copy_((total / weight.clamp(min=1e-6)).clamp(0, 1))
 
@@ -337,14 +358,21 @@ class ClipFitter:
     ) -> torch.Tensor:
         """Photometric + landmark loss of a batch of frames (mean over the batch)."""
         cfg = self.config
-        shape = self.model.shape(coeffs.id, coeffs.exp)
-        vertices = pose_vertices(shape, coeffs.angle, coeffs.trans)
-        colors = albedo * sh_shading(vertex_normals(vertices, self.model.faces), coeffs.gamma)
-        rendered = render_mesh(vertices, self.skin_faces, colors, render_camera)
+        rendered = render_fit(self.model, coeffs, albedo, render_camera, self.skin_faces)
         photo = photometric_loss(rendered.image, images, rendered.mask)
-        lmk_pixels = camera_to_screen(model_to_camera(vertices[:, self.model.landmark_idx], landmark_camera), landmark_camera)
-        lmk = landmark_loss(lmk_pixels[..., :2], landmarks, landmark_camera.image_size[0])
+        predicted = model_landmarks(self.landmark_model, coeffs, landmark_camera)
+        lmk = landmark_loss(predicted, landmarks, landmark_camera.image_size[0])
         return cfg.w_photometric * photo + cfg.w_landmark * lmk
+
+
+def render_fit(
+    model: FaceModel, coeffs: Coeffs, albedo: torch.Tensor, camera: PerspectiveCamera, faces: torch.Tensor
+) -> RenderOutput:
+    """Renders the face (albedo under each frame's lighting) at the camera's size; `faces` picks
+    the triangles (e.g. the skin's)."""
+    vertices = pose_vertices(model.shape(coeffs.id, coeffs.exp), coeffs.angle, coeffs.trans)
+    colors = albedo * sh_shading(vertex_normals(vertices, model.faces), coeffs.gamma)
+    return render_mesh(vertices, faces, colors, camera)
 
 
 def photometric_loss(rendered: torch.Tensor, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

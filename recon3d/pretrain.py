@@ -23,7 +23,8 @@ from tqdm import tqdm
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.fit import FitConfig, initial_pose, landmark_error, landmark_loss, model_landmarks, photometric_loss, prior_loss
-from recon3d.reconstruct import load_crops, render_fit
+from recon3d.fit import render_fit
+from recon3d.reconstruct import load_crops
 from recon3d.regressor import CoeffRegressor, RegressorConfig
 from recon3d.track import FaceTrack, TrackConfig, track_video
 from render.camera import PerspectiveCamera

@@ -24,13 +24,11 @@ from recon3d.crop import CropTransform
 from recon3d.errors import InputError
 from recon3d.export import write_image
 from recon3d.facemodel import COEFF_NAMES, Coeffs, CoeffLayout, FaceModel
+from recon3d.fit import ClipFitter, ClipObservations, FitConfig, landmark_error, model_landmarks, psnr, render_fit
 from recon3d.regressor import CoeffRegressor
-from recon3d.fit import ClipFitter, ClipObservations, FitConfig, landmark_error, model_landmarks, psnr
 from recon3d.track import FaceTrack, TrackConfig, track_video
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, atomic_path, iter_frames, probe, read_audio
-from render.camera import PerspectiveCamera, pose_vertices
-from render.renderer import render_mesh
-from render.shading import sh_shading, vertex_normals
+from render.camera import PerspectiveCamera
 
 log = logging.getLogger("talkface")
 
@@ -142,15 +140,6 @@ def observations(crops: np.ndarray, track: FaceTrack, device: torch.device) -> C
         images=torch.from_numpy(crops).to(device).permute(0, 3, 1, 2),
         landmarks=torch.from_numpy(landmarks).float().to(device),
     )
-
-
-def render_fit(
-    model: FaceModel, coeffs: Coeffs, albedo: torch.Tensor, camera: PerspectiveCamera, faces: torch.Tensor
-):
-    """Renders the fitted face (albedo under each frame's lighting) -> RenderOutput at the camera's size."""
-    vertices = pose_vertices(model.shape(coeffs.id, coeffs.exp), coeffs.angle, coeffs.trans)
-    colors = albedo * sh_shading(vertex_normals(vertices, model.faces), coeffs.gamma)
-    return render_mesh(vertices, faces, colors, camera)
 
 
 @torch.no_grad()
