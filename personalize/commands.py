@@ -8,6 +8,8 @@ from pathlib import Path
 
 import time
 
+from audio2pose.model import AudioToPoseConfig
+from audio2pose.train import PretrainAudio2PoseConfig, TrainConfig, pretrain_audio2pose
 from personalize.samples import sample_photo
 from recon3d.device import DeviceName, resolve_device
 from recon3d.export import export_track
@@ -150,8 +152,46 @@ class PretrainReconCommand:
                  100 * result.get("val_landmark_error", float("nan")))
 
 
+@dataclass
+class PretrainAudio2PoseCommand:
+    """Train the general audio -> expression + head pose network on a folder of talking-head clips.
+
+    Each clip is reconstructed first (cached in OUTPUT/cache, so a rerun skips it); its
+    expression and pose become the targets of its own soundtrack's MFCCs. The last
+    --val-fraction of every clip is held out and its loss logged. Writes OUTPUT/audio2pose.pt
+    (rerun to resume) and the loss curves in OUTPUT/history.csv.
+    """
+
+    corpus: Path = field(metadata=option("folder of talking-head videos"))
+    output: Path = field(default=Path("out/pretrain/audio2pose"), metadata=option("output directory", "-o", "--output"))
+    face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
+    steps: int = field(default=PretrainAudio2PoseConfig().train.steps, metadata=option("training steps"))
+    batch_size: int = field(default=TrainConfig.batch_size, metadata=option("windows per step"))
+    seq_len: int = field(default=TrainConfig.seq_len, metadata=option("frames per training window"))
+    lr: float = field(default=PretrainAudio2PoseConfig().train.lr, metadata=option("Adam learning rate"))
+    weight_decay: float = field(default=PretrainAudio2PoseConfig().train.weight_decay, metadata=option("AdamW weight decay"))
+    lstm_hidden: int = field(default=AudioToPoseConfig.lstm_hidden, metadata=option("LSTM hidden units"))
+    lstm_layers: int = field(default=AudioToPoseConfig.lstm_layers, metadata=option("LSTM layers"))
+    val_fraction: float = field(default=PretrainAudio2PoseConfig.val_fraction, metadata=option("tail of each clip held out"))
+    landmark_steps: int = field(default=FitConfig.landmark_steps, metadata=option("landmark-fit steps of the reconstructions"))
+    seed: int = field(default=0, metadata=option("random seed"))
+    device: DeviceName = field(default="auto", metadata=option("where torch runs"))
+
+    def main(self, progress: bool = True) -> None:
+        device = resolve_device(self.device)
+        model = load_face_model(self.face_model)
+        config = PretrainAudio2PoseConfig(
+            model=AudioToPoseConfig(lstm_hidden=self.lstm_hidden, lstm_layers=self.lstm_layers),
+            train=TrainConfig(steps=self.steps, batch_size=self.batch_size, seq_len=self.seq_len, lr=self.lr,
+                              weight_decay=self.weight_decay, seed=self.seed),
+            val_fraction=self.val_fraction, fit=FitConfig(landmark_steps=self.landmark_steps),
+        )
+        result = pretrain_audio2pose(self.corpus, self.output, model, config, device, progress)
+        log.info("wrote %s (held-out loss %.4g)", self.output / "audio2pose.pt", result.get("val_total", float("nan")))
+
+
 COMMANDS = {
     "track": TrackCommand,
     "reconstruct": ReconstructCommand,
-    "pretrain": {"recon": PretrainReconCommand},
+    "pretrain": {"recon": PretrainReconCommand, "audio2pose": PretrainAudio2PoseCommand},
 }

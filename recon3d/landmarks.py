@@ -49,6 +49,8 @@ NOSE_TIP_MESH = 4
 """Mesh vertex of the nose tip (iBUG point 30)."""
 EYE_OUTER_CORNERS_IBUG = (36, 45)
 """iBUG indices of the two outer eye corners, whose distance normalises landmark errors."""
+INNER_LIP_PAIRS_IBUG = ((61, 67), (62, 66), (63, 65))
+"""iBUG indices of the upper and lower inner-lip points facing each other (mouth aperture)."""
 
 
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:

@@ -12,16 +12,15 @@ Checkpoints are plain tensors + a JSON-able config (`torch.load(weights_only=Tru
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recon3d.checkpoint import malformed_checkpoint, read_checkpoint, write_checkpoint
 from recon3d.errors import InputError
 from recon3d.facemodel import Coeffs, CoeffLayout, FaceModel
-from recon3d.video import atomic_path
 
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -101,7 +100,7 @@ class CoeffRegressor(nn.Module):
 
     def save(self, path: str | os.PathLike, face_model: FaceModel, extra: dict | None = None) -> None:
         """Weights + config + the face model's identity, atomically."""
-        checkpoint = {
+        write_checkpoint(path, {
             "format_version": CHECKPOINT_FORMAT_VERSION,
             "config": asdict(self.config),
             "layout": asdict(self.layout),
@@ -109,34 +108,20 @@ class CoeffRegressor(nn.Module):
             "num_vertices": face_model.num_vertices,
             "state_dict": self.state_dict(),
             **(extra or {}),
-        }
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        })
 
     @classmethod
     def load(cls, path: str | os.PathLike, face_model: FaceModel) -> CoeffRegressor:
         """Loads a checkpoint made for `face_model` (weights only: no code runs from the file)."""
         hint = "rerun `talkface pretrain recon`"
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(checkpoint, dict):
-                raise TypeError(f"holds a {type(checkpoint).__name__}, not a checkpoint")
-            version = checkpoint["format_version"]
-        except pickle.UnpicklingError:  # torch's own message spans many lines
-            raise InputError(f"{path}: not a torch checkpoint; {hint}") from None
-        except (OSError, RuntimeError, KeyError, TypeError, EOFError, IndexError) as err:
-            raise InputError(f"{path}: not a readable regressor checkpoint ({err}); {hint}") from None
-        if version != CHECKPOINT_FORMAT_VERSION:
-            raise InputError(f"{path}: regressor format {version}, expected {CHECKPOINT_FORMAT_VERSION}; {hint}")
+        checkpoint = read_checkpoint(path, "regressor", CHECKPOINT_FORMAT_VERSION, hint)
         if checkpoint.get("face_model") != face_model.name or checkpoint.get("num_vertices") != face_model.num_vertices:
             raise InputError(
                 f"{path}: regressor trained for face model {checkpoint.get('face_model')!r}, not {face_model.name!r}; "
                 "pass the same --face-model or retrain it"
             )
-        try:
+        with malformed_checkpoint(path, "regressor", hint):
             return cls._from_checkpoint(checkpoint)
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise InputError(f"{path}: malformed regressor checkpoint ({str(err).splitlines()[0]}); {hint}") from None
 
     @classmethod
     def _from_checkpoint(cls, checkpoint: dict) -> CoeffRegressor:

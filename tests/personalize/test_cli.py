@@ -21,7 +21,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 def test_help_lists_only_working_commands():
     commands = _subcommands(build_parser())
     assert sorted(commands) == ["pretrain", "reconstruct", "track"]
-    assert sorted(_subcommands(commands["pretrain"])) == ["recon"]
+    assert sorted(_subcommands(commands["pretrain"])) == ["audio2pose", "recon"]
 
 
 def assert_one_error_line(capsys) -> str:
@@ -98,7 +98,7 @@ def test_reconstruct_default_photo(tmp_path):
     assert (photo.width, photo.height) == (2 * recon.crop.frame_width, recon.crop.frame_height)  # two panels
 
 
-@pytest.mark.parametrize("case", ["face_model", "device", "corpus"])
+@pytest.mark.parametrize("case", ["face_model", "device", "corpus", "audio2pose_corpus"])
 def test_reconstruct_and_pretrain_input_errors_exit_2_with_one_line(tmp_path, capsys, case):
     if case == "device" and torch.cuda.is_available():
         pytest.skip("a CUDA GPU is usable here")
@@ -109,6 +109,8 @@ def test_reconstruct_and_pretrain_input_errors_exit_2_with_one_line(tmp_path, ca
         "device": (["reconstruct", "--face-model", "builtin", "--device", "cuda"], "--device cuda: no CUDA GPU"),
         "corpus": (["pretrain", "recon", "--corpus", str(tmp_path / "missing_dir"), "--face-model", "builtin"],
                    "corpus folder not found"),
+        "audio2pose_corpus": (["pretrain", "audio2pose", "--corpus", str(tmp_path), "--face-model", "builtin"],
+                              "no videos (.mp4"),
     }[case]
     assert main([*argv, "-o", str(out)]) == 2
     assert message in assert_one_error_line(capsys)
