@@ -1,4 +1,24 @@
-"""Audio features, the audio -> expression + head pose network, speech synthesis and voice matching.
+"""Audio -> per-frame expression and head pose (after Yi et al. 2020).
 
-Not built yet: nothing here is exposed.
+`audio2pose.features` turns speech into one MFCC (+ phone) window per 25 fps video frame,
+`audio2pose.model` holds the network and its loss, `audio2pose.train` trains it on a corpus and
+per actor, `audio2pose.metrics` measures predicted against real motion. Speech synthesis and
+voice matching come later.
 """
+
+from audio2pose.features import FeatureConfig, audio_features, load_speech
+from audio2pose.model import AudioToPose, AudioToPoseConfig, Motion
+from audio2pose.train import FinetuneConfig, finetune, predict_motion, pretrain_audio2pose
+
+__all__ = [
+    "AudioToPose",
+    "AudioToPoseConfig",
+    "FeatureConfig",
+    "FinetuneConfig",
+    "Motion",
+    "audio_features",
+    "finetune",
+    "load_speech",
+    "predict_motion",
+    "pretrain_audio2pose",
+]
