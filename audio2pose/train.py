@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from audio2pose.features import FeatureConfig, audio_features, load_speech
-from audio2pose.model import POSE_DIM, AudioToPose, AudioToPoseConfig, LossWeights, Motion, motion_loss, target_statistics
+from audio2pose.model import POSE_AMPLITUDE, POSE_DIM, AudioToPose, AudioToPoseConfig, LossWeights, Motion, motion_loss, target_statistics
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.fit import FitConfig
@@ -310,7 +310,8 @@ def pretrain_audio2pose(
     return history[-1] if history else {}
 
 
-def predict_motion(model: AudioToPose, speech: str | os.PathLike, num_frames: int | None = None) -> Motion:
-    """The actor's expression and head pose for a speech (or video) file."""
+def predict_motion(model: AudioToPose, speech: str | os.PathLike, num_frames: int | None = None,
+                   pose_amplitude: float | None = POSE_AMPLITUDE) -> Motion:
+    """The actor's expression and head pose for a speech (or video) file (`AudioToPose.predict`)."""
     audio, num_frames = load_speech(speech, num_frames, model.config.features)
-    return model.predict(audio_features(audio, num_frames, model.config.features))
+    return model.predict(audio_features(audio, num_frames, model.config.features), pose_amplitude)

@@ -6,7 +6,8 @@ import torch
 
 from audio2pose.features import FeatureConfig
 from audio2pose.metrics import mouth_aperture, pearson, pose_similarity
-from audio2pose.model import STD_FLOOR, AudioToPose, AudioToPoseConfig, LossWeights, motion_loss, target_statistics
+from audio2pose.model import (STD_FLOOR, AudioToPose, AudioToPoseConfig, LossWeights, motion_loss, restyle_pose,
+                              target_statistics)
 from recon3d.errors import InputError
 from recon3d.facemodels import load_face_model
 
@@ -60,6 +61,28 @@ def test_predict_denormalizes_with_the_style():
     torch.testing.assert_close(styled.targets(), plain.targets() * std + mean)
     assert styled.num_frames == 9 and styled.angle.shape == (9, 3) and styled.trans.shape == (9, 3)
     np.testing.assert_allclose(styled.angle_degrees(), np.degrees(styled.angle.numpy()), rtol=1e-6)
+
+
+def test_restyle_pose_centres_and_scales_each_coefficient():
+    t = torch.linspace(0, 1, 50)[:, None]
+    pose = torch.cat([3 + 2 * torch.sin(6 * t), -1 + 0.1 * t, torch.full_like(t, 4.0), t.square(), -t, 0 * t], dim=1)
+    styled = restyle_pose(pose, 0.5)
+    torch.testing.assert_close(styled.mean(0), torch.zeros(6), atol=1e-6, rtol=0)
+    spread = styled.square().mean(0).sqrt()
+    torch.testing.assert_close(spread[[0, 1, 3, 4]], torch.full((4,), 0.5))
+    assert spread[2] == 0 and spread[5] == 0  # a still coefficient stays still
+    assert pearson(styled[:, 0].numpy(), pose[:, 0].numpy()) == pytest.approx(1.0)  # the rhythm is kept
+
+
+def test_predict_restyles_only_the_pose():
+    model = tiny_model()
+    model.set_style(torch.randn(E + 6), torch.rand(E + 6) + 0.5)
+    features = torch.randn(20, 28, 12)
+    raw, styled = model.predict(features, pose_amplitude=None), model.predict(features, pose_amplitude=0.25)
+    torch.testing.assert_close(styled.exp, raw.exp)
+    pose_std = model.target_std[E:]
+    torch.testing.assert_close(styled.angle.mean(0), model.target_mean[E:E + 3], atol=1e-5, rtol=0)
+    torch.testing.assert_close(styled.angle.std(0, unbiased=False), 0.25 * pose_std[:3], rtol=1e-4, atol=1e-6)
 
 
 def test_checkpoint_round_trip(tmp_path):
