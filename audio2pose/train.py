@@ -82,6 +82,12 @@ def motion_clip(video: str | os.PathLike, recon: Reconstruction, features: Featu
     return MotionClip(Path(video).stem, audio_features(audio, num_frames, features), reconstruction_targets(recon))
 
 
+def normalized_targets(clip: MotionClip, reference: MotionClip, device: torch.device) -> torch.Tensor:
+    """`clip`'s targets in the units of `reference`'s statistics (its own, or its clip's training part)."""
+    mean, std = target_statistics(torch.from_numpy(reference.targets).to(device), reference.targets.shape[1] - POSE_DIM)
+    return (torch.from_numpy(clip.targets).to(device) - mean) / std
+
+
 class WindowSampler:
     """Random training windows over several clips, each normalised by its own statistics."""
 
@@ -90,11 +96,7 @@ class WindowSampler:
             raise ValueError("no training clips")
         self.seq_len = min([seq_len] + [clip.num_frames for clip in clips])
         self.features = [torch.from_numpy(clip.features).to(device) for clip in clips]
-        self.targets = []
-        for clip in clips:
-            targets = torch.from_numpy(clip.targets).to(device)
-            mean, std = target_statistics(targets, targets.shape[1] - POSE_DIM)
-            self.targets.append((targets - mean) / std)
+        self.targets = [normalized_targets(clip, clip, device) for clip in clips]
         starts = torch.tensor([clip.num_frames - self.seq_len + 1 for clip in clips], dtype=torch.float64)
         self.weights = starts / starts.sum()
         self.starts = starts.long()
@@ -193,8 +195,7 @@ def validation_loss(model: AudioToPose, clips: list[MotionClip], heads: list[Mot
     device = model.target_mean.device
     sums: dict[str, float] = {}
     for clip, head in zip(clips, heads):
-        mean, std = target_statistics(torch.from_numpy(head.targets).to(device), model.exp_dim)
-        targets = (torch.from_numpy(clip.targets).to(device) - mean) / std
+        targets = normalized_targets(clip, head, device)
         outputs = model(torch.from_numpy(clip.features).to(device)[None])[0]
         for name, value in motion_loss(outputs[None], targets[None], model.exp_dim, weights).items():
             sums[name] = sums.get(name, 0.0) + value.item() / len(clips)
