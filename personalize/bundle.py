@@ -1,0 +1,222 @@
+"""The actor bundle: everything `personalize` learns about one actor, in one directory.
+
+    ACTOR/manifest.json     what is here (validated against `MANIFEST_SCHEMA`)
+    ACTOR/<stage files>     written by the stages, each listed in the manifest with its SHA-256
+
+The manifest records the source video's hash, the toolkit version, the settings, and per stage
+its input fingerprint, output files (size and SHA-256), metrics and duration. Stages are
+resumable: a stage whose fingerprint matches and whose files are intact is skipped; anything else
+reruns. Files are written under temporary names and renamed, and the manifest is rewritten only
+after a stage's files are complete, so a killed job leaves either a finished stage or none.
+
+Bundles get shared between people, so opening one never runs code from it: the manifest is JSON
+checked against a schema, and weights are read with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import jsonschema
+
+from recon3d.errors import InputError
+from recon3d.video import atomic_path
+
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+MANIFEST_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "talkface actor bundle manifest",
+    "type": "object",
+    "required": ["format", "format_version", "toolkit_version", "created", "source", "settings", "stages"],
+    "additionalProperties": False,
+    "properties": {
+        "format": {"const": "talkface-actor"},
+        "format_version": {"type": "integer", "minimum": 1},
+        "toolkit_version": {"type": "string"},
+        "created": {"type": "string"},
+        "source": {
+            "type": "object",
+            "required": ["name", "sha256", "bytes"],
+            "properties": {"name": {"type": "string"}, "sha256": _SHA256, "bytes": {"type": "integer", "minimum": 0}},
+        },
+        "settings": {"type": "object"},
+        "stages": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["fingerprint", "files", "metrics", "seconds", "finished"],
+                "additionalProperties": False,
+                "properties": {
+                    "fingerprint": _SHA256,
+                    "files": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["sha256", "bytes"],
+                            "additionalProperties": False,
+                            "properties": {"sha256": _SHA256, "bytes": {"type": "integer", "minimum": 0}},
+                        },
+                    },
+                    "metrics": {"type": "object"},
+                    "seconds": {"type": "number", "minimum": 0},
+                    "finished": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+"""JSON Schema of `manifest.json` (format version 1). File names are relative to the bundle and
+may not leave it."""
+
+
+def toolkit_version() -> str:
+    try:
+        return version("talkface")
+    except PackageNotFoundError:  # running from a source tree that was not pip-installed
+        return "0+unknown"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(inputs: dict) -> str:
+    """SHA-256 of a stage's inputs (settings, upstream fingerprints) as canonical JSON."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class ActorBundle:
+    """An actor bundle directory and its manifest (a plain dict matching `MANIFEST_SCHEMA`)."""
+
+    root: Path
+    manifest: dict
+
+    @classmethod
+    def create(cls, root: str | os.PathLike, source: str | os.PathLike, settings: dict) -> ActorBundle:
+        """The bundle for `source` at `root`: a new one, or the existing one to resume. Finished
+        stages of an existing bundle are kept only if it was made from the same source video
+        (same hash); otherwise they are dropped and will rerun."""
+        root, source = Path(root), Path(source)
+        record = {"name": source.name, "sha256": file_sha256(source), "bytes": source.stat().st_size}
+        if (root / MANIFEST_NAME).exists():
+            bundle = cls.open(root, verify_files=False)
+            if bundle.manifest["source"]["sha256"] != record["sha256"]:
+                bundle.manifest["stages"] = {}
+            bundle.manifest.update(source=record, settings=settings, toolkit_version=toolkit_version())
+        else:
+            bundle = cls(root, {
+                "format": "talkface-actor", "format_version": BUNDLE_FORMAT_VERSION,
+                "toolkit_version": toolkit_version(), "created": _now(), "source": record,
+                "settings": settings, "stages": {},
+            })
+        bundle.write_manifest()
+        return bundle
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, verify_files: bool = True) -> ActorBundle:
+        """An existing bundle, its manifest validated; with `verify_files`, every listed file must
+        have its recorded size and hash (a partial copy or a corrupt file is reported, never used)."""
+        root = Path(root)
+        path = root / MANIFEST_NAME
+        if not root.is_dir():
+            raise InputError(f"{root}: no such actor bundle; make one with `talkface personalize VIDEO --actor {root}`")
+        if not path.is_file():
+            raise InputError(f"{root}: not an actor bundle (no {MANIFEST_NAME}); make one with `talkface personalize`")
+        try:
+            manifest = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"{path}: corrupt manifest ({e}); rerun `talkface personalize` for this actor") from None
+        try:
+            jsonschema.validate(manifest, MANIFEST_SCHEMA)
+        except jsonschema.ValidationError as e:
+            where = "/".join(str(p) for p in e.absolute_path) or "top level"
+            raise InputError(f"{path}: invalid manifest at {where}: {e.message}; rerun `talkface personalize`") from None
+        if manifest["format_version"] > BUNDLE_FORMAT_VERSION:
+            raise InputError(f"{root}: bundle format {manifest['format_version']} was made by a newer talkface "
+                             f"({manifest['toolkit_version']}); this one ({toolkit_version()}) reads format "
+                             f"{BUNDLE_FORMAT_VERSION}: upgrade talkface")
+        bundle = cls(root, manifest)
+        for stage in manifest["stages"].values():
+            for name in stage["files"]:
+                bundle.path(name)  # refuses names that leave the bundle
+        if verify_files:
+            bundle.verify()
+        return bundle
+
+    def path(self, name: str) -> Path:
+        """The bundle file `name` (relative; may not leave the bundle)."""
+        path = (self.root / name).resolve()
+        if Path(name).is_absolute() or not path.is_relative_to(self.root.resolve()):
+            raise InputError(f"{self.root / MANIFEST_NAME}: file {name!r} lies outside the bundle; the bundle is not usable")
+        return path
+
+    def verify(self, stages: list[str] | None = None) -> None:
+        """Raises InputError naming the first listed file that is missing or changed."""
+        for stage_name, stage in self.manifest["stages"].items():
+            if stages is not None and stage_name not in stages:
+                continue
+            for name, record in stage["files"].items():
+                problem = self._file_problem(name, record)
+                if problem:
+                    raise InputError(f"{self.root}: {name} (stage {stage_name}) is {problem}; the bundle is partial or "
+                                     "corrupt: rerun `talkface personalize` to redo that stage")
+
+    def _file_problem(self, name: str, record: dict) -> str | None:
+        path = self.path(name)
+        if not path.is_file():
+            return "missing"
+        if path.stat().st_size != record["bytes"] or file_sha256(path) != record["sha256"]:
+            return "changed since it was written"
+        return None
+
+    def is_done(self, stage: str, inputs: dict) -> bool:
+        """Whether `stage` finished with these inputs and its files are intact (then skip it)."""
+        record = self.manifest["stages"].get(stage)
+        if record is None or record["fingerprint"] != fingerprint(inputs):
+            return False
+        return all(self._file_problem(name, file) is None for name, file in record["files"].items())
+
+    def stage_fingerprint(self, stage: str) -> str | None:
+        """The recorded fingerprint of a finished stage (for the inputs of the stages after it)."""
+        record = self.manifest["stages"].get(stage)
+        return None if record is None else record["fingerprint"]
+
+    def record(self, stage: str, inputs: dict, files: list[str], metrics: dict, seconds: float) -> None:
+        """Marks `stage` finished: its (already complete) files, metrics and duration."""
+        self.manifest["stages"][stage] = {
+            "fingerprint": fingerprint(inputs),
+            "files": {name: {"sha256": file_sha256(self.path(name)), "bytes": self.path(name).stat().st_size}
+                      for name in files},
+            "metrics": metrics,
+            "seconds": round(float(seconds), 3),
+            "finished": _now(),
+        }
+        self.write_manifest()
+
+    def forget(self, stage: str) -> None:
+        """Drops a stage's record (it will rerun); its files stay until overwritten."""
+        if self.manifest["stages"].pop(stage, None) is not None:
+            self.write_manifest()
+
+    def write_manifest(self) -> None:
+        jsonschema.validate(self.manifest, MANIFEST_SCHEMA)
+        with atomic_path(self.root / MANIFEST_NAME) as tmp:
+            tmp.write_text(json.dumps(self.manifest, indent=1, sort_keys=True) + "\n")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

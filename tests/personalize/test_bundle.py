@@ -1,0 +1,79 @@
+"""Actor bundles: manifest schema, stage resume, and detection of partial or corrupt bundles."""
+
+import json
+
+import pytest
+
+from personalize.bundle import BUNDLE_FORMAT_VERSION, MANIFEST_NAME, ActorBundle, fingerprint
+from recon3d.errors import InputError
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "actor.mp4"
+    path.write_bytes(b"not really a video, but hashed like one")
+    return path
+
+
+def finished_bundle(root, source):
+    bundle = ActorBundle.create(root, source, {"face_model": "builtin"})
+    bundle.path("coeffs.npz").write_bytes(b"coefficients")
+    bundle.record("reconstruct", {"steps": 10}, ["coeffs.npz"], {"landmark_error": 0.02}, 1.5)
+    return bundle
+
+
+def test_a_finished_stage_is_skipped_only_with_the_same_inputs_and_intact_files(tmp_path, source):
+    root = tmp_path / "actor"
+    finished_bundle(root, source)
+    bundle = ActorBundle.open(root)
+    assert bundle.manifest["format_version"] == BUNDLE_FORMAT_VERSION
+    assert bundle.manifest["stages"]["reconstruct"]["metrics"] == {"landmark_error": 0.02}
+    assert bundle.is_done("reconstruct", {"steps": 10})
+    assert not bundle.is_done("reconstruct", {"steps": 11})
+    assert not bundle.is_done("audio2pose", {})
+    assert bundle.stage_fingerprint("reconstruct") == fingerprint({"steps": 10})
+    (root / "coeffs.npz").write_bytes(b"coefficientz")  # same size, other bytes
+    assert not bundle.is_done("reconstruct", {"steps": 10})
+    with pytest.raises(InputError, match=r"coeffs.npz \(stage reconstruct\) is changed since it was written"):
+        ActorBundle.open(root)
+    (root / "coeffs.npz").unlink()
+    with pytest.raises(InputError, match="is missing; the bundle is partial or corrupt"):
+        ActorBundle.open(root)
+    ActorBundle.open(root, verify_files=False).forget("reconstruct")
+    assert ActorBundle.open(root).manifest["stages"] == {}
+
+
+def test_resuming_keeps_stages_of_the_same_video_and_drops_them_for_another(tmp_path, source):
+    root = tmp_path / "actor"
+    finished_bundle(root, source)
+    assert "reconstruct" in ActorBundle.create(root, source, {"face_model": "builtin"}).manifest["stages"]
+    source.write_bytes(b"another video")
+    assert ActorBundle.create(root, source, {"face_model": "builtin"}).manifest["stages"] == {}
+
+
+def test_bad_bundles_are_reported_in_one_line(tmp_path, source):
+    with pytest.raises(InputError, match="no such actor bundle"):
+        ActorBundle.open(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not an actor bundle"):
+        ActorBundle.open(tmp_path / "empty")
+    root = tmp_path / "actor"
+    finished_bundle(root, source)
+    manifest_path = root / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+
+    manifest_path.write_text("{ truncated")
+    with pytest.raises(InputError, match="corrupt manifest"):
+        ActorBundle.open(root)
+    manifest_path.write_text(json.dumps({**manifest, "format": "something-else"}))
+    with pytest.raises(InputError, match="invalid manifest at format"):
+        ActorBundle.open(root)
+    newer = {**manifest, "format_version": BUNDLE_FORMAT_VERSION + 1}
+    manifest_path.write_text(json.dumps(newer))
+    with pytest.raises(InputError, match="made by a newer talkface"):
+        ActorBundle.open(root)
+    escaping = json.loads(json.dumps(manifest))
+    escaping["stages"]["reconstruct"]["files"] = {"../outside.npz": manifest["stages"]["reconstruct"]["files"]["coeffs.npz"]}
+    manifest_path.write_text(json.dumps(escaping))
+    with pytest.raises(InputError, match="lies outside the bundle"):
+        ActorBundle.open(root)
