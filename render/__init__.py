@@ -7,7 +7,9 @@ Frames and units are stated in `render.camera`; the rasterizer's backends and fr
     colors = shade(albedo, vertex_normals(posed, faces), gamma)
     out = render_mesh(posed, faces, colors, PerspectiveCamera.deep3d(224))
 
-Keyframe background matching and compositing are not built yet.
+`render.keyframes` picks, per output frame, the training frame that lends its background (Yi et
+al.'s keyframe matching); `render.composite` blends a render into it with a feathered mask and
+measures the seam.
 """
 
 from render.camera import (
@@ -19,11 +21,16 @@ from render.camera import (
     project,
     rotation_matrix_to_euler,
 )
+from render.composite import CompositeConfig, composite, feathered_mask, seam_visibility
+from render.keyframes import BackgroundMatch, KeyframeConfig, match_backgrounds
 from render.rasterize import Fragments, RasterConfig, available_backends, interpolate, rasterize
 from render.renderer import MeshRenderer, RenderOutput, render_mesh
 from render.shading import sh_basis, sh_shading, shade, vertex_normals
 
 __all__ = [
+    "BackgroundMatch",
+    "CompositeConfig",
+    "KeyframeConfig",
     "Fragments",
     "MeshRenderer",
     "PerspectiveCamera",
@@ -31,14 +38,18 @@ __all__ = [
     "RenderOutput",
     "available_backends",
     "camera_to_screen",
+    "composite",
     "euler_to_rotation_matrix",
+    "feathered_mask",
     "interpolate",
+    "match_backgrounds",
     "model_to_camera",
     "pose_vertices",
     "project",
     "rasterize",
     "render_mesh",
     "rotation_matrix_to_euler",
+    "seam_visibility",
     "sh_basis",
     "sh_shading",
     "shade",
