@@ -29,6 +29,7 @@ from recon3d.regressor import CoeffRegressor
 from recon3d.track import FaceTrack, TrackConfig, track_video
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, atomic_path, iter_frames, probe, read_audio
 from render.camera import PerspectiveCamera
+from render.composite import image_to_uint8
 
 log = logging.getLogger("talkface")
 
@@ -241,8 +242,8 @@ def overlay_frames(
         masks = textured.mask[:, 0].cpu().numpy()
         for k, mask in enumerate(masks):
             frame = next(frames)
-            panels = [recon.crop.paste(_to_uint8(textured.image[k]), frame, mask),
-                      recon.crop.paste(_to_uint8(shaded.image[k]), frame, mask * opacity)]
+            panels = [recon.crop.paste(image_to_uint8(textured.image[k]), frame, mask),
+                      recon.crop.paste(image_to_uint8(shaded.image[k]), frame, mask * opacity)]
             yield np.concatenate(panels, axis=1)
 
 
@@ -252,11 +253,6 @@ def front_faces(model: FaceModel, margin: float = 0.1) -> torch.Tensor:
     lmk = model.landmarks(model.mean_shape)
     keep = (model.mean_shape[:, 1] >= lmk[8, 1] - margin) & (model.mean_shape[:, 2] >= lmk[[0, 16], 2].min() - margin)
     return model.faces[keep[model.faces].all(dim=1)]
-
-
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float [0, 1] -> (H, W, 3) uint8."""
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def export_reconstruction(

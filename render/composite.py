@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class CompositeConfig:
 
     def feather_pixels(self, image_size: int) -> float:
         return self.feather * image_size
+
+
+def image_to_uint8(image: torch.Tensor) -> np.ndarray:
+    """A rendered (3, H, W) float image in [0, 1] -> (H, W, 3) uint8, as frames are stored."""
+    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def feathered_mask(coverage: np.ndarray, feather_px: float) -> np.ndarray:

@@ -21,7 +21,7 @@ from recon3d.facemodels import load_face_model
 from recon3d.fit import render_fit
 from recon3d.reconstruct import Reconstruction, front_faces
 from recon3d.video import iter_frames
-from render.composite import composite, feathered_mask, seam_visibility
+from render.composite import composite, feathered_mask, image_to_uint8, seam_visibility
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = render_fit(face, coeffs[idx], albedo, recon.camera, faces)
             for image, coverage in zip(out.image, out.mask[:, 0].numpy()):
                 crop = recon.crop.crop(next(frames))
-                render = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+                render = image_to_uint8(image)
                 for f in args.feathers:
                     alpha = feathered_mask(coverage, f * crop.shape[0])
                     scores[f].append(seam_visibility(composite(render, crop, alpha), alpha))
