@@ -68,13 +68,28 @@ class CropTransform:
         """
         if mask is None:
             mask = np.ones(crop.shape[:2], np.float32)
-        dsize = (self.frame_width, self.frame_height)
+        # Only the region's pixels (one more each side for interpolation) can change: warp into
+        # that window rather than the whole frame.
+        x0, y0 = max(0, int(np.floor(self.x0)) - 1), max(0, int(np.floor(self.y0)) - 1)
+        x1 = min(self.frame_width, int(np.ceil(self.x0 + self.side)) + 1)
+        y1 = min(self.frame_height, int(np.ceil(self.y0 + self.side)) + 1)
+        out = frame.copy()
+        if x1 <= x0 or y1 <= y0:
+            return out
         inverse = cv2.invertAffineTransform(self._matrix())
+        inverse[:, 2] -= (x0, y0)
+        dsize = (x1 - x0, y1 - y0)
         back = cv2.warpAffine(crop, inverse, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         alpha = cv2.warpAffine(mask.astype(np.float32), inverse, dsize, flags=cv2.INTER_LINEAR)
         alpha = alpha.reshape(alpha.shape[:2] + (1,) * (frame.ndim - 2))
-        blended = alpha * back.astype(np.float32) + (1.0 - alpha) * frame.astype(np.float32)
-        return np.clip(np.rint(blended), 0, 255).astype(frame.dtype) if frame.dtype == np.uint8 else blended
+        window = frame[y0:y1, x0:x1].astype(np.float32)
+        blended = alpha * back.astype(np.float32) + (1.0 - alpha) * window
+        if frame.dtype == np.uint8:
+            out[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        else:
+            out = out.astype(np.float32)
+            out[y0:y1, x0:x1] = blended
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)

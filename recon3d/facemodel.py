@@ -337,13 +337,18 @@ class FaceModel(nn.Module):
 
     # ---------------------------------------------------------------- derived models
 
-    def subset(self, region: str) -> FaceModel:
-        """A model on only the vertices of `region`: faces re-indexed, regions intersected.
+    def subset(self, *regions: str) -> FaceModel:
+        """A model on only the vertices of the union of `regions`: faces re-indexed, regions
+        intersected.
 
-        Landmarks must lie in the region. Regions left empty are dropped. Used by fitting, which
-        needs only the face surface (e.g. 9,409 of ICT-FaceKit's 26,719 vertices).
+        Landmarks must lie in it. Regions left empty are dropped. Used by fitting, which needs
+        only the face surface (e.g. 9,409 of ICT-FaceKit's 26,719 vertices), and by generation
+        (the face with the mouth interior and teeth).
         """
-        keep = self.region(region).cpu()
+        if not regions:
+            raise ValueError("subset needs at least one region")
+        region = "+".join(regions)
+        keep = torch.unique(torch.cat([self.region(name).cpu() for name in regions]))
         remap = torch.full((self.num_vertices,), -1, dtype=torch.int64)
         remap[keep] = torch.arange(len(keep))
         landmarks = remap[self.landmark_idx.cpu()]
@@ -351,11 +356,11 @@ class FaceModel(nn.Module):
             missing = torch.nonzero(landmarks < 0).flatten().tolist()
             raise ValueError(f"{self.name}: landmarks {missing} lie outside region {region!r}")
         faces = remap[self.faces.cpu()]
-        regions = {}
+        kept = {}
         for key, index in self.regions.items():
             index = remap[index.cpu()]
             if (index >= 0).any():
-                regions[key] = index[index >= 0]
+                kept[key] = index[index >= 0]
         model = FaceModel(
             f"{self.name}[{region}]",
             self.mean_shape.cpu()[keep],
@@ -366,7 +371,7 @@ class FaceModel(nn.Module):
             tex_mean=self.tex_mean.cpu()[keep],
             tex_basis=self.tex_basis.cpu()[keep],
             uvs=self.uvs.cpu()[keep] if self.has_uvs else None,
-            regions=regions,
+            regions=kept,
             exp_names=self.exp_names,
             exp_range=self.exp_range,
             id_prior_std=self.id_prior_std,

@@ -183,29 +183,40 @@ def reconstruct_clip(
     regressor: CoeffRegressor | None = None,
     progress: bool = True,
 ) -> tuple[Reconstruction, np.ndarray]:
-    """Tracks (unless given a track), fits and measures one clip; returns it and its (T, S, S, 3) crops.
+    """Tracks (unless given a track), fits, refines the albedo and measures one clip; returns it
+    and its (T, S, S, 3) crops (`fit_clip` then `refine_albedo`)."""
+    track = track or track_video(video, track_config or TrackConfig(), progress=progress)
+    recon, crops = fit_clip(video, model, fit_config, track, device=device, regressor=regressor, progress=progress)
+    return refine_albedo(recon, model, crops, track, device, (fit_config or FitConfig()).batch_frames), crops
+
+
+def fit_clip(
+    video: str | os.PathLike,
+    model: FaceModel,
+    fit_config: FitConfig | None,
+    track: FaceTrack,
+    device: torch.device | str = "cpu",
+    regressor: CoeffRegressor | None = None,
+    progress: bool = True,
+) -> tuple[Reconstruction, np.ndarray]:
+    """The fit alone: per-frame coefficients with the fit's smooth albedo, measured; and the
+    (T, S, S, 3) crops.
 
     With a `regressor`, the fit starts from its per-frame coefficients (identity averaged over the
     clip) instead of the mean face.
     """
     device = torch.device(device)
-    track = track or track_video(video, track_config or TrackConfig(), progress=progress)
     crops = load_crops(video, track, progress)
     obs = observations(crops, track, device)
     face = model.subset("face").to(device)
     fit_config = fit_config or FitConfig()
     init = None if regressor is None else regressor_init(regressor, obs, fit_config.batch_frames)
     result = ClipFitter(face, fit_config).fit(obs, init=init, progress=progress)
-    albedo = detailed_albedo(face, result.coeffs, result.albedo, obs)
-    errors, psnrs = measure_fit(face, result.coeffs, albedo, obs, fit_config.batch_frames)
-    coeffs = result.coeffs
-    if model.layout.tex_dim:
-        tex = albedo_to_tex(face, albedo)
-        coeffs = dataclasses.replace(coeffs, tex=tex.expand_as(coeffs.tex))
+    errors, psnrs = measure_fit(face, result.coeffs, result.albedo, obs, fit_config.batch_frames)
     full_albedo = model.albedo(None).detach().clone().cpu()
-    full_albedo[model.region("face").cpu()] = albedo.cpu()
+    full_albedo[model.region("face").cpu()] = result.albedo.detach().cpu()
     recon = Reconstruction(
-        coeffs=model.layout.join(coeffs).cpu().numpy(),
+        coeffs=model.layout.join(result.coeffs).detach().cpu().numpy(),
         layout=model.layout,
         face_model=model.name,
         num_vertices=model.num_vertices,
@@ -216,6 +227,33 @@ def reconstruct_clip(
         fps=track.fps,
     )
     return recon, crops
+
+
+def refine_albedo(
+    recon: Reconstruction,
+    model: FaceModel,
+    crops: np.ndarray,
+    track: FaceTrack,
+    device: torch.device | str = "cpu",
+    batch_frames: int = 32,
+) -> Reconstruction:
+    """The fit with Yi et al.'s detailed albedo (from the clip's most frontal, neutral frames at
+    the crop's resolution), texture coefficients where the model has an albedo basis, and the
+    skin PSNR measured again."""
+    device = torch.device(device)
+    face = model.subset("face").to(device)
+    region = model.region("face").cpu()
+    coeffs = recon.split(device)
+    obs = observations(crops, track, device)
+    albedo = detailed_albedo(face, coeffs, torch.from_numpy(recon.albedo[region.numpy()]).to(device), obs)
+    errors, psnrs = measure_fit(face, coeffs, albedo, obs, batch_frames)
+    if model.layout.tex_dim:
+        tex = albedo_to_tex(face, albedo)
+        coeffs = dataclasses.replace(coeffs, tex=tex.expand_as(coeffs.tex))
+    full_albedo = torch.from_numpy(recon.albedo).clone()
+    full_albedo[region] = albedo.cpu()
+    return dataclasses.replace(recon, coeffs=model.layout.join(coeffs).cpu().numpy(), albedo=full_albedo.numpy(),
+                               landmark_error=errors, psnr=psnrs)
 
 
 def overlay_frames(

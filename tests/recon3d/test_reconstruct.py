@@ -1,7 +1,6 @@
 """Per-clip reconstruction end to end on a real clip, the saved `Reconstruction`, and the
 detailed albedo (`recon3d.albedo`) on synthetic frames."""
 
-import zipfile
 from pathlib import Path
 
 import numpy as np

@@ -3,7 +3,6 @@
 
 import json
 import logging
-import pickle
 import shutil
 
 import pytest
