@@ -2,11 +2,13 @@
 
 `audio2pose.features` turns speech into one MFCC (+ phone) window per 25 fps video frame,
 `audio2pose.model` holds the network and its loss, `audio2pose.train` trains it on a corpus and
-per actor, `audio2pose.metrics` measures predicted against real motion. Speech synthesis and
-voice matching come later.
+per actor, `audio2pose.general` loads the corpus-trained models shipped per face model,
+`audio2pose.metrics` measures predicted against real motion. Speech synthesis and voice
+matching come later.
 """
 
 from audio2pose.features import FeatureConfig, audio_features, load_speech
+from audio2pose.general import load_general_model
 from audio2pose.model import AudioToPose, AudioToPoseConfig, Motion
 from audio2pose.train import FinetuneConfig, finetune, predict_motion, pretrain_audio2pose
 
@@ -18,6 +20,7 @@ __all__ = [
     "Motion",
     "audio_features",
     "finetune",
+    "load_general_model",
     "load_speech",
     "predict_motion",
     "pretrain_audio2pose",
