@@ -86,10 +86,12 @@ def _add_commands(parser: argparse.ArgumentParser, commands: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     quiet, verbose = args.pop("quiet"), args.pop("verbose")
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s: %(message)s" if verbose else "%(message)s",
-    )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s" if verbose else "%(message)s")
+    # The console shows what -q / -v ask for; talkface's own records still reach file handlers
+    # (an actor bundle's log) at INFO.
+    logging.root.handlers[0].setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
     # mediapipe's C++ side logs through absl/glog; keep its start-up chatter out of the user's way.
     logging.getLogger("absl").setLevel(logging.ERROR)
     command = args.pop("command")(**args)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import time
-
 from audio2pose.model import AudioToPoseConfig
-from audio2pose.train import PretrainAudio2PoseConfig, TrainConfig, pretrain_audio2pose
-from personalize.samples import sample_photo
+from audio2pose.train import FinetuneConfig, PretrainAudio2PoseConfig, TrainConfig, pretrain_audio2pose
+from personalize.generate import GenerateConfig, PoseMode, generate
+from personalize.pipeline import Actor, PersonalizeConfig, personalize
+from personalize.samples import sample_photo, sample_speech
 from recon3d.device import DeviceName, resolve_device
 from recon3d.export import export_track
 from recon3d.facemodels import load_face_model
@@ -190,8 +192,91 @@ class PretrainAudio2PoseCommand:
         log.info("wrote %s (held-out loss %.4g)", self.output / "audio2pose.pt", result.get("val_total", float("nan")))
 
 
+@dataclass
+class PersonalizeCommand:
+    """Learn an actor from a video (or a photo): face, albedo, lighting, talking style, backgrounds.
+
+    Runs the stages ingest, track, reconstruct, albedo and audio2pose into the actor bundle
+    ACTOR (a directory; see README, "Actor bundles"). Rerunning skips the stages that finished
+    with the same inputs, so an interrupted job resumes. A photo is a one-shot actor: its head
+    motion and expression come from the general model shipped with talkface. The log is kept in
+    ACTOR/personalize.log.
+    """
+
+    video: Path | None = field(
+        default=None,
+        metadata=option("video of the actor speaking (>= 2 s, one face), or a photo (default: scikit-image's "
+                        "astronaut photo)", positional=True),
+    )
+    actor: Path = field(default=Path("out/actor"), metadata=option("actor bundle directory to write (or resume)"))
+    face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
+    crop_size: int = field(default=PersonalizeConfig.crop_size, metadata=option("side of the face crop in pixels"))
+    landmark_steps: int = field(default=FitConfig.landmark_steps, metadata=option("steps of the landmark fit"))
+    photometric_steps: int = field(default=FitConfig.photometric_steps, metadata=option(
+        "steps of the photometric fit (0: landmarks only)"))
+    audio2pose_steps: int = field(default=FinetuneConfig().scratch.steps, metadata=option(
+        "training steps of the actor's audio -> expression + pose network"))
+    seed: int = field(default=0, metadata=option("random seed of the training"))
+    device: DeviceName = field(default="auto", metadata=option("where torch runs"))
+
+    def main(self, progress: bool = True) -> None:
+        video = self.video
+        if video is None:
+            video = sample_photo()
+            log.info("no VIDEO given: a one-shot actor from %s", video)
+        finetune = FinetuneConfig()
+        config = PersonalizeConfig(
+            face_model=self.face_model, crop_size=self.crop_size,
+            fit=FitConfig(landmark_steps=self.landmark_steps, photometric_steps=self.photometric_steps),
+            finetune=dataclasses.replace(finetune, scratch=dataclasses.replace(
+                finetune.scratch, steps=self.audio2pose_steps, seed=self.seed)),
+        )
+        start = time.perf_counter()
+        bundle = personalize(video, self.actor, config, resolve_device(self.device), progress)
+        log.info("actor bundle %s ready in %.1f s; next: talkface generate --actor %s --audio SPEECH.wav -o OUT.mp4",
+                 bundle.root, time.perf_counter() - start, bundle.root)
+
+
+@dataclass
+class GenerateCommand:
+    """Make a video of an actor saying the contents of a speech file.
+
+    The output has the actor video's size, 25 fps, and the speech as its soundtrack (frame 0 =
+    the speech's start). Any length up to --max-seconds: frames are made and written in batches.
+    Pose modes: reassign (Yi et al.: the head pose of the matched real frame), predicted (the
+    network's head pose, the real frame warped to follow it; always used for a photo actor),
+    source (dubbing: the actor video's own frames and head motion in order, only the face's
+    expression follows the new speech).
+    """
+
+    actor: Path = field(default=Path("out/actor"), metadata=option("actor bundle from `talkface personalize`"))
+    audio: Path | None = field(default=None, metadata=option(
+        "speech to say: a wav or any audio/video file (default: pysptk's CMU ARCTIC sample)"))
+    output: Path = field(default=Path("out/generated.mp4"), metadata=option("output video (.mp4)", "-o", "--output"))
+    pose_mode: PoseMode = field(default=GenerateConfig.pose_mode, metadata=option("where the head pose comes from"))
+    pose_amplitude: float = field(default=GenerateConfig.pose_amplitude, metadata=option(
+        "spread of the predicted head motion, in units of the actor's own"))
+    max_seconds: float = field(default=GenerateConfig.max_seconds, metadata=option("longest speech accepted"))
+    face_model: str | None = field(default=None, metadata=option(
+        "where the bundle's face model is now (default: where it was when the bundle was made)"))
+    device: DeviceName = field(default="auto", metadata=option("where torch runs"))
+
+    def main(self, progress: bool = True) -> None:
+        audio = self.audio
+        if audio is None:
+            audio = sample_speech()
+            log.info("no --audio given: saying %s", audio)
+        actor = Actor.load(self.actor, self.face_model)
+        config = GenerateConfig(pose_mode=self.pose_mode, pose_amplitude=self.pose_amplitude,
+                                max_seconds=self.max_seconds)
+        result = generate(actor, audio, self.output, config, resolve_device(self.device), progress)
+        log.info("wrote %s", result.output)
+
+
 COMMANDS = {
     "track": TrackCommand,
     "reconstruct": ReconstructCommand,
+    "personalize": PersonalizeCommand,
+    "generate": GenerateCommand,
     "pretrain": {"recon": PretrainReconCommand, "audio2pose": PretrainAudio2PoseCommand},
 }

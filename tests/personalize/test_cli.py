@@ -1,4 +1,5 @@
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.io import wavfile
 
 from personalize.cli import build_parser, main
 from recon3d.reconstruct import Reconstruction
@@ -20,7 +22,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def test_help_lists_only_working_commands():
     commands = _subcommands(build_parser())
-    assert sorted(commands) == ["pretrain", "reconstruct", "track"]
+    assert sorted(commands) == ["generate", "personalize", "pretrain", "reconstruct", "track"]
     assert sorted(_subcommands(commands["pretrain"])) == ["audio2pose", "recon"]
 
 
@@ -113,5 +115,32 @@ def test_reconstruct_and_pretrain_input_errors_exit_2_with_one_line(tmp_path, ca
                               "no videos (.mp4"),
     }[case]
     assert main([*argv, "-o", str(out)]) == 2
+    assert message in assert_one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_personalize_then_generate_the_default_photo_and_speech(tmp_path):
+    """The README's main command, with a quick fit."""
+    actor, video = tmp_path / "actor", tmp_path / "talk.mp4"
+    assert main(["-q", "personalize", "--actor", str(actor), "--face-model", "builtin", "--landmark-steps", "50",
+                 "--photometric-steps", "2", "--crop-size", "128", "--device", "cpu"]) == 0
+    assert main(["-q", "generate", "--actor", str(actor), "-o", str(video), "--device", "cpu"]) == 0
+    info = probe(video)
+    assert (info.width, info.height) == (512, 512) and info.has_audio and 3.5 < info.duration < 4.5
+    manifest = json.loads((actor / "manifest.json").read_text())
+    assert manifest["settings"]["photo"] and manifest["stages"]["audio2pose"]["metrics"]["model"] == "general"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["actor", "talk.mp4"]
+
+
+@pytest.mark.parametrize("case", ["no_actor", "silent_audio"])
+def test_generate_input_errors_exit_2_with_one_line_and_no_output(tmp_path, capsys, case, request):
+    out = tmp_path / "talk.mp4"
+    if case == "no_actor":
+        argv, message = ["--actor", str(tmp_path / "nobody")], "no such actor bundle"
+    else:
+        silence = tmp_path / "silence.wav"
+        wavfile.write(silence, 16000, np.zeros(16000, np.float32))
+        argv, message = ["--actor", str(request.getfixturevalue("actor_dir")), "--audio", str(silence)], "silent"
+    assert main(["generate", *argv, "-o", str(out)]) == 2
     assert message in assert_one_error_line(capsys)
     assert not out.exists()

@@ -1,0 +1,284 @@
+"""`talkface generate`: a new video of an actor saying the contents of a speech file.
+
+Per output frame (25 fps, frame t covering [t/25, (t+1)/25) s of the speech):
+1. the actor's audio2pose network predicts expression and head pose from the speech;
+2. a background frame of the actor's video is chosen and the head pose settled (`plan_frames`,
+   one of `POSE_MODES`);
+3. the actor's face (identity, detailed albedo, the background frame's lighting, the predicted
+   expression, the settled pose; mouth interior and teeth where the face model has them) is
+   rendered into the face crop, colour-matched and blended into the background with a feathered
+   mask, and the crop pasted back into the full frame;
+4. frames are encoded with the speech as they are made, `batch_frames` at a time, so memory does
+   not grow with the length of the speech.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from audio2pose.features import audio_features, load_speech
+from audio2pose.model import POSE_AMPLITUDE, Motion
+from personalize.pipeline import Actor, BackgroundFrames
+from recon3d.crop import CropTransform
+from recon3d.errors import InputError
+from recon3d.facemodel import Coeffs, FaceModel
+from recon3d.fit import model_landmarks, render_fit
+from recon3d.reconstruct import front_faces
+from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter
+from render.camera import PerspectiveCamera
+from render.composite import CompositeConfig, composite, feathered_mask, image_to_uint8, seam_visibility
+from render.keyframes import KeyframeConfig, match_backgrounds
+from render.warp import similarity_transform, warp_near
+
+log = logging.getLogger("talkface")
+
+PoseMode = Literal["reassign", "predicted", "source"]
+POSE_MODES: tuple[str, ...] = ("reassign", "predicted", "source")
+"""reassign: Yi et al.: each output frame takes the pose of its matched background frame, so face
+and background agree exactly. predicted: the network's pose; the background frame's head is warped
+to follow it. source: dubbing: the actor video's own frames and head motion in order (ping-pong
+looped for longer speech), only the expression follows the new speech."""
+MOUTH_ALBEDO = (0.42, 0.16, 0.16)
+"""Albedo of the mouth interior (gums, tongue, socket): never seen well enough in the frames to
+estimate, so a dark red."""
+TEETH_ALBEDO = (0.86, 0.84, 0.78)
+MOUTH_SHADOW = (70, 24, 24)
+"""RGB of a mouth opening the mesh leaves as a hole: the interior in shadow."""
+TEETH_SHADED = (190, 184, 170)
+TEETH_FRACTION = 0.35
+"""Upper part of such an opening (per column) painted as the upper teeth."""
+INNER_LIPS = slice(60, 68)
+"""iBUG-68 inner-lip landmarks: their polygon is the mouth opening."""
+RIGID_LANDMARKS = np.r_[17:48]
+"""Brows, nose and eyes: the landmarks that move with the head, not the jaw (for warping)."""
+
+
+@dataclass
+class GenerateConfig:
+    pose_mode: PoseMode = "reassign"
+    pose_amplitude: float = POSE_AMPLITUDE
+    """Spread of the predicted head pose in units of the actor's own (`audio2pose.model.restyle_pose`)."""
+    max_seconds: float = 600.0
+    """Longest speech accepted; longer input is an error, not a truncated video."""
+    min_speech_rms: float = 1e-3
+    """Quietest speech accepted (RMS of [-1, 1] samples, about -60 dBFS)."""
+    batch_frames: int = 16
+    """Frames rendered and composited together (bounds memory)."""
+    composite: CompositeConfig = field(default_factory=CompositeConfig)
+    keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Per output frame: the background frame and the face's coefficients."""
+
+    background: np.ndarray
+    """(T,) index into the actor's frames."""
+    exp: np.ndarray
+    """(T, exp_dim) expression."""
+    angle: np.ndarray
+    """(T, 3) pitch, yaw, roll in radians."""
+    trans: np.ndarray
+    """(T, 3) translation."""
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.background)
+
+
+def ping_pong(num_frames: int, length: int) -> np.ndarray:
+    """Indices 0, 1, ..., length-1, length-2, ..., 1, 0, 1, ... for `num_frames` frames."""
+    if length <= 1:
+        return np.zeros(num_frames, np.int64)
+    phase = np.arange(num_frames) % (2 * length - 2)
+    return np.where(phase < length, phase, 2 * length - 2 - phase)
+
+
+def plan_frames(motion: Motion, recon_angle: np.ndarray, recon_trans: np.ndarray, mode: str,
+                keyframes: KeyframeConfig = KeyframeConfig()) -> FramePlan:
+    """Background indices and poses of every output frame for a pose mode (see `POSE_MODES`).
+
+    `recon_angle` / `recon_trans`: (N, 3) the actor's per-frame pose in its video."""
+    exp = motion.exp.cpu().numpy()
+    num_frames = len(exp)
+    if mode == "source":
+        background = ping_pong(num_frames, len(recon_angle))
+    elif mode in ("reassign", "predicted"):
+        background = match_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), keyframes).indices
+    else:
+        raise ValueError(f"unknown pose mode {mode!r}; one of {', '.join(POSE_MODES)}")
+    if mode == "predicted":
+        angle, trans = motion.angle.cpu().numpy(), motion.trans.cpu().numpy()
+    else:
+        angle, trans = recon_angle[background], recon_trans[background]
+    return FramePlan(background.astype(np.int64), exp, angle.astype(np.float32), trans.astype(np.float32))
+
+
+class FaceRenderer:
+    """Renders the actor's face for generation: the face surface with the mouth interior and teeth
+    where the face model has them, in the actor's crop."""
+
+    def __init__(self, model: FaceModel, albedo: np.ndarray, camera: PerspectiveCamera, device: torch.device) -> None:
+        albedo = torch.from_numpy(albedo).clone()
+        parts = ["face"]
+        for region, colour in (("mouth_interior", MOUTH_ALBEDO), ("teeth", TEETH_ALBEDO)):
+            if region in model.regions:
+                albedo[model.region(region).cpu()] = torch.tensor(colour)
+                parts.append(region)
+        keep = torch.unique(torch.cat([model.region(name).cpu() for name in parts]))
+        self.model = model.subset(*parts).to(device)
+        self.albedo = albedo[keep].to(device)
+        self.faces = front_faces(self.model)
+        self.landmark_model = self.model.subset("landmarks")
+        self.camera = camera
+
+    @torch.no_grad()
+    def render(self, coeffs: Coeffs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, S, S, 3) uint8 images, (B, S, S) coverage and (B, 68, 2) landmark pixels."""
+        out = render_fit(self.model, coeffs, self.albedo, self.camera, self.faces)
+        landmarks = model_landmarks(self.landmark_model, coeffs, self.camera).cpu().numpy()
+        images = np.stack([image_to_uint8(image) for image in out.image])
+        coverage = out.mask[:, 0].cpu().numpy()
+        for image, covered, points in zip(images, coverage, landmarks):
+            fill_mouth_hole(image, covered, points[INNER_LIPS])
+        return images, coverage, landmarks
+
+
+def fill_mouth_hole(image: np.ndarray, coverage: np.ndarray, inner_lips: np.ndarray) -> None:
+    """Paints the hole a mesh without a mouth interior leaves between the lips (the uncovered
+    regions enclosed by the render that meet the inner-lip polygon) the mouth's shadowed colour,
+    and marks it covered, in place. Other holes (the eyes) stay open: there the real frame's eyes
+    show through."""
+    lips = np.zeros(coverage.shape, np.uint8)
+    cv2.fillPoly(lips, [np.round(inner_lips).astype(np.int32)], 1)
+    open_area = (coverage < 0.5).astype(np.uint8)
+    count, labels = cv2.connectedComponents(open_area, connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    inside = np.unique(labels[(lips > 0) & (open_area > 0)])
+    holes = np.setdiff1d(inside, border)
+    if len(holes):
+        hole = np.isin(labels, holes)
+        # Per column, the upper part of the opening shows the upper teeth, the rest the shadowed
+        # interior: a closed-mouth model's hole painted one dark colour reads as a black blob.
+        rows = np.arange(hole.shape[0])[:, None]
+        top = np.where(hole.any(0), hole.argmax(0), 0)
+        bottom = np.where(hole.any(0), hole.shape[0] - 1 - hole[::-1].argmax(0), 0)
+        teeth = hole & (rows < top + TEETH_FRACTION * (bottom - top + 1))
+        image[hole] = MOUTH_SHADOW
+        image[teeth] = TEETH_SHADED
+        coverage[hole] = 1.0
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    output: Path
+    num_frames: int
+    seconds: float
+    """Wall time of the whole job."""
+    pose_mode: str
+    seam_visibility: float
+    """Mean over frames of `render.composite.seam_visibility` of the blended face crop (about 1:
+    the paste boundary is no sharper than the face's own texture)."""
+
+
+def check_speech(path: Path, audio: np.ndarray, config: GenerateConfig) -> None:
+    seconds = len(audio) / AUDIO_RATE
+    if seconds > config.max_seconds:
+        raise InputError(f"{path}: the speech is {seconds:.0f} s long, the limit is {config.max_seconds:g} s; "
+                         "split it, or raise --max-seconds")
+    rms = float(np.sqrt(np.mean(np.square(audio))))
+    if rms < config.min_speech_rms:
+        raise InputError(f"{path}: the speech is silent (RMS {rms:.1e}); give a recording with speech in it")
+
+
+def generate(
+    actor: Actor,
+    speech: str | os.PathLike,
+    output: str | os.PathLike,
+    config: GenerateConfig | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> GenerateResult:
+    """Writes OUTPUT (mp4, the actor video's size, 25 fps, the speech as its audio) atomically:
+    on any error no file is left under that name."""
+    start = time.perf_counter()
+    config, device, speech, output = config or GenerateConfig(), torch.device(device), Path(speech), Path(output)
+    if output.suffix.lower() != ".mp4":
+        raise InputError(f"{output}: the output is an mp4 video; give a name ending in .mp4")
+    network = actor.audio2pose.to(device)
+    audio, num_frames = load_speech(speech, None, network.config.features)
+    check_speech(speech, audio, config)
+    mode = config.pose_mode
+    if actor.is_photo and mode != "predicted":
+        log.info("one-shot actor (a photo): pose mode predicted, the photo's head warped to follow the speech")
+        mode = "predicted"
+    motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
+    recon = actor.recon
+    coeffs = recon.split("cpu")
+    plan = plan_frames(motion, coeffs.angle.numpy(), coeffs.trans.numpy(), mode, config.keyframes)
+    renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=num_frames, desc="generate", unit="frame", disable=not progress)
+    seams = []
+    with actor.frames() as frames, VideoWriter(output, VIDEO_FPS, audio, AUDIO_RATE) as writer:
+        for first in range(0, num_frames, config.batch_frames):
+            batch = np.arange(first, min(first + config.batch_frames, num_frames))
+            for frame, seam in _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device):
+                writer.write(frame)
+                seams.append(seam)
+            bar.update(len(batch))
+    bar.close()
+    seam = float(np.nanmean(seams)) if np.isfinite(seams).any() else float("nan")
+    result = GenerateResult(output, num_frames, time.perf_counter() - start, mode, seam)
+    log.info("%d frames (%.1f s of speech) in %.1f s (%.1f frames/s), pose mode %s, seam visibility %.2f",
+             num_frames, num_frames / VIDEO_FPS, result.seconds, num_frames / result.seconds, mode, seam)
+    return result
+
+
+def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRenderer, plan: FramePlan,
+                   batch: np.ndarray, coeffs: Coeffs, mode: str, config: GenerateConfig,
+                   device: torch.device) -> list[tuple[np.ndarray, float]]:
+    """The batch's full-size output frames, each with the seam visibility of its blended crop."""
+    background = plan.background[batch]
+    face = dataclasses.replace(
+        coeffs[torch.from_numpy(background)],
+        exp=torch.from_numpy(plan.exp[batch]),
+        angle=torch.from_numpy(plan.angle[batch]),
+        trans=torch.from_numpy(plan.trans[batch]),
+    ).to(device)
+    images, coverage, landmarks = renderer.render(face)
+    crop = actor.recon.crop
+    if mode == "predicted":
+        # Where the background frame's head is, to move it to the rendered one.
+        filmed = coeffs[torch.from_numpy(background)].to(device)
+        with torch.no_grad():
+            filmed_landmarks = model_landmarks(renderer.landmark_model, filmed, renderer.camera).cpu().numpy()
+    feather = config.composite.feather_pixels(crop.size)
+    out = []
+    for k, index in enumerate(background):
+        frame = frames[int(index)]
+        if mode == "predicted":
+            frame = _follow_head(frame, crop, filmed_landmarks[k], landmarks[k])
+        alpha = feathered_mask(coverage[k], feather)
+        blended = composite(images[k], crop.crop(frame), alpha)
+        out.append((crop.paste(blended, frame, alpha), seam_visibility(blended, alpha)))
+    return out
+
+
+def _follow_head(frame: np.ndarray, crop: CropTransform, filmed: np.ndarray, rendered: np.ndarray) -> np.ndarray:
+    """The frame with its head moved from the `filmed` to the `rendered` landmarks (crop pixels)."""
+    source, target = crop.crop_to_frame(filmed[RIGID_LANDMARKS]), crop.crop_to_frame(rendered[RIGID_LANDMARKS])
+    matrix = similarity_transform(source, target)
+    center = tuple(source.mean(0))
+    return warp_near(frame, matrix, center, radius=crop.side * 0.6)

@@ -1,0 +1,329 @@
+"""`talkface personalize`: the per-actor job, stage by stage, into an actor bundle.
+
+Stages, each a function of the ones before it (`STAGES`, in order):
+
+| stage | writes | what |
+|---|---|---|
+| ingest | frames.zip | the video at 25 fps as JPEGs: the background frames `generate` pastes into |
+| track | track.npz | dense landmarks and the stable crop (`recon3d.track`) |
+| reconstruct | fit.npz | per-frame coefficients and the fit's smooth albedo (`recon3d.reconstruct.fit_clip`) |
+| albedo | coeffs.npz | the detailed albedo (Yi et al.), re-measured: the actor's face and the backgrounds' poses |
+| audio2pose | audio2pose.pt | the actor's audio -> expression + head pose network |
+
+A video actor's network is trained on its own speech and reconstruction (from scratch: on the 20
+shared clips that beat fine-tuning the general model, see README). A photo is a one-shot actor:
+one frame, no speech, so its network is the general model shipped with talkface
+(`audio2pose.general`) with the photo's own expression and pose as the mean.
+
+Each stage's fingerprint covers its settings and the fingerprint of the stage before it, so
+changing a setting reruns that stage and everything after it, and nothing before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from audio2pose.general import general_model_path, load_general_model
+from audio2pose.model import AudioToPose, target_statistics
+from audio2pose.train import FinetuneConfig, finetune, motion_clip, reconstruction_targets
+from personalize.bundle import ActorBundle, file_sha256, toolkit_version
+from recon3d.errors import InputError
+from recon3d.facemodel import FaceModel
+from recon3d.facemodels import load_face_model
+from recon3d.fit import FitConfig
+from recon3d.reconstruct import Reconstruction, fit_clip, load_crops, refine_albedo
+from recon3d.track import FaceTrack, TrackConfig, track_video
+from recon3d.video import AUDIO_RATE, MediaInfo, atomic_path, iter_frames, probe, read_audio
+
+log = logging.getLogger("talkface")
+
+STAGES = ("ingest", "track", "reconstruct", "albedo", "audio2pose")
+LOG_NAME = "personalize.log"
+
+
+@dataclass
+class PersonalizeConfig:
+    """Settings of the per-actor job (recorded in the bundle's manifest)."""
+
+    face_model: str = "default"
+    """Face model spec (`recon3d.facemodels.load_face_model`)."""
+    crop_size: int = 256
+    """Side of the face crop that is fitted and rendered, pixels."""
+    fit: FitConfig = field(default_factory=FitConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    min_seconds: float = 2.0
+    """Shortest video accepted: the talking style is learned from at least this much speech."""
+    min_speech_rms: float = 1e-3
+    """Quietest soundtrack accepted (RMS of [-1, 1] samples, about -60 dBFS): below it is silence."""
+    frame_quality: int = 95
+    """JPEG quality of the stored background frames."""
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What every stage gets."""
+
+    video: Path
+    info: MediaInfo
+    bundle: ActorBundle
+    face_model: FaceModel
+    config: PersonalizeConfig
+    device: torch.device
+    progress: bool
+
+
+# ------------------------------------------------------------------------------------ stages
+
+
+def ingest(ctx: StageContext) -> dict:
+    """frames.zip: every frame at 25 fps as a JPEG named by its index (random access for the
+    background matching, without holding the clip in memory)."""
+    count = 0
+    frames = tqdm(iter_frames(ctx.video), total=ctx.info.num_frames(), desc="ingest", unit="frame",
+                  disable=not ctx.progress, leave=False)
+    with atomic_path(ctx.bundle.path("frames.zip")) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for count, frame in enumerate(frames, 1):
+            ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                                    [cv2.IMWRITE_JPEG_QUALITY, ctx.config.frame_quality])
+            archive.writestr(frame_name(count - 1), data.tobytes())
+    return {"frames": count, "width": ctx.info.width, "height": ctx.info.height,
+            "seconds": round(count / 25.0, 3), "photo": ctx.info.is_image}
+
+
+def track(ctx: StageContext) -> dict:
+    face_track = track_video(ctx.video, TrackConfig(crop_size=ctx.config.crop_size), progress=ctx.progress)
+    face_track.save(ctx.bundle.path("track.npz"))
+    return {"frames": face_track.num_frames, "detected": round(float(face_track.detected.mean()), 4),
+            "confidence": round(float(face_track.confidence.mean()), 4)}
+
+
+def reconstruct(ctx: StageContext) -> dict:
+    face_track = FaceTrack.load(ctx.bundle.path("track.npz"))
+    recon, _ = fit_clip(ctx.video, ctx.face_model, ctx.config.fit, face_track, ctx.device, progress=ctx.progress)
+    recon.save(ctx.bundle.path("fit.npz"))
+    return _fit_metrics(recon)
+
+
+def albedo(ctx: StageContext) -> dict:
+    face_track = FaceTrack.load(ctx.bundle.path("track.npz"))
+    recon = Reconstruction.load(ctx.bundle.path("fit.npz"))
+    crops = load_crops(ctx.video, face_track, ctx.progress)
+    recon = refine_albedo(recon, ctx.face_model, crops, face_track, ctx.device, ctx.config.fit.batch_frames)
+    recon.save(ctx.bundle.path("coeffs.npz"))
+    return _fit_metrics(recon)
+
+
+def audio2pose(ctx: StageContext) -> dict:
+    recon = Reconstruction.load(ctx.bundle.path("coeffs.npz"))
+    if ctx.info.is_image:
+        model = photo_model(load_general_model(ctx.face_model.name), recon)
+        metrics = {"model": "general", "steps": 0}
+    else:
+        torch.manual_seed(ctx.config.finetune.scratch.seed)
+        clip = motion_clip(ctx.video, recon, ctx.config.finetune.model.features)
+        model = finetune(clip, None, ctx.config.finetune, ctx.device, ctx.progress)
+        metrics = {"model": "actor", "steps": ctx.config.finetune.scratch.steps}
+    model.cpu().save(ctx.bundle.path("audio2pose.pt"), ctx.face_model.name)
+    return metrics
+
+
+STAGE_FILES: dict[str, tuple[Callable[[StageContext], dict], tuple[str, ...]]] = {
+    "ingest": (ingest, ("frames.zip",)),
+    "track": (track, ("track.npz",)),
+    "reconstruct": (reconstruct, ("fit.npz",)),
+    "albedo": (albedo, ("coeffs.npz",)),
+    "audio2pose": (audio2pose, ("audio2pose.pt",)),
+}
+"""Stage name -> (the function that runs it, the bundle files it writes)."""
+
+
+def photo_model(general: AudioToPose, recon: Reconstruction) -> AudioToPose:
+    """The general model styled for a one-shot actor: the photo's expression and pose as the
+    mean, the corpus's spread (one frame has none of its own)."""
+    targets = torch.from_numpy(reconstruction_targets(recon))
+    mean, _ = target_statistics(targets, general.exp_dim)
+    general.set_style(mean, general.target_std.clone())
+    return general
+
+
+def _fit_metrics(recon: Reconstruction) -> dict:
+    return {"landmark_error": round(float(recon.landmark_error.mean()), 5), "psnr": round(float(recon.psnr.mean()), 3)}
+
+
+def frame_name(index: int) -> str:
+    return f"{index:06d}.jpg"
+
+
+# ------------------------------------------------------------------------------------ runner
+
+
+def stage_settings(config: PersonalizeConfig, face_model: FaceModel, info: MediaInfo) -> dict[str, dict]:
+    """What each stage's result depends on besides the stage before it."""
+    return {
+        "ingest": {"min_seconds": config.min_seconds, "frame_quality": config.frame_quality},
+        "track": {"crop_size": config.crop_size},
+        "reconstruct": {"face_model": face_model.name, "vertices": face_model.num_vertices, "fit": asdict(config.fit)},
+        "albedo": {},
+        "audio2pose": ({"general": file_sha256(general_model_path(face_model.name))} if info.is_image
+                       else {"finetune": asdict(config.finetune)}),
+    }
+
+
+def check_source(video: Path, info: MediaInfo, config: PersonalizeConfig) -> None:
+    """One-line errors for inputs a personalization cannot use, before anything is written."""
+    if info.is_image:
+        return
+    if info.duration < config.min_seconds:
+        raise InputError(f"{video}: video too short ({info.duration:.1f} s); personalize needs at least "
+                         f"{config.min_seconds:g} s of the actor speaking (or give a photo for a one-shot actor)")
+    if not info.has_audio:
+        raise InputError(f"{video}: no audio stream; personalize learns the actor's talking style from their speech: "
+                         "give a video with sound (or a photo for a one-shot actor)")
+    audio = read_audio(video, AUDIO_RATE)
+    rms = float(np.sqrt(np.mean(np.square(audio)))) if len(audio) else 0.0
+    if rms < config.min_speech_rms:
+        raise InputError(f"{video}: the soundtrack is silent (RMS {rms:.1e}); give a video of the actor speaking")
+
+
+@contextlib.contextmanager
+def bundle_log(root: Path) -> Iterator[None]:
+    """Appends the job's log records to ACTOR/personalize.log while it runs."""
+    handler = logging.FileHandler(root / LOG_NAME)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    level = log.level
+    # The file gets INFO whatever the console shows (console handlers keep their own levels).
+    log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        handler.close()
+
+
+def personalize(
+    video: str | os.PathLike,
+    actor: str | os.PathLike,
+    config: PersonalizeConfig | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> ActorBundle:
+    """Runs the stages that are not done yet for `video` into the bundle at `actor`; returns it.
+
+    Finished stages whose inputs are unchanged are skipped (a killed job resumes where it
+    stopped); the manifest is updated after each stage.
+    """
+    video, config, device = Path(video), config or PersonalizeConfig(), torch.device(device)
+    info = probe(video)
+    check_source(video, info, config)
+    face_model = load_face_model(config.face_model)
+    settings = {"face_model": config.face_model, "face_model_name": face_model.name,
+                "face_model_vertices": face_model.num_vertices, "photo": info.is_image, **asdict(config)}
+    Path(actor).mkdir(parents=True, exist_ok=True)
+    bundle = ActorBundle.create(actor, video, settings)
+    ctx = StageContext(video, info, bundle, face_model.to(device), config, device, progress)
+    per_stage = stage_settings(config, face_model, info)
+    with bundle_log(bundle.root):
+        log.info("personalize %s (%s) into %s with face model %s on %s (talkface %s)", video.name,
+                 "photo" if info.is_image else f"{info.duration:.1f} s video", bundle.root, face_model.name, device,
+                 toolkit_version())
+        upstream = bundle.manifest["source"]["sha256"]
+        overall = tqdm(STAGES, desc="personalize", unit="stage", disable=not progress)
+        for name in overall:
+            overall.set_postfix_str(name)
+            inputs = {"upstream": upstream, **per_stage[name]}
+            if bundle.is_done(name, inputs):
+                log.info("%s: done before, skipped", name)
+            else:
+                run, files = STAGE_FILES[name]
+                start = time.perf_counter()
+                metrics = run(ctx)
+                bundle.record(name, inputs, list(files), metrics, time.perf_counter() - start)
+                log.info("%s: %.1f s, %s", name, time.perf_counter() - start,
+                         ", ".join(f"{k} {v}" for k, v in metrics.items()))
+            upstream = bundle.stage_fingerprint(name)
+    return bundle
+
+
+# ------------------------------------------------------------------------------------ actors
+
+
+@dataclass
+class Actor:
+    """A finished actor bundle, loaded for generation."""
+
+    bundle: ActorBundle
+    recon: Reconstruction
+    audio2pose: AudioToPose
+    face_model: FaceModel
+
+    @property
+    def is_photo(self) -> bool:
+        return bool(self.bundle.manifest["settings"].get("photo"))
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the actor's video."""
+        return self.recon.crop.frame_width, self.recon.crop.frame_height
+
+    @classmethod
+    def load(cls, root: str | os.PathLike, face_model: str | None = None) -> Actor:
+        """Opens and checks the bundle (schema, every file's hash, every stage finished) and loads
+        it. The face model is the one the bundle was made with, found by its recorded spec, unless
+        `face_model` names where it is now."""
+        bundle = ActorBundle.open(root)
+        missing = [name for name in STAGES if name not in bundle.manifest["stages"]]
+        if missing:
+            raise InputError(f"{bundle.root}: the actor bundle is unfinished (stage {missing[0]} did not complete); "
+                             "rerun `talkface personalize` with the same video and --actor to finish it")
+        settings = bundle.manifest["settings"]
+        model = load_face_model(face_model or settings["face_model"])
+        if (model.name, model.num_vertices) != (settings["face_model_name"], settings["face_model_vertices"]):
+            raise InputError(f"{bundle.root}: made with face model {settings['face_model_name']} "
+                             f"({settings['face_model_vertices']} vertices), found {model.name}; "
+                             "pass --face-model pointing at the one it was made with")
+        recon = Reconstruction.load(bundle.path("coeffs.npz"))
+        network = AudioToPose.load(bundle.path("audio2pose.pt"), model.name)
+        return cls(bundle, recon, network, model)
+
+    @contextlib.contextmanager
+    def frames(self) -> Iterator[BackgroundFrames]:
+        with zipfile.ZipFile(self.bundle.path("frames.zip")) as archive:
+            yield BackgroundFrames(archive)
+
+
+class BackgroundFrames:
+    """Random access to the actor's 25 fps frames (decoded on demand, the last few cached)."""
+
+    def __init__(self, archive: zipfile.ZipFile, cache: int = 8) -> None:
+        self.archive = archive
+        self.count = len(archive.namelist())
+        self._cache: dict[int, np.ndarray] = {}
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        frame = self._cache.get(index)
+        if frame is None:
+            data = np.frombuffer(self.archive.read(frame_name(index)), np.uint8)
+            frame = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[index] = frame
+        return frame

@@ -1,0 +1,33 @@
+"""An actor bundle made once per session from a real clip with a tiny configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from audio2pose.train import FinetuneConfig
+from personalize.pipeline import PersonalizeConfig, personalize
+from recon3d.fit import FitConfig
+
+ACTOR_CLIP = "vox_00010.mp4"
+"""4.2 s, 224 x 224: the quickest real clip to personalize."""
+
+
+def tiny_config() -> PersonalizeConfig:
+    finetune = FinetuneConfig()
+    return PersonalizeConfig(
+        face_model="builtin",
+        crop_size=128,
+        fit=FitConfig(landmark_steps=150, photometric_steps=2, render_size=64),
+        finetune=dataclasses.replace(finetune, scratch=dataclasses.replace(finetune.scratch, steps=10)),
+    )
+
+
+@pytest.fixture(scope="session")
+def actor_dir(clips: Path, tmp_path_factory) -> Path:
+    """A finished bundle of ACTOR_CLIP; tests that change it work on a copy."""
+    root = tmp_path_factory.mktemp("actor") / "actor"
+    personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
+    return root

@@ -1,0 +1,150 @@
+"""`generate`: frame planning per pose mode, the output video, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from audio2pose.model import Motion
+from personalize.bundle import MANIFEST_NAME
+from personalize.generate import GenerateConfig, fill_mouth_hole, generate, ping_pong, plan_frames
+from personalize.pipeline import Actor
+from personalize.samples import sample_speech
+from recon3d.errors import InputError
+from recon3d.video import probe, read_audio, read_frames
+from tests.personalize.test_pipeline import speech_like
+from scipy.io import wavfile
+
+
+def swaying_motion(num_frames: int, exp_dim: int = 4) -> Motion:
+    """A head swaying in roll (period 40 frames) with a little pitch and yaw."""
+    t = torch.arange(num_frames, dtype=torch.float32)
+    angle = torch.stack([0.02 * torch.sin(t / 9), 0.05 * torch.sin(t / 13), 0.1 * torch.sin(2 * torch.pi * t / 40)], 1)
+    return Motion(exp=torch.randn(num_frames, exp_dim), angle=angle, trans=0.01 * torch.randn(num_frames, 3))
+
+
+def test_ping_pong_plays_forward_then_back():
+    assert ping_pong(9, 4).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2]
+    assert ping_pong(3, 1).tolist() == [0, 0, 0]
+
+
+def test_pose_modes_take_the_pose_from_where_they_say():
+    rng = np.random.default_rng(0)
+    t = np.arange(200)[:, None]
+    # The filmed head swings more slowly than the predicted one, in all three angles.
+    recon_angle = np.radians(np.array([3.0, 6.0, 8.0]) * np.sin(t / np.array([11.0, 17.0, 15.0]))).astype(np.float32)
+    recon_trans = rng.normal(0, 0.05, (200, 3)).astype(np.float32)
+    motion = swaying_motion(120)
+    reassign = plan_frames(motion, recon_angle, recon_trans, "reassign")
+    predicted = plan_frames(motion, recon_angle, recon_trans, "predicted")
+    source = plan_frames(motion, recon_angle, recon_trans, "source")
+    for plan in (reassign, predicted, source):
+        assert plan.num_frames == 120
+        np.testing.assert_array_equal(plan.exp, motion.exp.numpy())
+    # reassign and predicted share the keyframe-matched backgrounds; reassign takes their poses.
+    np.testing.assert_array_equal(reassign.background, predicted.background)
+    np.testing.assert_array_equal(reassign.angle, recon_angle[reassign.background])
+    np.testing.assert_array_equal(reassign.trans, recon_trans[reassign.background])
+    np.testing.assert_array_equal(predicted.angle, motion.angle.numpy())
+    # The matched frames follow the predicted roll (which the keyframes are taken on).
+    roll_error = np.abs(np.degrees(reassign.angle[:, 2] - predicted.angle[:, 2])).mean()
+    assert roll_error < np.abs(np.degrees(recon_angle[:120, 2] - predicted.angle[:, 2])).mean() / 2
+    # source: the actor's own frames in order, with their own poses.
+    np.testing.assert_array_equal(source.background, np.arange(120))
+    np.testing.assert_array_equal(source.angle, recon_angle[:120])
+    with pytest.raises(ValueError, match="unknown pose mode"):
+        plan_frames(motion, recon_angle, recon_trans, "mirror")
+
+
+def test_the_mouth_hole_is_filled_and_other_holes_stay_open():
+    coverage = np.zeros((64, 64), np.float32)
+    coverage[10:54, 10:54] = 1
+    coverage[40:46, 24:40] = 0  # the mouth opening
+    coverage[20:24, 18:26] = 0  # an eye
+    image = np.full((64, 64, 3), 200, np.uint8)
+    lips = np.array([[26, 43], [32, 41], [38, 43], [32, 45]], np.float32)
+    fill_mouth_hole(image, coverage, lips)
+    assert coverage[40:46, 24:40].all()
+    # Upper teeth in the top of the opening, the dark interior below them.
+    assert (image[40, 30] > 150).all() and (image[45, 30] < 100).all()
+    assert not coverage[20:24, 18:26].any() and not coverage[:10].any()
+
+
+@pytest.fixture(scope="module")
+def actor(actor_dir) -> Actor:
+    return Actor.load(actor_dir)
+
+
+@pytest.mark.parametrize("mode", ["reassign", "predicted", "source"])
+def test_output_is_in_sync_with_the_speech_at_the_actor_size(actor, tmp_path, mode):
+    speech = sample_speech()
+    out = tmp_path / "talk.mp4"
+    result = generate(actor, speech, out, GenerateConfig(pose_mode=mode), progress=False)
+    info = probe(out)
+    audio_seconds = len(read_audio(speech)) / 16000
+    assert abs(info.duration - audio_seconds) <= 1 / 25 + 1e-3
+    assert (info.width, info.height) == actor.frame_size and info.has_audio
+    assert result.num_frames == round(audio_seconds * 25)
+    # The output is the speech, from its first sample: same waveform at the start.
+    original, muxed = read_audio(speech)[:8000], read_audio(out)[:8000]
+    assert np.corrcoef(original, muxed)[0, 1] > 0.9
+    frames = read_frames(out)
+    # The face moves with the speech (the mouth region changes from frame to frame).
+    crop = actor.recon.crop
+    mouth = frames[:, int(crop.y0 + 0.55 * crop.side):int(crop.y0 + 0.8 * crop.side),
+                   int(crop.x0 + 0.3 * crop.side):int(crop.x0 + 0.7 * crop.side)].astype(np.float32)
+    assert np.abs(np.diff(mouth, axis=0)).mean() > 0.5
+
+
+def write_wav(path, audio):
+    wavfile.write(path, 16000, audio)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("silent", "speech is silent"),
+    ("empty", "audio stream is empty|no audio"),
+    ("too_long", "limit is 2 s"),
+    ("not_mp4", "ending in .mp4"),
+    ("missing_audio", "no such file"),
+])
+def test_bad_speech_or_output_fails_and_leaves_no_file(actor, tmp_path, case, message):
+    audio = sample_speech()
+    output = tmp_path / "out.mp4"
+    config = GenerateConfig()
+    if case == "silent":
+        audio = write_wav(tmp_path / "silence.wav", np.zeros(16000, np.float32))
+    elif case == "empty":
+        audio = write_wav(tmp_path / "empty.wav", np.zeros(0, np.float32))
+    elif case == "too_long":
+        audio = write_wav(tmp_path / "long.wav", speech_like(3.0))
+        config = GenerateConfig(max_seconds=2)
+    elif case == "not_mp4":
+        output = tmp_path / "out.avi"
+    elif case == "missing_audio":
+        audio = tmp_path / "nothing.wav"
+    with pytest.raises(InputError, match=message):
+        generate(actor, audio, output, config, progress=False)
+    assert list(tmp_path.iterdir()) == [p for p in tmp_path.iterdir() if p.suffix == ".wav"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such actor bundle"),
+    ("not_a_bundle", "not an actor bundle"),
+    ("newer", "made by a newer talkface"),
+])
+def test_bad_bundles_fail_in_one_line(actor_dir, tmp_path, case, message):
+    root = tmp_path / "actor"
+    if case == "not_a_bundle":
+        root.mkdir()
+    elif case == "newer":
+        shutil.copytree(actor_dir, root)
+        manifest = json.loads((root / MANIFEST_NAME).read_text())
+        manifest["format_version"] = 99
+        (root / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=message):
+        Actor.load(root)
