@@ -9,9 +9,11 @@ The nvdiffrast model: `rasterize` finds the nearest triangle per pixel centre wi
 triangle, so images are differentiable w.r.t. vertex positions and attributes (not at
 silhouettes, where coverage itself changes).
 
-Backends: "torch" (vectorised, any device, the reference) is always present; "nvdiffrast" (CUDA)
-and "pytorch3d" register only where their packages import (render.backends). All return the same
-`Fragments`.
+Backends: "torch" (vectorised, any device, the reference) is always present; "numba" (CPU, the
+same scan conversion compiled: the same floats, ~15x faster), "nvdiffrast"
+(CUDA) and "pytorch3d" register only where their packages import (render.backends). All return the
+same `Fragments`. `backend="auto"` picks nvdiffrast for CUDA tensors and numba for CPU ones where
+they are installed, else torch.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from torch import Tensor
 
 _OPTIONAL_BACKENDS = {
+    "numba": ("numba", "render.backends.numba_backend"),
     "nvdiffrast": ("nvdiffrast.torch", "render.backends.nvdiffrast_backend"),
     "pytorch3d": ("pytorch3d.renderer", "render.backends.pytorch3d_backend"),
 }
@@ -62,8 +65,9 @@ class RasterConfig:
 
     image_size: int | tuple[int, int] = 224
     """Output (H, W), or the side of a square image."""
-    backend: Literal["auto", "torch", "nvdiffrast", "pytorch3d"] = "auto"
-    """"auto" picks nvdiffrast for CUDA tensors where it is installed, else torch."""
+    backend: Literal["auto", "torch", "numba", "nvdiffrast", "pytorch3d"] = "auto"
+    """"auto" picks nvdiffrast for CUDA tensors and numba for CPU tensors where they are installed,
+    else torch."""
     cull_backfaces: bool = False
     """Drop triangles seen from behind, i.e. wound clockwise as seen from the camera (faces are
     wound counter-clockwise seen from outside); by default both windings are rasterized."""
@@ -121,7 +125,8 @@ def rasterize(screen_vertices: Tensor, faces: Tensor, config: RasterConfig) -> F
         raise ValueError(f"faces must have shape (F, 3), got {tuple(faces.shape)}")
     name = config.backend
     if name == "auto":
-        name = "nvdiffrast" if screen_vertices.is_cuda and "nvdiffrast" in available_backends() else "torch"
+        preferred = "nvdiffrast" if screen_vertices.is_cuda else "numba" if screen_vertices.device.type == "cpu" else ""
+        name = preferred if preferred in available_backends() else "torch"
     if name not in available_backends():
         raise ValueError(f"rasterizer backend {name!r} is not available here; available: {', '.join(available_backends())}")
     with torch.no_grad():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
 from torch import Tensor, nn
 
 from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera
@@ -42,7 +43,10 @@ def render_mesh(
     config = replace(config or RasterConfig(), image_size=camera.image_size)
     screen = camera_to_screen(model_to_camera(vertices, camera), camera)  # (B, V, 3)
     fragments = rasterize(screen, faces, config)
-    colors = interpolate(vertex_colors, fragments, faces, screen)  # (B, H, W, 3)
+    # Recomputing the barycentrics from the vertices is what carries gradients to them; without
+    # gradients the rasterizer's own are the same numbers at a fraction of the cost.
+    differentiable = torch.is_grad_enabled() and screen.requires_grad
+    colors = interpolate(vertex_colors, fragments, faces, screen if differentiable else None)  # (B, H, W, 3)
     return RenderOutput(
         image=colors.permute(0, 3, 1, 2).contiguous(),
         mask=fragments.mask[:, None].to(colors.dtype),
