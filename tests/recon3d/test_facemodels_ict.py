@@ -103,11 +103,13 @@ def test_ict_expressions_act_as_named(ict):
     assert blink[43, 1] < -0.05 and blink[37].abs().max() < 1e-4
 
 
-def test_ict_cache_makes_loading_fast(ict, home):
+def test_ict_is_converted_once_then_read_from_the_cache(ict, ict_folder, home):
     _, convert_s, cached_s = ict
-    print(f"ICT-FaceKit: convert {convert_s:.2f} s, cached load {cached_s:.3f} s")
-    assert cached_s < 1.0 and cached_s < convert_s / 5
-    assert len(list((home / "cache").glob("ict-*.npz"))) == 1
+    print(f"ICT-FaceKit: convert {convert_s:.2f} s, cached load {cached_s:.3f} s")  # timings: README
+    (cache,) = (home / "cache").glob("ict-*.npz")
+    written = cache.stat().st_mtime_ns
+    load_ict(ict_folder)
+    assert cache.stat().st_mtime_ns == written
 
 
 def test_default_location_finds_ict(ict, ict_folder, home):
