@@ -25,7 +25,6 @@ frame t is then 28 x (12 + 40): 39 CMU phones plus one class for silence and noi
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,8 +106,9 @@ def mfcc_rows(audio: np.ndarray, num_frames: int, config: FeatureConfig = Featur
     return rows.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1)
 def _phone_decoder() -> Decoder:
+    # A new decoder per utterance (0.15 s): one kept across calls adapts its running cepstral mean
+    # to what it decoded before, so the same speech would get other phones after other speech.
     model = Path(get_model_path()) / "en-us"
     return Decoder(hmm=str(model / "en-us"), allphone=str(model / "en-us-phone.lm.bin"), lw=2.0, beam=1e-20,
                    pbeam=1e-20, samprate=AUDIO_RATE, loglevel="ERROR")

@@ -96,3 +96,11 @@ def test_phones_of_real_speech(shared_data):
     assert (phones.argmax(1) < len(PHONES)).sum() > 0 and len(np.unique(phones.argmax(1))) > 15
     silence = audio_features(np.zeros(SR, np.float32))
     assert (silence[:, :, -1] == 1).all()
+
+
+def test_the_same_speech_gets_the_same_features_whatever_came_before(shared_data):
+    first, other = sorted((shared_data / "audio").glob("*.wav"))[:2]
+    audio, frames = load_speech(first)
+    before = audio_features(audio, frames)
+    audio_features(*load_speech(other))
+    np.testing.assert_array_equal(audio_features(audio, frames), before)
