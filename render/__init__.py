@@ -8,8 +8,8 @@ Frames and units are stated in `render.camera`; the rasterizer's backends and fr
     out = render_mesh(posed, faces, colors, PerspectiveCamera.deep3d(224))
 
 `render.keyframes` picks, per output frame, the training frame that lends its background (Yi et
-al.'s keyframe matching); `render.composite` blends a render into it with a feathered mask and
-measures the seam.
+al.'s keyframe matching); `render.composite` blends a render into it (`blend`: colour matched at the
+edge, then a feathered mask) and measures the seam.
 """
 
 from render.camera import (
@@ -21,7 +21,7 @@ from render.camera import (
     project,
     rotation_matrix_to_euler,
 )
-from render.composite import CompositeConfig, composite, feathered_mask, seam_visibility
+from render.composite import CompositeConfig, blend, composite, feathered_mask, match_colour, seam_visibility
 from render.keyframes import BackgroundMatch, KeyframeConfig, match_backgrounds
 from render.rasterize import Fragments, RasterConfig, available_backends, interpolate, rasterize
 from render.renderer import MeshRenderer, RenderOutput, render_mesh
@@ -37,12 +37,14 @@ __all__ = [
     "RasterConfig",
     "RenderOutput",
     "available_backends",
+    "blend",
     "camera_to_screen",
     "composite",
     "euler_to_rotation_matrix",
     "feathered_mask",
     "interpolate",
     "match_backgrounds",
+    "match_colour",
     "model_to_camera",
     "pose_vertices",
     "project",
