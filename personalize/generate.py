@@ -37,7 +37,7 @@ from recon3d.fit import model_landmarks, render_fit
 from recon3d.reconstruct import front_faces
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter
 from render.camera import PerspectiveCamera
-from render.composite import CompositeConfig, composite, feathered_mask, image_to_uint8, seam_visibility
+from render.composite import CompositeConfig, blend, image_to_uint8, seam_visibility
 from render.keyframes import KeyframeConfig, match_backgrounds
 from render.warp import similarity_transform, warp_near
 
@@ -148,7 +148,7 @@ class FaceRenderer:
         """(B, S, S, 3) uint8 images, (B, S, S) coverage and (B, 68, 2) landmark pixels."""
         out = render_fit(self.model, coeffs, self.albedo, self.camera, self.faces)
         landmarks = model_landmarks(self.landmark_model, coeffs, self.camera).cpu().numpy()
-        images = np.stack([image_to_uint8(image) for image in out.image])
+        images = image_to_uint8(out.image)
         coverage = out.mask[:, 0].cpu().numpy()
         for image, covered, points in zip(images, coverage, landmarks):
             fill_mouth_hole(image, covered, points[INNER_LIPS])
@@ -264,14 +264,12 @@ def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRendere
         filmed = coeffs[torch.from_numpy(background)].to(device)
         with torch.no_grad():
             filmed_landmarks = model_landmarks(renderer.landmark_model, filmed, renderer.camera).cpu().numpy()
-    feather = config.composite.feather_pixels(crop.size)
     out = []
     for k, index in enumerate(background):
         frame = frames[int(index)]
         if mode == "predicted":
             frame = _follow_head(frame, crop, filmed_landmarks[k], landmarks[k])
-        alpha = feathered_mask(coverage[k], feather)
-        blended = composite(images[k], crop.crop(frame), alpha)
+        blended, alpha = blend(images[k], crop.crop(frame), coverage[k], config.composite)
         out.append((crop.paste(blended, frame, alpha), seam_visibility(blended, alpha)))
     return out
 
