@@ -295,8 +295,10 @@ class ClipFitter:
     def _init_appearance(self, params: _ClipParameters, images: torch.Tensor, camera: PerspectiveCamera) -> None:
         """Albedo from the frames' colours at the vertices under the initial white light.
 
-        Each vertex takes the mean colour over the frames where it faces the camera most; the
-        photometric stage then refines albedo and lighting jointly.
+        Each vertex takes the mean colour over the frames where it faces the camera most; one that
+        never faces it (inside the lips, a nostril's inside) takes the mean of the others, not
+        black: another expression may show it. The photometric stage then refines albedo and
+        lighting jointly.
         """
         coeffs = params.coeffs()
         total = torch.zeros_like(params.albedo)
@@ -306,7 +308,9 @@ class ClipFitter:
             facing = seen.facing.clamp(min=0).pow(4)[..., None]  # (B, V, 1)
             total += (facing * seen.albedo).sum(0)
             weight += facing.sum(0)
-        params.albedo.copy_((total / weight.clamp(min=1e-6)).clamp(0, 1))
+        observed = weight > 1e-3
+        average = total.sum(0) / weight.sum(0).clamp(min=1e-6)
+        params.albedo.copy_(torch.where(observed, total / weight.clamp(min=1e-6), average).clamp(0, 1))
 
     def _fit_photometric(
         self,
