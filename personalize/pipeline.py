@@ -231,6 +231,8 @@ def personalize(
     info = probe(video)
     check_source(video, info, config)
     face_model = load_face_model(config.face_model)
+    if info.is_image:
+        load_general_model(face_model.name)  # a one-shot actor needs one: fail now, not after the fit
     settings = {"face_model": config.face_model, "face_model_name": face_model.name,
                 "face_model_vertices": face_model.num_vertices, "photo": info.is_image, **asdict(config)}
     Path(actor).mkdir(parents=True, exist_ok=True)
@@ -292,6 +294,9 @@ class Actor:
                              "rerun `talkface personalize` with the same video and --actor to finish it")
         settings = bundle.manifest["settings"]
         model = load_face_model(face_model or settings["face_model"])
+        if face_model is None and model.name != settings["face_model_name"] == load_face_model("builtin").name:
+            # Made where "default" meant the built-in model; ICT-FaceKit was installed since.
+            model = load_face_model("builtin")
         if (model.name, model.num_vertices) != (settings["face_model_name"], settings["face_model_vertices"]):
             raise InputError(f"{bundle.root}: made with face model {settings['face_model_name']} "
                              f"({settings['face_model_vertices']} vertices), found {model.name}; "
