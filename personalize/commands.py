@@ -243,8 +243,8 @@ class GenerateCommand:
 
     The output has the actor video's size, 25 fps, and the speech as its soundtrack (frame 0 =
     the speech's start). Any length up to --max-seconds: frames are made and written in batches.
-    Pose modes: reassign (Yi et al.: the head pose of the matched real frame), predicted (the
-    network's head pose, the real frame warped to follow it; always used for a photo actor),
+    Pose modes: predicted (the network's head pose, the real frame warped to follow it; always
+    used for a photo actor), reassign (Yi et al.: the head pose of the matched real frame),
     source (dubbing: the actor video's own frames and head motion in order, only the face's
     expression follows the new speech).
     """

@@ -66,7 +66,9 @@ RIGID_LANDMARKS = np.r_[17:48]
 
 @dataclass
 class GenerateConfig:
-    pose_mode: PoseMode = "reassign"
+    pose_mode: PoseMode = "predicted"
+    """Default: the mode with the best head-pose similarity on the shared clips, its seams as
+    faint as the others' (README, end-to-end benchmark)."""
     pose_amplitude: float = POSE_AMPLITUDE
     """Spread of the predicted head pose in units of the actor's own (`audio2pose.model.restyle_pose`)."""
     max_seconds: float = 600.0
