@@ -204,6 +204,17 @@ def check_speech(path: Path, audio: np.ndarray, config: GenerateConfig) -> None:
         raise InputError(f"{path}: the speech is silent (RMS {rms:.1e}); give a recording with speech in it")
 
 
+def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: GenerateConfig,
+                device: torch.device | str = "cpu") -> tuple[FramePlan, str]:
+    """What `generate` renders for `audio` (16 kHz mono, `num_frames` at 25 fps): the frame plan
+    and the pose mode used (always predicted for a one-shot actor, whose one frame has one pose)."""
+    network = actor.audio2pose.to(device)
+    mode = "predicted" if actor.is_photo else config.pose_mode
+    motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
+    coeffs = actor.recon.split("cpu")
+    return plan_frames(motion, coeffs.angle.numpy(), coeffs.trans.numpy(), mode, config.keyframes), mode
+
+
 def generate(
     actor: Actor,
     speech: str | os.PathLike,
@@ -218,17 +229,13 @@ def generate(
     config, device, speech, output = config or GenerateConfig(), torch.device(device), Path(speech), Path(output)
     if output.suffix.lower() != ".mp4":
         raise InputError(f"{output}: the output is an mp4 video; give a name ending in .mp4")
-    network = actor.audio2pose.to(device)
-    audio, num_frames = load_speech(speech, None, network.config.features)
+    audio, num_frames = load_speech(speech, None, actor.audio2pose.config.features)
     check_speech(speech, audio, config)
-    mode = config.pose_mode
-    if actor.is_photo and mode != "predicted":
+    plan, mode = plan_speech(actor, audio, num_frames, config, device)
+    if mode != config.pose_mode:
         log.info("one-shot actor (a photo): pose mode predicted, the photo's head warped to follow the speech")
-        mode = "predicted"
-    motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
     recon = actor.recon
     coeffs = recon.split("cpu")
-    plan = plan_frames(motion, coeffs.angle.numpy(), coeffs.trans.numpy(), mode, config.keyframes)
     renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
     output.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=num_frames, desc="generate", unit="frame", disable=not progress)

@@ -302,7 +302,7 @@ class Actor:
                              f"({settings['face_model_vertices']} vertices), found {model.name}; "
                              "pass --face-model pointing at the one it was made with")
         recon = Reconstruction.load(bundle.path("coeffs.npz"))
-        network = AudioToPose.load(bundle.path("audio2pose.pt"), model.name)
+        network = AudioToPose.load(bundle.path("audio2pose.pt"), model.name).eval()
         return cls(bundle, recon, network, model)
 
     @contextlib.contextmanager
