@@ -2,7 +2,7 @@
 
 `audio2pose.features` turns speech into one MFCC (+ phone) window per 25 fps video frame,
 `audio2pose.model` holds the network and its loss, `audio2pose.train` trains it on a corpus and
-per actor, `audio2pose.general` loads the corpus-trained models shipped per face model,
+per actor, `audio2pose.general` loads the corpus-trained models (one per face model),
 `audio2pose.metrics` measures predicted against real motion. Speech synthesis and voice
 matching come later.
 """

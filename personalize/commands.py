@@ -199,7 +199,8 @@ class PersonalizeCommand:
     Runs the stages ingest, track, reconstruct, albedo and audio2pose into the actor bundle
     ACTOR (a directory; see README, "Actor bundles"). Rerunning skips the stages that finished
     with the same inputs, so an interrupted job resumes. A photo is a one-shot actor: its head
-    motion and expression come from the general model shipped with talkface. The log is kept in
+    motion and expression come from the general audio2pose model (scripts/setup.sh trains the
+    built-in face model's from a corpus of talking-head clips). The log is kept in
     ACTOR/personalize.log.
     """
 

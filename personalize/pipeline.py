@@ -12,7 +12,7 @@ Stages, each a function of the ones before it (`STAGES`, in order):
 
 A video actor's network is trained on its own speech and reconstruction (from scratch: on the 20
 shared clips that beat fine-tuning the general model, see README). A photo is a one-shot actor:
-one frame, no speech, so its network is the general model shipped with talkface
+one frame, no speech, so its network is the corpus-trained general model
 (`audio2pose.general`) with the photo's own expression and pose as the mean.
 
 Each stage's fingerprint covers its settings and the fingerprint of the stage before it, so

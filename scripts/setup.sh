@@ -17,3 +17,19 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
 fi
 "${pip[@]}" install -e ".[test]"
 "$venv/bin/talkface" --version
+
+# One-shot (photo) actors need a general audio2pose model; trained weights are not shipped, so it
+# is trained here once (about a minute) from a corpus of talking-head clips when there is one.
+corpus="${TALKFACE_CORPUS:-${TALKFACE_SHARED_DATA:-../shared/data}/clips}"
+general="$("$venv/bin/python" -c 'from audio2pose.general import general_model_path
+from recon3d.facemodels import load_face_model
+print(general_model_path(load_face_model("builtin").name))')"
+if [ ! -f "$general" ]; then
+  if [ -d "$corpus" ]; then
+    echo "training the general audio2pose model for photo actors on $corpus (once)"
+    "$venv/bin/python" scripts/train_general_audio2pose.py --face-model builtin --corpus "$corpus" 2>&1 | tail -3
+  else
+    echo "no talking-head corpus at $corpus (set TALKFACE_CORPUS): videos can be actors, photos cannot until" \
+         "scripts/train_general_audio2pose.py has been run"
+  fi
+fi
