@@ -7,6 +7,7 @@ reader is tested against independently made files.
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +17,20 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(os.environ.get("TALKFACE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+requires_flite = pytest.mark.skipif(
+    shutil.which("flite") is None,
+    reason="CMU Flite is not installed (scripts/setup.sh installs it with apt-get as root; or apt/brew install flite)")
+"""For tests that speak, and those that personalize (every actor gets a voice)."""
+
+
+@pytest.fixture(scope="session")
+def flite() -> str:
+    path = shutil.which("flite")
+    if path is None:
+        pytest.skip(requires_flite.kwargs["reason"])
+    return path
 
 
 @pytest.fixture(scope="session")

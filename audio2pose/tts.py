@@ -1,0 +1,195 @@
+"""Text to speech: text -> sentences -> a synthesizer's speech, 16 kHz mono.
+
+Engines implement `SpeechSynthesizer`. The built-in one is CMU Flite (`FliteSynthesizer`), run as
+the `flite` program (Debian/Ubuntu `apt-get install flite`, Homebrew `brew install flite`): of the
+offline engines checked here it is the one an offline recogniser understands best (PocketSphinx
+word error rate on ten Harvard sentences: flite rms 0.22, awb 0.25, slt 0.40, kal 0.79; espeak-ng
+0.87-0.97), and it expands numbers, currency, percentages, ordinals and years itself. Its
+voices are then matched to the actor's (`audio2pose.voice`).
+
+A neural voice-cloning engine the user has installed plugs in as a command
+(`CommandSynthesizer`), e.g. `--tts-command "mytts --speaker {reference} --in {text} --out {wav}"`;
+it gets the actor's recorded speech as `{reference}` and its output is used as it comes.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from scipy.io import wavfile
+from scipy.signal import resample_poly
+from tqdm import tqdm
+
+from recon3d.errors import InputError
+from recon3d.video import AUDIO_RATE
+
+FLITE_VOICES = ("rms", "awb", "slt")
+"""Flite's built-in 16 kHz voices, most intelligible first (kal is 8 kHz and far less clear)."""
+MAX_SENTENCE_CHARS = 300
+"""Longer sentences are split at clause punctuation, then at spaces (one synthesizer call each)."""
+SENTENCE_PAUSE = 0.15
+"""Seconds of silence added between sentences (each engine call ends its own sentence too)."""
+
+
+class SpeechSynthesizer(Protocol):
+    """Anything that says one sentence of English text."""
+
+    @property
+    def name(self) -> str:
+        """Engine and voice (recorded with what it made, e.g. `flite:rms`)."""
+
+    def synthesize(self, text: str) -> tuple[np.ndarray, int]:
+        """`(N,)` float samples in [-1, 1] and their sample rate."""
+
+
+def _run(argv: list[str], what: str) -> None:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise InputError(f"{what}: {argv[0]} is not installed") from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise InputError(f"{what} failed (exit code {result.returncode}): {detail[-1] if detail else 'no message'}")
+
+
+def _read_wav(path: Path, what: str) -> tuple[np.ndarray, int]:
+    if not path.is_file() or path.stat().st_size == 0:
+        raise InputError(f"{what} wrote no audio to {path}")
+    rate, samples = wavfile.read(path)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if samples.dtype.kind in "iu":
+        samples = samples / float(np.iinfo(samples.dtype).max)
+    return samples.astype(np.float32), int(rate)
+
+
+@dataclass(frozen=True)
+class FliteSynthesizer:
+    """CMU Flite with one of its built-in voices (`FLITE_VOICES`)."""
+
+    voice: str = "rms"
+    program: str = "flite"
+
+    def __post_init__(self) -> None:
+        if self.voice not in FLITE_VOICES:
+            raise InputError(f"unknown flite voice {self.voice!r}; choose one of {', '.join(FLITE_VOICES)}")
+
+    @property
+    def name(self) -> str:
+        return f"flite:{self.voice}"
+
+    def check_installed(self) -> None:
+        if shutil.which(self.program) is None:
+            raise InputError("speech synthesis needs CMU Flite: install it (`sudo apt-get install flite`, "
+                             "`brew install flite`) or plug in your own engine with --tts-command")
+
+    def synthesize(self, text: str) -> tuple[np.ndarray, int]:
+        self.check_installed()
+        with tempfile.TemporaryDirectory(prefix="talkface-tts-") as tmp:
+            text_file, wav = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
+            text_file.write_text(text, encoding="utf-8")
+            _run([self.program, "-voice", self.voice, "-f", str(text_file), "-o", str(wav)], "flite")
+            return _read_wav(wav, "flite")
+
+
+@dataclass(frozen=True)
+class CommandSynthesizer:
+    """A user-installed engine run as a command line (no shell). Placeholders: `{text}` a UTF-8
+    file with the sentence, `{wav}` where it must write its audio, `{reference}` a wav of the
+    actor's own speech (for voice-cloning engines)."""
+
+    command: str
+    reference: Path | None = None
+
+    def __post_init__(self) -> None:
+        if "{wav}" not in self.command:
+            raise InputError(f"--tts-command must say where the engine writes its audio with {{wav}}: {self.command!r}")
+        if "{reference}" in self.command and self.reference is None:
+            raise InputError("--tts-command uses {reference} but this actor has no recorded speech")
+
+    @property
+    def name(self) -> str:
+        return f"command:{shlex.split(self.command)[0]}"
+
+    def synthesize(self, text: str) -> tuple[np.ndarray, int]:
+        with tempfile.TemporaryDirectory(prefix="talkface-tts-") as tmp:
+            text_file, wav = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
+            text_file.write_text(text, encoding="utf-8")
+            values = {"text": str(text_file), "wav": str(wav), "reference": str(self.reference)}
+            argv = [re.sub(r"\{(text|wav|reference)\}", lambda m: values[m.group(1)], arg)
+                    for arg in shlex.split(self.command)]
+            _run(argv, f"--tts-command {argv[0]}")
+            return _read_wav(wav, f"--tts-command {argv[0]}")
+
+
+def check_text(text: str) -> str:
+    """The text with its whitespace collapsed; an `InputError` when there is nothing to say."""
+    text = " ".join(text.split())
+    if not text:
+        raise InputError("the text is empty; give the words to say with --text or --text-file")
+    if not re.search(r"[A-Za-z0-9]", text):
+        raise InputError(f"nothing in the text can be said by an English synthesizer: {text[:60]!r}")
+    return text
+
+
+def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:
+    """Sentences (ending at . ! ? followed by a space), long ones split at , ; : then at spaces
+    into pieces of at most `max_chars`. Abbreviations like "Dr." may end a piece: Flite reads
+    each piece the same either way, only the pause differs."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", check_text(text)) if s]
+    pieces: list[str] = []
+    for sentence in sentences:
+        pieces.extend(_split_long(sentence, max_chars))
+    return pieces
+
+
+def _split_long(sentence: str, max_chars: int) -> Iterable[str]:
+    if len(sentence) <= max_chars:
+        yield sentence
+        return
+    for separator in (r"(?<=[,;:])\s+", r"\s+"):
+        parts = re.split(separator, sentence)
+        if len(parts) > 1:
+            piece = ""
+            for part in parts:
+                if piece and len(piece) + 1 + len(part) > max_chars:
+                    yield from _split_long(piece, max_chars)
+                    piece = part
+                else:
+                    piece = f"{piece} {part}" if piece else part
+            yield from _split_long(piece, max_chars)
+            return
+    yield from (sentence[i:i + max_chars] for i in range(0, len(sentence), max_chars))
+
+
+def sentence_speech(synthesizer: SpeechSynthesizer, sentence: str) -> np.ndarray:
+    """`(N,)` float32 16 kHz speech of one sentence."""
+    samples, rate = synthesizer.synthesize(sentence)
+    if rate != AUDIO_RATE:
+        samples = resample_poly(samples, AUDIO_RATE, rate)
+    return samples.astype(np.float32)
+
+
+def synthesize_text(text: str, synthesizer: SpeechSynthesizer, progress: bool = False,
+                    transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """`(N,)` float32 speech at 16 kHz for any length of text: a synthesizer call per sentence,
+    each passed through `transform` (voice matching) when given."""
+    pieces = split_sentences(text)
+    pause = np.zeros(int(SENTENCE_PAUSE * AUDIO_RATE), np.float32)
+    chunks: list[np.ndarray] = []
+    for piece in tqdm(pieces, desc="speak", unit="sentence", disable=not progress or len(pieces) < 2, leave=False):
+        speech = sentence_speech(synthesizer, piece)
+        chunks.extend([speech if transform is None else transform(speech), pause])
+    speech = np.concatenate(chunks[:-1])
+    if not np.any(np.abs(speech) > 1e-3):
+        raise InputError(f"{synthesizer.name} said nothing for the text {text[:60]!r}; check that it is English words")
+    return speech

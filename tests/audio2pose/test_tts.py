@@ -1,0 +1,78 @@
+"""Text to speech: sentence chunking, text that cannot be said, Flite, plugged-in engines."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from audio2pose.tts import CommandSynthesizer, FliteSynthesizer, check_text, split_sentences, synthesize_text
+from recon3d.errors import InputError
+from recon3d.video import AUDIO_RATE
+from tests.conftest import requires_flite
+
+
+def test_sentences_split_at_their_ends_and_long_ones_at_clauses_then_spaces():
+    assert split_sentences("Hello there.  How are\nyou? Fine!") == ["Hello there.", "How are you?", "Fine!"]
+    long = ", ".join(["one two three four"] * 30) + "."
+    pieces = split_sentences(long, max_chars=100)
+    assert all(len(p) <= 100 for p in pieces) and len(pieces) > 5 and " ".join(pieces) == long
+    assert split_sentences("word " * 60, max_chars=100) == ["word " * 19 + "word"] * 3
+    assert split_sentences("x" * 250, max_chars=100) == ["x" * 100, "x" * 100, "x" * 50]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "text is empty"),
+    ("  \n\t ", "text is empty"),
+    ("!!! ... ?", "nothing in the text can be said"),
+    ("日本語のテキスト", "nothing in the text can be said"),
+])
+def test_text_with_nothing_to_say_is_refused(text, message):
+    with pytest.raises(InputError, match=message):
+        check_text(text)
+
+
+@requires_flite
+def test_a_sentence_lasts_as_long_as_speech_does():
+    words = "The quick brown fox jumps over the lazy dog near the river bank".split()
+    speech = synthesize_text(" ".join(words) + ".", FliteSynthesizer())
+    seconds = len(speech) / AUDIO_RATE
+    assert len(words) / 5 < seconds < len(words) / 1.5  # 90 to 300 words a minute
+    assert speech.dtype == np.float32 and np.abs(speech).max() <= 1
+
+
+@requires_flite
+def test_numbers_are_read_out_and_long_text_is_said_sentence_by_sentence():
+    flite = FliteSynthesizer()
+    digits = synthesize_text("I paid 1234 dollars.", flite)
+    spelled = synthesize_text("I paid one thousand two hundred thirty four dollars.", flite)
+    assert abs(len(digits) - len(spelled)) < 0.1 * len(spelled)
+    one = synthesize_text("This is sentence number seven.", flite)
+    many = synthesize_text(" ".join(f"This is sentence number {n}." for n in range(1, 13)), flite)
+    assert 12 * 0.8 < len(many) / len(one) < 12 * 1.4
+
+
+def test_an_unknown_flite_voice_is_refused():
+    with pytest.raises(InputError, match="unknown flite voice 'bob'; choose one of rms, awb, slt"):
+        FliteSynthesizer("bob")
+
+
+def test_a_plugged_in_engine_is_run_with_its_placeholders(flite, tmp_path):
+    reference = tmp_path / "actor.wav"
+    reference.write_bytes(b"")
+    engine = CommandSynthesizer(f"{flite} -voice slt -f {{text}} -o {{wav}}", reference)
+    speech, rate = engine.synthesize("Hello world.")
+    assert rate == AUDIO_RATE and len(speech) > 0.3 * rate and engine.name == f"command:{flite}"
+
+
+@pytest.mark.parametrize("command, message", [
+    ("mytts --out speech.wav", "must say where the engine writes its audio with {wav}"),
+    ("false {wav}", "failed (exit code 1)"),
+    ("no-such-tts-engine {wav}", "no-such-tts-engine is not installed"),
+    ("true {wav}", "wrote no audio"),
+    ("mytts --speaker {reference} --out {wav}", "uses {reference} but this actor has no recorded speech"),
+])
+def test_a_broken_engine_fails_in_one_line(command, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        CommandSynthesizer(command).synthesize("hello")
