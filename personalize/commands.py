@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from scipy.io import wavfile
+
 from audio2pose.model import AudioToPoseConfig
 from audio2pose.train import FinetuneConfig, PretrainAudio2PoseConfig, TrainConfig, pretrain_audio2pose
-from personalize.generate import GenerateConfig, PoseMode, generate
+from audio2pose.tts import CommandSynthesizer
+from audio2pose.voice import speak
+from personalize.generate import GenerateConfig, PoseMode, check_output, generate
 from personalize.pipeline import Actor, PersonalizeConfig, personalize
 from personalize.samples import sample_photo, sample_speech
 from recon3d.device import DeviceName, resolve_device
+from recon3d.errors import InputError
 from recon3d.export import export_track
 from recon3d.facemodels import load_face_model
 from recon3d.fit import FitConfig
@@ -21,6 +28,7 @@ from recon3d.pretrain import PretrainReconConfig, RegressorTrainer
 from recon3d.reconstruct import export_reconstruction, reconstruct_clip
 from recon3d.regressor import CoeffRegressor, RegressorConfig
 from recon3d.track import TrackConfig, track_video
+from recon3d.video import AUDIO_RATE, atomic_path
 
 log = logging.getLogger("talkface")
 
@@ -196,11 +204,12 @@ class PretrainAudio2PoseCommand:
 class PersonalizeCommand:
     """Learn an actor from a video (or a photo): face, albedo, lighting, talking style, backgrounds.
 
-    Runs the stages ingest, track, reconstruct, albedo and audio2pose into the actor bundle
-    ACTOR (a directory; see README, "Actor bundles"). Rerunning skips the stages that finished
+    Runs the stages ingest, track, reconstruct, albedo, audio2pose and voice into the actor
+    bundle ACTOR (a directory; see README, "Actor bundles"). Rerunning skips the stages that finished
     with the same inputs, so an interrupted job resumes. A photo is a one-shot actor: its head
     motion and expression come from the general audio2pose model (scripts/setup.sh trains the
-    built-in face model's from a corpus of talking-head clips). The log is kept in
+    built-in face model's from a corpus of talking-head clips). The voice stage matches a Flite
+    voice to the actor's speech for text input (CMU Flite must be installed). The log is kept in
     ACTOR/personalize.log.
     """
 
@@ -217,6 +226,9 @@ class PersonalizeCommand:
         "steps of the photometric fit (0: landmarks only)"))
     audio2pose_steps: int = field(default=FinetuneConfig().scratch.steps, metadata=option(
         "training steps of the actor's audio -> expression + pose network"))
+    voice_sample: Path | None = field(default=None, metadata=option(
+        "recording of the actor's speech to learn the voice from (default: the video's soundtrack; "
+        "without one a photo actor speaks text in the unmatched default voice)"))
     seed: int = field(default=0, metadata=option("random seed of the training"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
@@ -231,6 +243,7 @@ class PersonalizeCommand:
             fit=FitConfig(landmark_steps=self.landmark_steps, photometric_steps=self.photometric_steps),
             finetune=dataclasses.replace(finetune, scratch=dataclasses.replace(
                 finetune.scratch, steps=self.audio2pose_steps, seed=self.seed)),
+            voice_sample=None if self.voice_sample is None else str(self.voice_sample),
         )
         start = time.perf_counter()
         bundle = personalize(video, self.actor, config, resolve_device(self.device), progress)
@@ -238,21 +251,65 @@ class PersonalizeCommand:
                  bundle.root, time.perf_counter() - start, bundle.root)
 
 
+TEXT_HELP = "text to say, in English (numbers, punctuation and any length are fine)"
+TEXT_FILE_HELP = "UTF-8 text file to say"
+TTS_COMMAND_HELP = ("your own speech engine (e.g. a neural voice-cloning one) instead of the matched Flite voice: a "
+                    "command line with {text} (a file with one sentence), {wav} (where it writes its audio) and "
+                    "optionally {reference} (a wav of the actor's speech)")
+
+
+def read_text(text: str | None, text_file: Path | None) -> str | None:
+    """The text of --text or --text-file (at most one), None when neither is given."""
+    if text is not None and text_file is not None:
+        raise InputError("give the text with --text or with --text-file, not both")
+    if text_file is None:
+        return text
+    try:
+        return text_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{text_file}: no such text file") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{text_file}: not UTF-8 text; save it as UTF-8") from None
+
+
+def say_text(actor: Actor, text: str, tts_command: str | None, progress: bool) -> np.ndarray:
+    """16 kHz speech of `text` in the actor's voice (or by the plugged-in engine)."""
+    voice = actor.voice
+    with tempfile.TemporaryDirectory(prefix="talkface-reference-") as tmp:
+        engine = None
+        if tts_command is not None:
+            reference = None
+            if len(voice.reference):
+                reference = Path(tmp) / "reference.wav"
+                wavfile.write(reference, AUDIO_RATE, voice.reference)
+            engine = CommandSynthesizer(tts_command, reference)
+        start = time.perf_counter()
+        speech = speak(text, voice, engine, progress)
+    log.info("said %d characters in %.1f s of speech (%s) in %.1f s", len(text), len(speech) / AUDIO_RATE,
+             engine.name if engine else f"flite:{voice.base_voice}" + (" matched" if voice.target else ""),
+             time.perf_counter() - start)
+    return speech
+
+
 @dataclass
 class GenerateCommand:
-    """Make a video of an actor saying the contents of a speech file.
+    """Make a video of an actor saying the contents of a speech file, or text.
 
     The output has the actor video's size, 25 fps, and the speech as its soundtrack (frame 0 =
     the speech's start). Any length up to --max-seconds: frames are made and written in batches.
     Pose modes: predicted (the network's head pose, the real frame warped to follow it; always
     used for a photo actor), reassign (Yi et al.: the head pose of the matched real frame),
     source (dubbing: the actor video's own frames and head motion in order, only the face's
-    expression follows the new speech).
+    expression follows the new speech). Text is said in the actor's matched voice (see `talkface
+    speak`).
     """
 
     actor: Path = field(default=Path("out/actor"), metadata=option("actor bundle from `talkface personalize`"))
     audio: Path | None = field(default=None, metadata=option(
         "speech to say: a wav or any audio/video file (default: pysptk's CMU ARCTIC sample)"))
+    text: str | None = field(default=None, metadata=option(TEXT_HELP + ", instead of --audio"))
+    text_file: Path | None = field(default=None, metadata=option(TEXT_FILE_HELP + ", instead of --audio"))
+    tts_command: str | None = field(default=None, metadata=option(TTS_COMMAND_HELP))
     output: Path = field(default=Path("out/generated.mp4"), metadata=option("output video (.mp4)", "-o", "--output"))
     pose_mode: PoseMode = field(default=GenerateConfig.pose_mode, metadata=option("where the head pose comes from"))
     pose_amplitude: float = field(default=GenerateConfig.pose_amplitude, metadata=option(
@@ -263,15 +320,51 @@ class GenerateCommand:
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
-        audio = self.audio
-        if audio is None:
-            audio = sample_speech()
-            log.info("no --audio given: saying %s", audio)
+        text = read_text(self.text, self.text_file)
+        if text is not None and self.audio is not None:
+            raise InputError("give the speech as --audio or as text (--text, --text-file), not both")
+        check_output(self.output)  # before the text is said
         actor = Actor.load(self.actor, self.face_model)
+        if text is not None:
+            audio = say_text(actor, text, self.tts_command, progress)
+        else:
+            audio = self.audio
+            if audio is None:
+                audio = sample_speech()
+                log.info("no --audio given: saying %s", audio)
         config = GenerateConfig(pose_mode=self.pose_mode, pose_amplitude=self.pose_amplitude,
                                 max_seconds=self.max_seconds)
         result = generate(actor, audio, self.output, config, resolve_device(self.device), progress)
         log.info("wrote %s", result.output)
+
+
+@dataclass
+class SpeakCommand:
+    """Say text in an actor's voice, audio only (a 16 kHz wav).
+
+    The voice is voice matching, not neural cloning: CMU Flite says the text in the voice chosen
+    for the actor, and the WORLD vocoder moves its pitch (log F0 mean and spread) and spectral
+    envelope (mel-cepstral mean and spread) to the actor's, as measured from their speech at
+    personalize time. Plug in a cloning engine you have installed with --tts-command.
+    """
+
+    actor: Path = field(default=Path("out/actor"), metadata=option("actor bundle from `talkface personalize`"))
+    text: str | None = field(default=None, metadata=option(TEXT_HELP))
+    text_file: Path | None = field(default=None, metadata=option(TEXT_FILE_HELP))
+    output: Path = field(default=Path("out/speech.wav"), metadata=option("output speech (.wav)", "-o", "--output"))
+    tts_command: str | None = field(default=None, metadata=option(TTS_COMMAND_HELP))
+
+    def main(self, progress: bool = True) -> None:
+        text = read_text(self.text, self.text_file)
+        if text is None:
+            raise InputError("nothing to say: give the text with --text or --text-file")
+        if self.output.suffix.lower() != ".wav":
+            raise InputError(f"{self.output}: the output is a wav file; give a name ending in .wav")
+        speech = say_text(Actor.load(self.actor), text, self.tts_command, progress)
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.output) as tmp:
+            wavfile.write(tmp, AUDIO_RATE, (np.clip(speech, -1, 1) * 32767).astype(np.int16))
+        log.info("wrote %s (%.1f s)", self.output, len(speech) / AUDIO_RATE)
 
 
 COMMANDS = {
@@ -279,5 +372,6 @@ COMMANDS = {
     "reconstruct": ReconstructCommand,
     "personalize": PersonalizeCommand,
     "generate": GenerateCommand,
+    "speak": SpeakCommand,
     "pretrain": {"recon": PretrainReconCommand, "audio2pose": PretrainAudio2PoseCommand},
 }

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audio2pose.features import audio_features, load_speech
+from audio2pose.features import audio_features, load_speech, num_video_frames
 from audio2pose.model import POSE_AMPLITUDE, Motion
 from personalize.pipeline import Actor, BackgroundFrames
 from recon3d.crop import CropTransform
@@ -194,7 +194,12 @@ class GenerateResult:
     the paste boundary is no sharper than the face's own texture)."""
 
 
-def check_speech(path: Path, audio: np.ndarray, config: GenerateConfig) -> None:
+def check_output(output: Path) -> None:
+    if output.suffix.lower() != ".mp4":
+        raise InputError(f"{output}: the output is an mp4 video; give a name ending in .mp4")
+
+
+def check_speech(path: Path | str, audio: np.ndarray, config: GenerateConfig) -> None:
     seconds = len(audio) / AUDIO_RATE
     if seconds > config.max_seconds:
         raise InputError(f"{path}: the speech is {seconds:.0f} s long, the limit is {config.max_seconds:g} s; "
@@ -217,20 +222,24 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
 
 def generate(
     actor: Actor,
-    speech: str | os.PathLike,
+    speech: str | os.PathLike | np.ndarray,
     output: str | os.PathLike,
     config: GenerateConfig | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> GenerateResult:
     """Writes OUTPUT (mp4, the actor video's size, 25 fps, the speech as its audio) atomically:
-    on any error no file is left under that name."""
+    on any error no file is left under that name. `speech`: a speech file, or 16 kHz samples
+    (`audio2pose.voice.speak`'s)."""
     start = time.perf_counter()
-    config, device, speech, output = config or GenerateConfig(), torch.device(device), Path(speech), Path(output)
-    if output.suffix.lower() != ".mp4":
-        raise InputError(f"{output}: the output is an mp4 video; give a name ending in .mp4")
-    audio, num_frames = load_speech(speech, None, actor.audio2pose.config.features)
-    check_speech(speech, audio, config)
+    config, device, output = config or GenerateConfig(), torch.device(device), Path(output)
+    check_output(output)
+    if isinstance(speech, np.ndarray):
+        audio, num_frames, source = speech, num_video_frames(len(speech)), "the synthesized speech"
+    else:
+        audio, num_frames = load_speech(speech, None, actor.audio2pose.config.features)
+        source = Path(speech)
+    check_speech(source, audio, config)
     plan, mode = plan_speech(actor, audio, num_frames, config, device)
     if mode != config.pose_mode:
         log.info("one-shot actor (a photo): pose mode predicted, the photo's head warped to follow the speech")

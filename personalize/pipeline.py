@@ -9,11 +9,13 @@ Stages, each a function of the ones before it (`STAGES`, in order):
 | reconstruct | fit.npz | per-frame coefficients and the fit's smooth albedo (`recon3d.reconstruct.fit_clip`) |
 | albedo | coeffs.npz | the detailed albedo (Yi et al.), re-measured: the actor's face and the backgrounds' poses |
 | audio2pose | audio2pose.pt | the actor's audio -> expression + head pose network |
+| voice | voice.npz | the actor's voice for text input (`audio2pose.voice`): a Flite voice and its match |
 
 A video actor's network is trained on its own speech and reconstruction (from scratch: on the 20
 shared clips that beat fine-tuning the general model, see README). A photo is a one-shot actor:
 one frame, no speech, so its network is the corpus-trained general model
-(`audio2pose.general`) with the photo's own expression and pose as the mean.
+(`audio2pose.general`) with the photo's own expression and pose as the mean. Its voice is learned
+from `voice_sample` when one is given, else text is said in the default Flite voice unmatched.
 
 Each stage's fingerprint covers its settings and the fingerprint of the stage before it, so
 changing a setting reruns that stage and everything after it, and nothing before.
@@ -38,6 +40,8 @@ from tqdm import tqdm
 from audio2pose.general import general_model_path, load_general_model
 from audio2pose.model import AudioToPose, target_statistics
 from audio2pose.train import FinetuneConfig, finetune, motion_clip, reconstruction_targets
+from audio2pose.tts import FliteSynthesizer
+from audio2pose.voice import VoiceConfig, VoiceModel, learn_voice
 from personalize.bundle import ActorBundle, file_sha256, toolkit_version
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
@@ -49,7 +53,7 @@ from recon3d.video import AUDIO_RATE, MediaInfo, atomic_path, iter_frames, probe
 
 log = logging.getLogger("talkface")
 
-STAGES = ("ingest", "track", "reconstruct", "albedo", "audio2pose")
+STAGES = ("ingest", "track", "reconstruct", "albedo", "audio2pose", "voice")
 LOG_NAME = "personalize.log"
 
 
@@ -69,6 +73,10 @@ class PersonalizeConfig:
     """Quietest soundtrack accepted (RMS of [-1, 1] samples, about -60 dBFS): below it is silence."""
     frame_quality: int = 95
     """JPEG quality of the stored background frames."""
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
+    voice_sample: str | None = None
+    """A recording of the actor's speech to learn the voice from instead of the video's soundtrack
+    (the only way a photo actor gets a matched voice)."""
 
 
 @dataclass(frozen=True)
@@ -139,12 +147,30 @@ def audio2pose(ctx: StageContext) -> dict:
     return metrics
 
 
+def voice(ctx: StageContext) -> dict:
+    source = ctx.config.voice_sample or (None if ctx.info.is_image else ctx.video)
+    speech = None if source is None else read_audio(source, AUDIO_RATE)
+    model, candidates = learn_voice(speech, ctx.config.voice, ctx.progress)
+    model.save(ctx.bundle.path("voice.npz"))
+    if model.target is None:
+        log.info("voice: no speech to learn from, text will be said in flite's %s voice as it is", model.base_voice)
+        return {"base_voice": model.base_voice, "matched": False}
+    for c in candidates:
+        log.info("voice candidate %s spread %.1f: speaker similarity %.3f%s", c.voice, c.spread,
+                 c.similarity, "" if c.word_error_rate is None else f", passage word error rate {c.word_error_rate:.2f}")
+    chosen = next(c for c in candidates if (c.voice, c.spread) == (model.base_voice, model.spread))
+    return {"base_voice": model.base_voice, "spread": model.spread, "matched": True,
+            "similarity": round(chosen.similarity, 4), "word_error_rate": round(chosen.word_error_rate, 4),
+            "f0_hz": round(model.target.f0_hz, 1), "voiced_seconds": round(model.target.voiced_seconds, 2)}
+
+
 STAGE_FILES: dict[str, tuple[Callable[[StageContext], dict], tuple[str, ...]]] = {
     "ingest": (ingest, ("frames.zip",)),
     "track": (track, ("track.npz",)),
     "reconstruct": (reconstruct, ("fit.npz",)),
     "albedo": (albedo, ("coeffs.npz",)),
     "audio2pose": (audio2pose, ("audio2pose.pt",)),
+    "voice": (voice, ("voice.npz",)),
 }
 """Stage name -> (the function that runs it, the bundle files it writes)."""
 
@@ -178,23 +204,31 @@ def stage_settings(config: PersonalizeConfig, face_model: FaceModel, info: Media
         "albedo": {},
         "audio2pose": ({"general": file_sha256(general_model_path(face_model.name))} if info.is_image
                        else {"finetune": asdict(config.finetune)}),
+        "voice": {"voice": asdict(config.voice),
+                  "sample": file_sha256(config.voice_sample) if config.voice_sample else None},
     }
 
 
 def check_source(video: Path, info: MediaInfo, config: PersonalizeConfig) -> None:
     """One-line errors for inputs a personalization cannot use, before anything is written."""
+    if config.voice_sample:
+        _check_speech(Path(config.voice_sample), probe(config.voice_sample), config, "voice sample")
     if info.is_image:
         return
     if info.duration < config.min_seconds:
         raise InputError(f"{video}: video too short ({info.duration:.1f} s); personalize needs at least "
                          f"{config.min_seconds:g} s of the actor speaking (or give a photo for a one-shot actor)")
+    _check_speech(video, info, config, "video")
+
+
+def _check_speech(path: Path, info: MediaInfo, config: PersonalizeConfig, what: str) -> None:
     if not info.has_audio:
-        raise InputError(f"{video}: no audio stream; personalize learns the actor's talking style from their speech: "
-                         "give a video with sound (or a photo for a one-shot actor)")
-    audio = read_audio(video, AUDIO_RATE)
+        raise InputError(f"{path}: no audio stream; personalize learns the actor's talking style and voice from their "
+                         f"speech: give a {what} with sound" + (" (or a photo for a one-shot actor)" if what == "video" else ""))
+    audio = read_audio(path, AUDIO_RATE)
     rms = float(np.sqrt(np.mean(np.square(audio)))) if len(audio) else 0.0
     if rms < config.min_speech_rms:
-        raise InputError(f"{video}: the soundtrack is silent (RMS {rms:.1e}); give a video of the actor speaking")
+        raise InputError(f"{path}: the soundtrack is silent (RMS {rms:.1e}); give a {what} of the actor speaking")
 
 
 @contextlib.contextmanager
@@ -233,6 +267,7 @@ def personalize(
     face_model = load_face_model(config.face_model)
     if info.is_image:
         load_general_model(face_model.name)  # a one-shot actor needs one: fail now, not after the fit
+    FliteSynthesizer().check_installed()  # and every actor a voice
     settings = {"face_model": config.face_model, "face_model_name": face_model.name,
                 "face_model_vertices": face_model.num_vertices, "photo": info.is_image, **asdict(config)}
     Path(actor).mkdir(parents=True, exist_ok=True)
@@ -272,6 +307,7 @@ class Actor:
     recon: Reconstruction
     audio2pose: AudioToPose
     face_model: FaceModel
+    voice: VoiceModel
 
     @property
     def is_photo(self) -> bool:
@@ -303,7 +339,7 @@ class Actor:
                              "pass --face-model pointing at the one it was made with")
         recon = Reconstruction.load(bundle.path("coeffs.npz"))
         network = AudioToPose.load(bundle.path("audio2pose.pt"), model.name).eval()
-        return cls(bundle, recon, network, model)
+        return cls(bundle, recon, network, model, VoiceModel.load(bundle.path("voice.npz")))
 
     @contextlib.contextmanager
     def frames(self) -> Iterator[BackgroundFrames]:

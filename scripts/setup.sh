@@ -18,6 +18,20 @@ fi
 "${pip[@]}" install -e ".[test]"
 "$venv/bin/talkface" --version
 
+# Actors speak text with CMU Flite, a system package (not on PyPI): installed with apt-get where
+# this runs as root or with passwordless sudo, otherwise say how.
+if ! command -v flite >/dev/null; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if command -v apt-get >/dev/null && "${sudo[@]}" true 2>/dev/null; then
+    echo "installing CMU Flite (text to speech) with apt-get"
+    "${sudo[@]}" apt-get install -y -qq flite >/dev/null 2>&1 \
+      || { "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq flite >/dev/null; }
+  else
+    echo "CMU Flite is not installed: personalize and text input need it (sudo apt-get install flite, or brew install flite)"
+  fi
+fi
+
 # One-shot (photo) actors need a general audio2pose model; trained weights are not shipped, so it
 # is trained here once (about a minute) from a corpus of talking-head clips when there is one.
 corpus="${TALKFACE_CORPUS:-${TALKFACE_SHARED_DATA:-../shared/data}/clips}"

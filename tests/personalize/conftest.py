@@ -26,7 +26,7 @@ def tiny_config() -> PersonalizeConfig:
 
 
 @pytest.fixture(scope="session")
-def actor_dir(clips: Path, tmp_path_factory) -> Path:
+def actor_dir(clips: Path, flite: str, tmp_path_factory) -> Path:
     """A finished bundle of ACTOR_CLIP; tests that change it work on a copy."""
     root = tmp_path_factory.mktemp("actor") / "actor"
     personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)

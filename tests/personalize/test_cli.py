@@ -23,7 +23,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def test_help_lists_only_working_commands():
     commands = _subcommands(build_parser())
-    assert sorted(commands) == ["generate", "personalize", "pretrain", "reconstruct", "track"]
+    assert sorted(commands) == ["generate", "personalize", "pretrain", "reconstruct", "speak", "track"]
     assert sorted(_subcommands(commands["pretrain"])) == ["audio2pose", "recon"]
 
 
@@ -120,7 +120,7 @@ def test_reconstruct_and_pretrain_input_errors_exit_2_with_one_line(tmp_path, ca
     assert not out.exists()
 
 
-def test_personalize_then_generate_the_default_photo_and_speech(tmp_path):
+def test_personalize_then_generate_the_default_photo_and_speech(tmp_path, flite):
     """The README's main command, with a quick fit."""
     if not general_model_path("mediapipe-builtin").is_file():
         pytest.skip("no general audio2pose model for the built-in face model (scripts/setup.sh trains it when it "
@@ -146,5 +146,39 @@ def test_generate_input_errors_exit_2_with_one_line_and_no_output(tmp_path, caps
         wavfile.write(silence, 16000, np.zeros(16000, np.float32))
         argv, message = ["--actor", str(request.getfixturevalue("actor_dir")), "--audio", str(silence)], "silent"
     assert main(["generate", *argv, "-o", str(out)]) == 2
+    assert message in assert_one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_speak_and_generate_say_text_in_the_actors_voice(actor_dir, tmp_path):
+    speech, video = tmp_path / "speech.wav", tmp_path / "talk.mp4"
+    text = "Hello, I am 42 years old. This is my voice, more or less!"
+    assert main(["-q", "speak", "--actor", str(actor_dir), "--text", text, "-o", str(speech)]) == 0
+    rate, samples = wavfile.read(speech)
+    assert rate == 16000 and samples.dtype == np.int16 and 2.5 < len(samples) / rate < 8
+    text_file = tmp_path / "lines.txt"
+    text_file.write_text("Good morning. 3 short lines.\nThat is all.\n", encoding="utf-8")
+    assert main(["-q", "generate", "--actor", str(actor_dir), "--text-file", str(text_file), "-o", str(video),
+                 "--device", "cpu"]) == 0
+    info = probe(video)
+    assert info.has_audio and (info.width, info.height) == (224, 224) and 1.5 < info.duration < 6
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["speak", "--text", ""], "text is empty"),
+    (["speak", "--text", "?!"], "nothing in the text can be said"),
+    (["speak"], "nothing to say"),
+    (["speak", "--text", "hi", "--text-file", "lines.txt"], "not both"),
+    (["speak", "--text-file", "missing.txt"], "no such text file"),
+    (["speak", "--text-file", "latin1.txt"], "not UTF-8"),
+    (["speak", "--text", "hi", "--tts-command", "false {wav}"], "failed (exit code 1)"),
+    (["generate", "--text", "hi", "--audio", "speech.wav"], "not both"),
+    (["generate", "--text", "   "], "text is empty"),
+])
+def test_bad_text_exits_2_with_one_line_and_writes_nothing(actor_dir, tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    Path("latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    out = tmp_path / ("out.wav" if argv[0] == "speak" else "out.mp4")
+    assert main([*argv, "--actor", str(actor_dir), "-o", str(out)]) == 2
     assert message in assert_one_error_line(capsys)
     assert not out.exists()

@@ -30,6 +30,10 @@ def test_bundle_holds_every_stage_with_metrics_and_loads(actor_dir):
     assert actor.recon.num_frames == frames and actor.frame_size == (224, 224) and not actor.is_photo
     with actor.frames() as backgrounds:
         assert len(backgrounds) == frames and backgrounds[frames - 1].shape == (224, 224, 3)
+    voice = manifest["stages"]["voice"]["metrics"]
+    assert voice["matched"] and voice["base_voice"] == actor.voice.base_voice
+    assert actor.voice.target is not None and abs(actor.voice.target.f0_hz - voice["f0_hz"]) < 0.1
+    assert abs(len(actor.voice.reference) / 16000 - frames / 25) < 0.1  # all of its speech
 
 
 def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips, tmp_path, monkeypatch):
@@ -37,7 +41,7 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     shutil.copytree(actor_dir, root)
     manifest = json.loads((root / MANIFEST_NAME).read_text())
     # As a job killed during the albedo stage leaves it: earlier stages recorded, later ones not.
-    for name in ("albedo", "audio2pose"):
+    for name in ("albedo", "audio2pose", "voice"):
         del manifest["stages"][name]
     (root / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="unfinished .*stage albedo"):
@@ -47,7 +51,7 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     for name, (run, files) in list(pipeline.STAGE_FILES.items()):
         monkeypatch.setitem(pipeline.STAGE_FILES, name, (lambda ctx, run=run, name=name: ran.append(name) or run(ctx), files))
     personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
-    assert ran == ["albedo", "audio2pose"]
+    assert ran == ["albedo", "audio2pose", "voice"]
     resumed = json.loads((root / MANIFEST_NAME).read_text())
     for name in ("ingest", "track", "reconstruct"):
         assert resumed["stages"][name] == manifest["stages"][name]
@@ -58,7 +62,7 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     config = tiny_config()
     config.finetune.scratch.steps = 5
     personalize(clips / ACTOR_CLIP, root, config, progress=False)
-    assert ran == ["audio2pose"]
+    assert ran == ["audio2pose", "voice"]
 
 
 def test_a_corrupt_or_partial_bundle_is_reported_never_used(actor_dir, tmp_path):
