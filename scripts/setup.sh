@@ -26,7 +26,8 @@ if ! command -v flite >/dev/null; then
   if command -v apt-get >/dev/null && "${sudo[@]}" true 2>/dev/null; then
     echo "installing CMU Flite (text to speech) with apt-get"
     "${sudo[@]}" apt-get install -y -qq flite >/dev/null 2>&1 \
-      || { "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq flite >/dev/null; }
+      || { "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq flite >/dev/null; } \
+      || echo "could not install CMU Flite with apt-get: personalize and text input need it"
   else
     echo "CMU Flite is not installed: personalize and text input need it (sudo apt-get install flite, or brew install flite)"
   fi
