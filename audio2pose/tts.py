@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from scipy.io import wavfile
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from recon3d.errors import InputError
-from recon3d.video import AUDIO_RATE
+from recon3d.video import AUDIO_RATE, read_audio
 
 FLITE_VOICES = ("rms", "awb", "slt")
 """Flite's built-in 16 kHz voices, most intelligible first (kal is 8 kHz and far less clear)."""
@@ -61,15 +60,11 @@ def _run(argv: list[str], what: str) -> None:
         raise InputError(f"{what} failed (exit code {result.returncode}): {detail[-1] if detail else 'no message'}")
 
 
-def _read_wav(path: Path, what: str) -> tuple[np.ndarray, int]:
+def _read_speech(path: Path, what: str) -> tuple[np.ndarray, int]:
+    """What an engine wrote, as 16 kHz mono (any format and rate PyAV reads)."""
     if not path.is_file() or path.stat().st_size == 0:
         raise InputError(f"{what} wrote no audio to {path}")
-    rate, samples = wavfile.read(path)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    if samples.dtype.kind in "iu":
-        samples = samples / float(np.iinfo(samples.dtype).max)
-    return samples.astype(np.float32), int(rate)
+    return read_audio(path, AUDIO_RATE), AUDIO_RATE
 
 
 @dataclass(frozen=True)
@@ -98,7 +93,7 @@ class FliteSynthesizer:
             text_file, wav = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
             text_file.write_text(text, encoding="utf-8")
             _run([self.program, "-voice", self.voice, "-f", str(text_file), "-o", str(wav)], "flite")
-            return _read_wav(wav, "flite")
+            return _read_speech(wav, "flite")
 
 
 @dataclass(frozen=True)
@@ -128,7 +123,7 @@ class CommandSynthesizer:
             argv = [re.sub(r"\{(text|wav|reference)\}", lambda m: values[m.group(1)], arg)
                     for arg in shlex.split(self.command)]
             _run(argv, f"--tts-command {argv[0]}")
-            return _read_wav(wav, f"--tts-command {argv[0]}")
+            return _read_speech(wav, f"--tts-command {argv[0]}")
 
 
 def check_text(text: str) -> str:
