@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -32,12 +31,11 @@ from audio2pose.model import POSE_AMPLITUDE, Motion
 from personalize.pipeline import Actor, BackgroundFrames
 from recon3d.crop import CropTransform
 from recon3d.errors import InputError
-from recon3d.facemodel import Coeffs, FaceModel
-from recon3d.fit import model_landmarks, render_fit
-from recon3d.reconstruct import front_faces
+from recon3d.facemodel import Coeffs
+from recon3d.fit import model_landmarks
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter
-from render.camera import PerspectiveCamera
-from render.composite import CompositeConfig, blend, image_to_uint8, seam_visibility
+from render.composite import CompositeConfig, blend, seam_visibility
+from render.face import FaceRenderer
 from render.keyframes import KeyframeConfig, match_backgrounds
 from render.warp import similarity_transform, warp_near
 
@@ -49,17 +47,6 @@ POSE_MODES: tuple[str, ...] = ("reassign", "predicted", "source")
 and background agree exactly. predicted: the network's pose; the background frame's head is warped
 to follow it. source: dubbing: the actor video's own frames and head motion in order (ping-pong
 looped for longer speech), only the expression follows the new speech."""
-MOUTH_ALBEDO = (0.42, 0.16, 0.16)
-"""Albedo of the mouth interior (gums, tongue, socket): never seen well enough in the frames to
-estimate, so a dark red."""
-TEETH_ALBEDO = (0.86, 0.84, 0.78)
-MOUTH_SHADOW = (70, 24, 24)
-"""RGB of a mouth opening the mesh leaves as a hole: the interior in shadow."""
-TEETH_SHADED = (190, 184, 170)
-TEETH_FRACTION = 0.35
-"""Upper part of such an opening (per column) painted as the upper teeth."""
-INNER_LIPS = slice(60, 68)
-"""iBUG-68 inner-lip landmarks: their polygon is the mouth opening."""
 RIGID_LANDMARKS = np.r_[17:48]
 """Brows, nose and eyes: the landmarks that move with the head, not the jaw (for warping)."""
 
@@ -125,61 +112,6 @@ def plan_frames(motion: Motion, recon_angle: np.ndarray, recon_trans: np.ndarray
     else:
         angle, trans = recon_angle[background], recon_trans[background]
     return FramePlan(background.astype(np.int64), exp, angle.astype(np.float32), trans.astype(np.float32))
-
-
-class FaceRenderer:
-    """Renders the actor's face for generation: the face surface with the mouth interior and teeth
-    where the face model has them, in the actor's crop."""
-
-    def __init__(self, model: FaceModel, albedo: np.ndarray, camera: PerspectiveCamera, device: torch.device) -> None:
-        albedo = torch.from_numpy(albedo).clone()
-        parts = ["face"]
-        for region, colour in (("mouth_interior", MOUTH_ALBEDO), ("teeth", TEETH_ALBEDO)):
-            if region in model.regions:
-                albedo[model.region(region).cpu()] = torch.tensor(colour)
-                parts.append(region)
-        keep = torch.unique(torch.cat([model.region(name).cpu() for name in parts]))
-        self.model = model.subset(*parts).to(device)
-        self.albedo = albedo[keep].to(device)
-        self.faces = front_faces(self.model)
-        self.landmark_model = self.model.subset("landmarks")
-        self.camera = camera
-
-    @torch.no_grad()
-    def render(self, coeffs: Coeffs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(B, S, S, 3) uint8 images, (B, S, S) coverage and (B, 68, 2) landmark pixels."""
-        out = render_fit(self.model, coeffs, self.albedo, self.camera, self.faces)
-        landmarks = model_landmarks(self.landmark_model, coeffs, self.camera).cpu().numpy()
-        images = image_to_uint8(out.image)
-        coverage = out.mask[:, 0].cpu().numpy()
-        for image, covered, points in zip(images, coverage, landmarks):
-            fill_mouth_hole(image, covered, points[INNER_LIPS])
-        return images, coverage, landmarks
-
-
-def fill_mouth_hole(image: np.ndarray, coverage: np.ndarray, inner_lips: np.ndarray) -> None:
-    """Paints the hole a mesh without a mouth interior leaves between the lips (the uncovered
-    regions enclosed by the render that meet the inner-lip polygon) the mouth's shadowed colour,
-    and marks it covered, in place. Other holes (the eyes) stay open: there the real frame's eyes
-    show through."""
-    lips = np.zeros(coverage.shape, np.uint8)
-    cv2.fillPoly(lips, [np.round(inner_lips).astype(np.int32)], 1)
-    open_area = (coverage < 0.5).astype(np.uint8)
-    count, labels = cv2.connectedComponents(open_area, connectivity=4)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    inside = np.unique(labels[(lips > 0) & (open_area > 0)])
-    holes = np.setdiff1d(inside, border)
-    if len(holes):
-        hole = np.isin(labels, holes)
-        # Per column, the upper part of the opening shows the upper teeth, the rest the shadowed
-        # interior: a closed-mouth model's hole painted one dark colour reads as a black blob.
-        rows = np.arange(hole.shape[0])[:, None]
-        top = np.where(hole.any(0), hole.argmax(0), 0)
-        bottom = np.where(hole.any(0), hole.shape[0] - 1 - hole[::-1].argmax(0), 0)
-        teeth = hole & (rows < top + TEETH_FRACTION * (bottom - top + 1))
-        image[hole] = MOUTH_SHADOW
-        image[teeth] = TEETH_SHADED
-        coverage[hole] = 1.0
 
 
 @dataclass(frozen=True)

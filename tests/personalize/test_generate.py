@@ -11,11 +11,12 @@ import torch
 
 from audio2pose.model import Motion
 from personalize.bundle import MANIFEST_NAME
-from personalize.generate import GenerateConfig, fill_mouth_hole, generate, ping_pong, plan_frames
+from personalize.generate import GenerateConfig, generate, ping_pong, plan_frames
 from personalize.pipeline import Actor
 from personalize.samples import sample_speech
 from recon3d.errors import InputError
 from recon3d.video import probe, read_audio, read_frames
+from render.face import fill_mouth_hole
 from tests.personalize.test_pipeline import speech_like
 from scipy.io import wavfile
 
