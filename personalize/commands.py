@@ -29,6 +29,10 @@ from recon3d.reconstruct import export_reconstruction, reconstruct_clip
 from recon3d.regressor import CoeffRegressor, RegressorConfig
 from recon3d.track import TrackConfig, track_video
 from recon3d.video import AUDIO_RATE, atomic_path
+from refine.actor import ACTOR_REFINE, GPU_REFINE_SIZE
+from refine.memory import MemoryConfig
+from refine.networks import NetworkConfig
+from refine.train import RefineTrainConfig, pretrain_refiner
 
 log = logging.getLogger("talkface")
 
@@ -201,6 +205,52 @@ class PretrainAudio2PoseCommand:
 
 
 @dataclass
+class PretrainRefineCommand:
+    """Train the general refinement GAN (memory-augmented, Yi et al.) on a folder of talking-head clips.
+
+    Each clip is tracked, reconstructed and rendered from its own coefficients once (cached in
+    OUTPUT/cache); the GAN learns to turn the renders into the real frames. The last
+    --val-fraction of every clip is held out and its face-crop PSNR (raw render and refined)
+    logged at each checkpoint. Writes OUTPUT/refiner.pt (for `talkface personalize
+    --refine-init`), the training checkpoint (rerun to resume, with more --steps to go on) and
+    sample grids in OUTPUT/samples.
+    """
+
+    corpus: Path = field(metadata=option("folder of talking-head videos"))
+    output: Path = field(default=Path("out/pretrain/refine"), metadata=option("output directory", "-o", "--output"))
+    face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
+    steps: int = field(default=RefineTrainConfig.steps, metadata=option("training steps"))
+    size: int | None = field(default=None, metadata=option(
+        f"side of the face images, a power of two (default: {ACTOR_REFINE.network.size} on a CPU, {GPU_REFINE_SIZE} "
+        "on a GPU; personalize's --refine-size must match)"))
+    batch_size: int = field(default=RefineTrainConfig.batch_size, metadata=option("frames per step"))
+    memory_slots: int = field(default=MemoryConfig.slots, metadata=option("slots of the memory network"))
+    val_fraction: float = field(default=0.3, metadata=option("tail of each clip held out"))
+    seed: int = field(default=0, metadata=option("random seed"))
+    device: DeviceName = field(default="auto", metadata=option("where torch runs"))
+
+    def main(self, progress: bool = True) -> None:
+        device = resolve_device(self.device)
+        config = dataclasses.replace(
+            ACTOR_REFINE, network=refine_network(self.size, device, "--size"), memory=MemoryConfig(slots=self.memory_slots),
+            steps=self.steps, batch_size=self.batch_size, seed=self.seed)
+        _, history = pretrain_refiner(self.corpus, self.output, load_face_model(self.face_model), config,
+                                      val_fraction=self.val_fraction, device=device, progress=progress)
+        last = history[-1]
+        log.info("wrote %s (held-out face-crop PSNR %.2f dB, raw render %.2f dB)", self.output / "refiner.pt",
+                 last.get("held_out_psnr", float("nan")), last.get("held_out_raw_psnr", float("nan")))
+
+
+def refine_network(size: int | None, device, flag: str) -> NetworkConfig:
+    """The CPU preset's refinement networks at `size` (default: the CPU or GPU preset's size)."""
+    size = size or (GPU_REFINE_SIZE if device.type == "cuda" else ACTOR_REFINE.network.size)
+    try:
+        return dataclasses.replace(ACTOR_REFINE.network, size=size)
+    except ValueError as err:
+        raise InputError(f"{flag} {size}: {err}") from None
+
+
+@dataclass
 class PersonalizeCommand:
     """Learn an actor from a video (or a photo): face, albedo, lighting, talking style, backgrounds.
 
@@ -229,6 +279,14 @@ class PersonalizeCommand:
     voice_sample: Path | None = field(default=None, metadata=option(
         "recording of the actor's speech to learn the voice from (default: the video's soundtrack; "
         "without one a photo actor speaks text in the unmatched default voice)"))
+    refine_steps: int = field(default=ACTOR_REFINE.steps, metadata=option(
+        "training steps of the actor's refinement GAN (0: no refinement)"))
+    refine_size: int | None = field(default=None, metadata=option(
+        f"side of the refinement GAN's face images, a power of two (default: {ACTOR_REFINE.network.size} on a CPU, "
+        f"{GPU_REFINE_SIZE} on a GPU)"))
+    refine_init: Path | None = field(default=None, metadata=option(
+        "general refiner (OUTPUT/refiner.pt of `talkface pretrain refine`, same --refine-size) to fine-tune from "
+        "(default: from scratch)"))
     seed: int = field(default=0, metadata=option("random seed of the training"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
@@ -237,6 +295,9 @@ class PersonalizeCommand:
         if video is None:
             video = sample_photo()
             log.info("no VIDEO given: a one-shot actor from %s", video)
+        device = resolve_device(self.device)
+        refine = dataclasses.replace(ACTOR_REFINE, steps=self.refine_steps, seed=self.seed,
+                                     network=refine_network(self.refine_size, device, "--refine-size"))
         finetune = FinetuneConfig()
         config = PersonalizeConfig(
             face_model=self.face_model, crop_size=self.crop_size,
@@ -244,9 +305,11 @@ class PersonalizeCommand:
             finetune=dataclasses.replace(finetune, scratch=dataclasses.replace(
                 finetune.scratch, steps=self.audio2pose_steps, seed=self.seed)),
             voice_sample=None if self.voice_sample is None else str(self.voice_sample),
+            refine=refine,
+            refine_init=None if self.refine_init is None else str(self.refine_init),
         )
         start = time.perf_counter()
-        bundle = personalize(video, self.actor, config, resolve_device(self.device), progress)
+        bundle = personalize(video, self.actor, config, device, progress)
         log.info("actor bundle %s ready in %.1f s; next: talkface generate --actor %s --audio SPEECH.wav -o OUT.mp4",
                  bundle.root, time.perf_counter() - start, bundle.root)
 
@@ -315,6 +378,8 @@ class GenerateCommand:
     pose_amplitude: float = field(default=GenerateConfig.pose_amplitude, metadata=option(
         "spread of the predicted head motion, in units of the actor's own"))
     max_seconds: float = field(default=GenerateConfig.max_seconds, metadata=option("longest speech accepted"))
+    refine: bool = field(default=True, metadata=option(
+        "refine the rendered faces with the actor's GAN (when the bundle has one)"))
     face_model: str | None = field(default=None, metadata=option(
         "where the bundle's face model is now (default: where it was when the bundle was made)"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
@@ -333,7 +398,7 @@ class GenerateCommand:
                 audio = sample_speech()
                 log.info("no --audio given: saying %s", audio)
         config = GenerateConfig(pose_mode=self.pose_mode, pose_amplitude=self.pose_amplitude,
-                                max_seconds=self.max_seconds)
+                                max_seconds=self.max_seconds, refine=self.refine)
         result = generate(actor, audio, self.output, config, resolve_device(self.device), progress)
         log.info("wrote %s", result.output)
 
@@ -373,5 +438,6 @@ COMMANDS = {
     "personalize": PersonalizeCommand,
     "generate": GenerateCommand,
     "speak": SpeakCommand,
-    "pretrain": {"recon": PretrainReconCommand, "audio2pose": PretrainAudio2PoseCommand},
+    "pretrain": {"recon": PretrainReconCommand, "audio2pose": PretrainAudio2PoseCommand,
+                 "refine": PretrainRefineCommand},
 }

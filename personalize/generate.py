@@ -66,6 +66,8 @@ class GenerateConfig:
     """Frames rendered and composited together (bounds memory)."""
     composite: CompositeConfig = field(default_factory=CompositeConfig)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
+    refine: bool = True
+    """Refine the rendered faces with the actor's GAN when the bundle has one (`refine`)."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ def generate(
     recon = actor.recon
     coeffs = recon.split("cpu")
     renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
+    if config.refine and actor.refiner:
+        actor.refiner.to(device)
     output.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=num_frames, desc="generate", unit="frame", disable=not progress)
     seams = []
@@ -200,12 +204,16 @@ def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRendere
                    batch: np.ndarray, coeffs: Coeffs, mode: str, config: GenerateConfig,
                    device: torch.device) -> list[tuple[np.ndarray, float]]:
     """The batch's full-size output frames, each with the seam visibility of its blended crop."""
-    background = plan.background[batch]
+    refiner = actor.refiner if config.refine else None
+    # The refiner sees each frame with its neighbours: the batch's edge frames' are made too.
+    half = refiner.window // 2 if refiner else 0
+    made = np.clip(np.arange(batch[0] - half, batch[-1] + half + 1), 0, plan.num_frames - 1)
+    background = plan.background[made]
     face = dataclasses.replace(
         coeffs[torch.from_numpy(background)],
-        exp=torch.from_numpy(plan.exp[batch]),
-        angle=torch.from_numpy(plan.angle[batch]),
-        trans=torch.from_numpy(plan.trans[batch]),
+        exp=torch.from_numpy(plan.exp[made]),
+        angle=torch.from_numpy(plan.angle[made]),
+        trans=torch.from_numpy(plan.trans[made]),
     ).to(device)
     images, coverage, landmarks = renderer.render(face)
     crop = actor.recon.crop
@@ -214,14 +222,25 @@ def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRendere
         filmed = coeffs[torch.from_numpy(background)].to(device)
         with torch.no_grad():
             filmed_landmarks = model_landmarks(renderer.landmark_model, filmed, renderer.camera).cpu().numpy()
-    out = []
+    full, crops, alphas = [], [], []
     for k, index in enumerate(background):
         frame = frames[int(index)]
         if mode == "predicted":
             frame = _follow_head(frame, crop, filmed_landmarks[k], landmarks[k])
         blended, alpha = blend(images[k], crop.crop(frame), coverage[k], config.composite)
-        out.append((crop.paste(blended, frame, alpha), seam_visibility(blended, alpha)))
-    return out
+        full.append(frame)
+        crops.append(blended)
+        alphas.append(alpha)
+    middle = slice(half, len(made) - half)
+    full, crops, alphas = full[middle], np.stack(crops), alphas[middle]
+    if refiner:
+        refined, face_alphas = refiner.refine(crops, coverage[middle])
+        alphas = [np.maximum(alpha, face) for alpha, face in zip(alphas, face_alphas)]
+        crops = refined
+    else:
+        crops = crops[middle]
+    return [(crop.paste(image, frame, alpha), seam_visibility(image, alpha))
+            for image, frame, alpha in zip(crops, full, alphas)]
 
 
 def _follow_head(frame: np.ndarray, crop: CropTransform, filmed: np.ndarray, rendered: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ Stages, each a function of the ones before it (`STAGES`, in order):
 | albedo | coeffs.npz | the detailed albedo (Yi et al.), re-measured: the actor's face and the backgrounds' poses |
 | audio2pose | audio2pose.pt | the actor's audio -> expression + head pose network |
 | voice | voice.npz | the actor's voice for text input (`audio2pose.voice`): a Flite voice and its match |
+| refine | refine.pt | the actor's memory-augmented GAN (`refine`), fine-tuned on the clip's renders and frames |
 
 A video actor's network is trained on its own speech and reconstruction (from scratch: on the 20
 shared clips that beat fine-tuning the general model, see README). A photo is a one-shot actor:
@@ -50,11 +51,17 @@ from recon3d.fit import FitConfig
 from recon3d.reconstruct import Reconstruction, fit_clip, load_crops, refine_albedo
 from recon3d.track import FaceTrack, TrackConfig, track_video
 from recon3d.video import AUDIO_RATE, MediaInfo, atomic_path, iter_frames, probe, read_audio
+from refine.actor import ACTOR_REFINE, ActorRefiner, general_refiner
+from refine.data import clip_pairs, face_region
+from refine.train import CHECKPOINT_NAME, RefineTrainConfig, refinement_psnr, train_refiner
 
 log = logging.getLogger("talkface")
 
-STAGES = ("ingest", "track", "reconstruct", "albedo", "audio2pose", "voice")
+STAGES = ("ingest", "track", "reconstruct", "albedo", "audio2pose", "voice", "refine")
 LOG_NAME = "personalize.log"
+REFINER_NAME = "refine.pt"
+REFINE_WORK = "refine-training"
+"""Where the refine stage keeps its checkpoint (resumable) and sample grids; not a bundle file."""
 
 
 @dataclass
@@ -77,6 +84,11 @@ class PersonalizeConfig:
     voice_sample: str | None = None
     """A recording of the actor's speech to learn the voice from instead of the video's soundtrack
     (the only way a photo actor gets a matched voice)."""
+    refine: RefineTrainConfig = field(default_factory=lambda: ACTOR_REFINE)
+    """Fine-tuning of the refinement GAN (the CPU preset; `talkface personalize` raises the size to
+    256 on a GPU); 0 steps: no refinement."""
+    refine_init: str | None = None
+    """A general refiner (`talkface pretrain refine`) to fine-tune from; default: from scratch."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,31 @@ def voice(ctx: StageContext) -> dict:
             "f0_hz": round(model.target.f0_hz, 1), "voiced_seconds": round(model.target.voiced_seconds, 2)}
 
 
+def refine(ctx: StageContext) -> dict:
+    path = ctx.bundle.path(REFINER_NAME)
+    path.unlink(missing_ok=True)  # a refiner of earlier settings must not outlive them
+    if ctx.info.is_image or ctx.config.refine.steps == 0:
+        log.info("refine: %s, frames are not refined", "a photo actor" if ctx.info.is_image else "0 steps")
+        return {"refined": False}
+    face_track = FaceTrack.load(ctx.bundle.path("track.npz"))
+    recon = Reconstruction.load(ctx.bundle.path("coeffs.npz"))
+    crops = load_crops(ctx.video, face_track, ctx.progress)
+    landmarks = face_track.crop.frame_to_crop(face_track.ibug68)
+    region = face_region(landmarks, ctx.config.crop_size, ctx.config.refine.network.size)
+    pairs = clip_pairs(recon, ctx.face_model, crops, landmarks, region, device=ctx.device)
+    work = ctx.bundle.root / REFINE_WORK
+    init = None if ctx.config.refine_init is None else general_refiner(ctx.config.refine_init, ctx.config.refine)
+    refiner, history = train_refiner(pairs, work, ctx.config.refine, init, device=ctx.device, progress=ctx.progress)
+    raw, refined = refinement_psnr(refiner, pairs)
+    ActorRefiner(refiner.cpu(), region).save(path)
+    (work / CHECKPOINT_NAME).unlink(missing_ok=True)  # the optimizers' state is twice the networks'
+    last = history[-1]
+    log.info("refine: training frames' face-crop PSNR %.2f dB raw render, %.2f dB refined; sample grids in %s",
+             raw, refined, work / "samples")
+    return {"refined": True, "size": region.size, "steps": last["step"], "l1": round(last["l1"], 5),
+            "mask": round(last["mask"], 4), "train_psnr_raw": round(raw, 3), "train_psnr": round(refined, 3)}
+
+
 STAGE_FILES: dict[str, tuple[Callable[[StageContext], dict], tuple[str, ...]]] = {
     "ingest": (ingest, ("frames.zip",)),
     "track": (track, ("track.npz",)),
@@ -171,8 +208,10 @@ STAGE_FILES: dict[str, tuple[Callable[[StageContext], dict], tuple[str, ...]]] =
     "albedo": (albedo, ("coeffs.npz",)),
     "audio2pose": (audio2pose, ("audio2pose.pt",)),
     "voice": (voice, ("voice.npz",)),
+    "refine": (refine, (REFINER_NAME,)),
 }
-"""Stage name -> (the function that runs it, the bundle files it writes)."""
+"""Stage name -> (the function that runs it, the bundle files it may write: those it wrote are
+recorded)."""
 
 
 def photo_model(general: AudioToPose, recon: Reconstruction) -> AudioToPose:
@@ -206,6 +245,8 @@ def stage_settings(config: PersonalizeConfig, face_model: FaceModel, info: Media
                        else {"finetune": asdict(config.finetune)}),
         "voice": {"voice": asdict(config.voice),
                   "sample": file_sha256(config.voice_sample) if config.voice_sample else None},
+        "refine": {"refine": asdict(config.refine),
+                   "init": file_sha256(config.refine_init) if config.refine_init else None},
     }
 
 
@@ -267,6 +308,8 @@ def personalize(
     face_model = load_face_model(config.face_model)
     if info.is_image:
         load_general_model(face_model.name)  # a one-shot actor needs one: fail now, not after the fit
+    if config.refine_init:
+        general_refiner(config.refine_init, config.refine)
     FliteSynthesizer().check_installed()  # and every actor a voice
     settings = {"face_model": config.face_model, "face_model_name": face_model.name,
                 "face_model_vertices": face_model.num_vertices, "photo": info.is_image, **asdict(config)}
@@ -289,7 +332,8 @@ def personalize(
                 run, files = STAGE_FILES[name]
                 start = time.perf_counter()
                 metrics = run(ctx)
-                bundle.record(name, inputs, list(files), metrics, time.perf_counter() - start)
+                written = [file for file in files if bundle.path(file).exists()]
+                bundle.record(name, inputs, written, metrics, time.perf_counter() - start)
                 log.info("%s: %.1f s, %s", name, time.perf_counter() - start,
                          ", ".join(f"{k} {v}" for k, v in metrics.items()))
             upstream = bundle.stage_fingerprint(name)
@@ -308,6 +352,8 @@ class Actor:
     audio2pose: AudioToPose
     face_model: FaceModel
     voice: VoiceModel
+    refiner: ActorRefiner | None
+    """None for an actor without refinement (a photo, or made with 0 refine steps)."""
 
     @property
     def is_photo(self) -> bool:
@@ -339,7 +385,10 @@ class Actor:
                              "pass --face-model pointing at the one it was made with")
         recon = Reconstruction.load(bundle.path("coeffs.npz"))
         network = AudioToPose.load(bundle.path("audio2pose.pt"), model.name).eval()
-        return cls(bundle, recon, network, model, VoiceModel.load(bundle.path("voice.npz")))
+        refiner = None
+        if REFINER_NAME in bundle.manifest["stages"]["refine"]["files"]:
+            refiner = ActorRefiner.load(bundle.path(REFINER_NAME), f"rerun `talkface personalize` for {bundle.root}")
+        return cls(bundle, recon, network, model, VoiceModel.load(bundle.path("voice.npz")), refiner)
 
     @contextlib.contextmanager
     def frames(self) -> Iterator[BackgroundFrames]:

@@ -39,6 +39,9 @@ class NetworkConfig:
     identity_dim: int = 128
     key_dim: int = 256
 
+    def __post_init__(self) -> None:
+        self.levels  # noqa: B018 (validates the size)
+
     @property
     def levels(self) -> int:
         levels = math.log2(self.size / self.bottleneck)

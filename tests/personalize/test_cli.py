@@ -24,7 +24,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 def test_help_lists_only_working_commands():
     commands = _subcommands(build_parser())
     assert sorted(commands) == ["generate", "personalize", "pretrain", "reconstruct", "speak", "track"]
-    assert sorted(_subcommands(commands["pretrain"])) == ["audio2pose", "recon"]
+    assert sorted(_subcommands(commands["pretrain"])) == ["audio2pose", "recon", "refine"]
 
 
 def assert_one_error_line(capsys) -> str:
@@ -133,6 +133,8 @@ def test_personalize_then_generate_the_default_photo_and_speech(tmp_path, flite)
     assert (info.width, info.height) == (512, 512) and info.has_audio and 3.5 < info.duration < 4.5
     manifest = json.loads((actor / "manifest.json").read_text())
     assert manifest["settings"]["photo"] and manifest["stages"]["audio2pose"]["metrics"]["model"] == "general"
+    # One frame cannot teach the GAN how the face moves: a photo actor is not refined.
+    assert manifest["stages"]["refine"]["metrics"] == {"refined": False} and not (actor / "refine.pt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["actor", "talk.mp4"]
 
 

@@ -101,6 +101,22 @@ def test_output_is_in_sync_with_the_speech_at_the_actor_size(actor, tmp_path, mo
     assert np.abs(np.diff(mouth, axis=0)).mean() > 0.5
 
 
+def test_the_refiner_changes_only_the_face(actor, tmp_path):
+    speech = sample_speech()
+    refined, raw = tmp_path / "refined.mp4", tmp_path / "raw.mp4"
+    assert actor.refiner is not None
+    generate(actor, speech, refined, GenerateConfig(pose_mode="source"), progress=False)
+    generate(actor, speech, raw, GenerateConfig(pose_mode="source", refine=False), progress=False)
+    with_gan, without = read_frames(refined).astype(np.float32), read_frames(raw).astype(np.float32)
+    assert with_gan.shape == without.shape
+    change = np.abs(with_gan - without).mean((0, 3))
+    crop = actor.recon.crop
+    x0, y0 = int(crop.x0 + 0.3 * crop.side), int(crop.y0 + 0.35 * crop.side)
+    face = change[y0:int(y0 + 0.4 * crop.side), x0:int(x0 + 0.4 * crop.side)].mean()
+    # Far from the face (the frame's corner) only the video codec differs.
+    assert face > 3 and face > 5 * change[:20, :20].mean()
+
+
 def write_wav(path, audio):
     wavfile.write(path, 16000, audio)
     return path

@@ -34,6 +34,14 @@ def test_bundle_holds_every_stage_with_metrics_and_loads(actor_dir):
     assert voice["matched"] and voice["base_voice"] == actor.voice.base_voice
     assert actor.voice.target is not None and abs(actor.voice.target.f0_hz - voice["f0_hz"]) < 0.1
     assert abs(len(actor.voice.reference) / 16000 - frames / 25) < 0.1  # all of its speech
+    refine = manifest["stages"]["refine"]
+    assert refine["metrics"]["refined"] and "refine.pt" in refine["files"] and actor.refiner is not None
+    assert actor.refiner.refiner.size == refine["metrics"]["size"] == 32
+    # The face region is a part of the crop (which also holds hair and shoulders).
+    region = actor.refiner.region
+    assert region.frame_width == actor.recon.crop.size and 0.3 * region.frame_width < region.side < region.frame_width
+    assert (actor_dir / pipeline.REFINE_WORK / "samples" / "step_000004.png").is_file()
+    assert not (actor_dir / pipeline.REFINE_WORK / "refine_train.pt").exists()
 
 
 def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips, tmp_path, monkeypatch):
@@ -41,7 +49,7 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     shutil.copytree(actor_dir, root)
     manifest = json.loads((root / MANIFEST_NAME).read_text())
     # As a job killed during the albedo stage leaves it: earlier stages recorded, later ones not.
-    for name in ("albedo", "audio2pose", "voice"):
+    for name in ("albedo", "audio2pose", "voice", "refine"):
         del manifest["stages"][name]
     (root / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="unfinished .*stage albedo"):
@@ -51,7 +59,7 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     for name, (run, files) in list(pipeline.STAGE_FILES.items()):
         monkeypatch.setitem(pipeline.STAGE_FILES, name, (lambda ctx, run=run, name=name: ran.append(name) or run(ctx), files))
     personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
-    assert ran == ["albedo", "audio2pose", "voice"]
+    assert ran == ["albedo", "audio2pose", "voice", "refine"]
     resumed = json.loads((root / MANIFEST_NAME).read_text())
     for name in ("ingest", "track", "reconstruct"):
         assert resumed["stages"][name] == manifest["stages"][name]
@@ -62,7 +70,7 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     config = tiny_config()
     config.finetune.scratch.steps = 5
     personalize(clips / ACTOR_CLIP, root, config, progress=False)
-    assert ran == ["audio2pose", "voice"]
+    assert ran == ["audio2pose", "voice", "refine"]
 
 
 def test_a_corrupt_or_partial_bundle_is_reported_never_used(actor_dir, tmp_path):
