@@ -1,12 +1,18 @@
 """How well predicted motion matches real motion (the definitions of ../shared/DESIGN.md).
 
-- Mouth opening: the inner-lip aperture of the face model's mesh (mean distance of the three
-  facing upper/lower inner-lip landmark pairs over the outer-eye-corner distance), in model space,
-  so head pose and camera play no part. Lip sync is the Pearson r of the predicted and the real
-  aperture series.
+- Mouth opening: the inner-lip aperture (mean distance of the three facing upper/lower inner-lip
+  landmark pairs over the outer-eye-corner distance), of the face model's mesh in model space (head
+  pose and camera play no part) or of tracked 2D landmarks. Lip sync is the Pearson r of the
+  predicted and the real aperture series.
+- LMD, mouth landmark distance: the 20 iBUG mouth landmarks of each frame, roll removed (eye line
+  level), centred on their mean and divided by the outer-eye-corner distance; the mean distance
+  between corresponding generated and real points over points and frames. Mouth shape only: where
+  the head is plays no part.
 - Head-pose similarity (HS): per Euler angle in degrees, the Wasserstein-1 distance W1 between
   the real and the generated per-frame distributions; HS_angle = max(0, 1 - W1 / 10 degrees);
-  HS is the mean over the three angles.
+  HS is the mean over the three angles. Its baselines: a static head (the mean training pose) and
+  the training poses replayed. Velocity W1: the same distance between the distributions of the
+  frame-to-frame angle changes (degrees per second): how alike the motion's speed is.
 - Voice: speaker similarity is the cosine of two GE2E speaker embeddings (resemblyzer: about
   0.94 for the same voice, 0.59 for different ones); intelligibility is the word error rate of
   PocketSphinx's bundled US-English recogniser against the words that were said.
@@ -29,17 +35,41 @@ from recon3d.video import AUDIO_RATE
 
 ANGLE_NAMES = ("pitch", "yaw", "roll")
 HS_SCALE_DEGREES = 10.0
+MOUTH_IBUG = np.arange(48, 68)
+"""iBUG indices of the outer and inner lips."""
+
+
+def landmark_aperture(ibug68: np.ndarray) -> np.ndarray:
+    """`(T,)` inner-lip aperture over the outer-eye-corner distance of `(T, 68, D)` landmarks (D = 2
+    tracked pixels, or 3 model-space points)."""
+    upper, lower = (list(side) for side in zip(*INNER_LIP_PAIRS_IBUG))
+    gap = np.linalg.norm(ibug68[:, upper] - ibug68[:, lower], axis=-1).mean(-1)
+    a, b = EYE_OUTER_CORNERS_IBUG
+    return gap / np.linalg.norm(ibug68[:, a] - ibug68[:, b], axis=-1)
 
 
 @torch.no_grad()
 def mouth_aperture(model: FaceModel, id: torch.Tensor, exp: torch.Tensor) -> np.ndarray:
     """`(T,)` inner-lip aperture over the eye-corner distance, for one identity `(id_dim,)` and
     `(T, exp_dim)` expressions."""
-    landmarks = model.landmarks(model.shape(id[None].to(exp), exp))
-    upper, lower = (torch.tensor(side) for side in zip(*INNER_LIP_PAIRS_IBUG))
-    gap = (landmarks[:, upper] - landmarks[:, lower]).norm(dim=-1).mean(-1)
+    return landmark_aperture(model.landmarks(model.shape(id[None].to(exp), exp)).cpu().numpy())
+
+
+def normalised_mouth(ibug68: np.ndarray) -> np.ndarray:
+    """`(T, 20, 2)` mouth landmarks of `(T, 68, 2)` ones: roll removed, centred, in eye-corner units."""
     a, b = EYE_OUTER_CORNERS_IBUG
-    return (gap / (landmarks[:, a] - landmarks[:, b]).norm(dim=-1)).cpu().numpy()
+    eye = ibug68[:, b] - ibug68[:, a]  # (T, 2)
+    distance = np.linalg.norm(eye, axis=-1)
+    cos, sin = eye[:, 0] / distance, eye[:, 1] / distance
+    rotation = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)  # (T, 2, 2): eye line to +x
+    mouth = ibug68[:, MOUTH_IBUG] - ibug68[:, MOUTH_IBUG].mean(1, keepdims=True)
+    return np.einsum("tij,tpj->tpi", rotation, mouth) / distance[:, None, None]
+
+
+def mouth_landmark_distance(real: np.ndarray, generated: np.ndarray) -> float:
+    """LMD of two `(T, 68, 2)` landmark series, frame by frame over the shorter one's length."""
+    n = min(len(real), len(generated))
+    return float(np.linalg.norm(normalised_mouth(real[:n]) - normalised_mouth(generated[:n]), axis=-1).mean())
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,6 +88,29 @@ def pose_similarity(real_degrees: np.ndarray, generated_degrees: np.ndarray) -> 
         result[f"w1_{name}"] = w1
         result[f"hs_{name}"] = max(0.0, 1.0 - w1 / HS_SCALE_DEGREES)
     result["hs"] = float(np.mean([result[f"hs_{name}"] for name in ANGLE_NAMES]))
+    return result
+
+
+def velocity_w1(real_degrees: np.ndarray, generated_degrees: np.ndarray, fps: float) -> dict[str, float]:
+    """`velocity_w1_<angle>`: W1 (degrees per second) between the real and the generated
+    distributions of frame-to-frame angle change, for `(T, 3)` series at `fps`; NaN where either
+    has a single frame (no motion to compare, as a photo actor's replayed training poses)."""
+    real, generated = np.diff(real_degrees, axis=0) * fps, np.diff(generated_degrees, axis=0) * fps
+    return {f"velocity_w1_{name}": float(wasserstein_distance(real[:, i], generated[:, i]))
+            if len(real) and len(generated) else float("nan") for i, name in enumerate(ANGLE_NAMES)}
+
+
+def pose_baselines(real_degrees: np.ndarray, train_degrees: np.ndarray, fps: float | None = None) -> dict[str, float]:
+    """`static_*` and `replay_*` HS and W1 (and velocity W1 given `fps`) of the real `(T, 3)` angles
+    against a still head at the training frames' mean pose and against the training frames'
+    `(N, 3)` angles replayed."""
+    still = np.repeat(train_degrees.mean(0, keepdims=True), len(real_degrees), 0)
+    result = {}
+    for name, generated in (("static", still), ("replay", train_degrees)):
+        scores = pose_similarity(real_degrees, generated)
+        if fps is not None:
+            scores |= velocity_w1(real_degrees, generated, fps)
+        result |= {f"{name}_{key}": value for key, value in scores.items()}
     return result
 
 

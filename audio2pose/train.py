@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from audio2pose.features import FeatureConfig, audio_features, load_speech
 from audio2pose.model import POSE_AMPLITUDE, POSE_DIM, AudioToPose, AudioToPoseConfig, LossWeights, Motion, motion_loss, target_statistics
+from recon3d.distributed import World
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.fit import FitConfig
@@ -101,9 +102,13 @@ class WindowSampler:
         self.weights = starts / starts.sum()
         self.starts = starts.long()
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch_size: int, generator: torch.Generator, rows: slice = slice(None)
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`batch_size` windows drawn from `generator`, of which `rows` are returned (a process's
+        share of a global batch: the draws do not depend on it)."""
         clip_ids = torch.multinomial(self.weights, batch_size, replacement=True, generator=generator)
         offsets = (torch.rand(batch_size, generator=generator, dtype=torch.float64) * self.starts[clip_ids]).long()
+        clip_ids, offsets = clip_ids[rows], offsets[rows]
         span = torch.arange(self.seq_len)
         features = torch.stack([self.features[c][o + span] for c, o in zip(clip_ids.tolist(), offsets.tolist())])
         targets = torch.stack([self.targets[c][o + span] for c, o in zip(clip_ids.tolist(), offsets.tolist())])
@@ -118,20 +123,24 @@ def train_steps(
     start: int = 0,
     progress: bool = True,
     on_step=None,
+    world: World = World(),
 ) -> dict[str, float]:
     """Steps `start`..`config.steps` of training; returns the mean loss terms of the last 10% of
     steps. Each step is seeded from (seed, step), so a resumed run repeats an uninterrupted one.
-    `on_step(step, terms)` is called after every step (1-based step numbers)."""
-    model.train()
+    `on_step(step, terms)` is called after every step (1-based step numbers). Over several
+    processes (`world`), each takes its share of every batch and the terms are the global batch's."""
+    world.check_batch(config.batch_size)
+    network = world.wrap(model)
+    network.train()
     sums: dict[str, float] = {}
     tail = max(1, config.steps // 10)
     bar = tqdm(range(start, config.steps), desc="audio2pose", unit="step", disable=not progress,
                initial=start, total=config.steps, leave=False)
     for step in bar:
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        torch.manual_seed(config.seed * 1_000_003 + step)  # dropout
-        features, targets = sampler.sample(config.batch_size, generator)
-        terms = motion_loss(model(features), targets, model.exp_dim, config.weights)
+        torch.manual_seed(world.seed(config.seed * 1_000_003 + step))  # dropout
+        features, targets = sampler.sample(config.batch_size, generator, world.share(config.batch_size))
+        terms = world.batch_mean(motion_loss(network(features), targets, model.exp_dim, config.weights), len(features))
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
@@ -219,20 +228,24 @@ class PretrainAudio2PoseConfig:
 
 
 def corpus_reconstructions(
-    videos: list[Path], model: FaceModel, cache: Path, fit: FitConfig, device: torch.device, progress: bool = True
+    videos: list[Path], model: FaceModel, cache: Path, fit: FitConfig, device: torch.device, progress: bool = True,
+    world: World = World(),
 ) -> list[Reconstruction]:
     """Each clip's reconstruction, cached in `cache` as `<stem>.coeffs.npz` (reused when it was
-    made with the same face model)."""
+    made with the same face model). Over several processes each reconstructs its share of the
+    missing clips, then all read every clip's file."""
     cache.mkdir(parents=True, exist_ok=True)
-    recons = []
-    for video in tqdm(videos, desc="reconstructing corpus", unit="clip", disable=not progress):
-        path = cache / f"{video.stem}.coeffs.npz"
+    recons: dict[int, Reconstruction] = {}
+    for i in tqdm(world.own(len(videos)), desc="reconstructing corpus", unit="clip", disable=not progress):
+        path = cache / f"{videos[i].stem}.coeffs.npz"
         recon = Reconstruction.load(path) if path.exists() else None
         if recon is None or recon.face_model != model.name or recon.num_vertices != model.num_vertices:
-            recon, _ = reconstruct_clip(video, model, fit, device=device, progress=progress)
+            recon, _ = reconstruct_clip(videos[i], model, fit, device=device, progress=progress)
             recon.save(path)
-        recons.append(recon)
-    return recons
+        recons[i] = recon
+    world.barrier()
+    return [recons[i] if i in recons else Reconstruction.load(cache / f"{video.stem}.coeffs.npz")
+            for i, video in enumerate(videos)]
 
 
 def write_history(path: Path, history: list[dict]) -> None:
@@ -251,14 +264,18 @@ def pretrain_audio2pose(
     config: PretrainAudio2PoseConfig = PretrainAudio2PoseConfig(),
     device: torch.device | str = "cpu",
     progress: bool = True,
+    world: World = World(),
 ) -> dict:
     """Trains the general model on every clip of `corpus`; writes OUT/audio2pose.pt (weights,
-    optimizer state and history: a rerun resumes) and OUT/history.csv. Returns the last record."""
+    optimizer state and history: a rerun resumes) and OUT/history.csv. Returns the last record.
+    Over several processes (`world`, see `recon3d.distributed`) they share each batch and rank 0
+    writes the files and scores the held-out part."""
     device = torch.device(device)
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "audio2pose.pt"
     videos = corpus_videos(corpus)
-    recons = corpus_reconstructions(videos, face_model, out_dir / "cache", config.fit, device, progress)
+    world.check_batch(config.train.batch_size)
+    recons = corpus_reconstructions(videos, face_model, out_dir / "cache", config.fit, device, progress, world)
     clips = [motion_clip(video, recon, config.model.features) for video, recon in zip(videos, recons)]
     heads, tails = zip(*(clip.split(1 - config.val_fraction) for clip in clips))
     log.info("corpus: %d clips, %d training and %d held-out frames", len(clips),
@@ -296,9 +313,11 @@ def pretrain_audio2pose(
             return
         count = step - (history[-1]["step"] if history else 0)
         record = {"step": step, **{f"train_{k}": v / count for k, v in window.items()}}
-        record.update({f"val_{k}": v for k, v in validation_loss(model, val_tails, val_heads, train.weights).items()})
         window.clear()
         history.append(record)
+        if not world.is_main:
+            return
+        record.update({f"val_{k}": v for k, v in validation_loss(model, val_tails, val_heads, train.weights).items()})
         log.info("step %d: loss %.4g (exp %.3g, pose %.3g), held-out %.4g (exp %.3g, pose %.3g)", step,
                  record["train_total"], record["train_exp"], record["train_pose"],
                  record.get("val_total", float("nan")), record.get("val_exp", float("nan")), record.get("val_pose", float("nan")))
@@ -307,7 +326,7 @@ def pretrain_audio2pose(
         write_history(out_dir / "history.csv", history)
 
     if start < train.steps:
-        train_steps(model, sampler, optimizer, train, start=start, progress=progress, on_step=on_step)
+        train_steps(model, sampler, optimizer, train, start=start, progress=progress, on_step=on_step, world=world)
     return history[-1] if history else {}
 
 

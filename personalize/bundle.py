@@ -46,7 +46,8 @@ MANIFEST_SCHEMA = {
         "source": {
             "type": "object",
             "required": ["name", "sha256", "bytes"],
-            "properties": {"name": {"type": "string"}, "sha256": _SHA256, "bytes": {"type": "integer", "minimum": 0}},
+            "properties": {"name": {"type": "string"}, "path": {"type": "string"}, "sha256": _SHA256,
+                           "bytes": {"type": "integer", "minimum": 0}},
         },
         "settings": {"type": "object"},
         "stages": {
@@ -111,7 +112,9 @@ class ActorBundle:
         stages of an existing bundle are kept only if it was made from the same source video
         (same hash); otherwise they are dropped and will rerun."""
         root, source = Path(root), Path(source)
-        record = {"name": source.name, "sha256": file_sha256(source), "bytes": source.stat().st_size}
+        # The path lets `talkface evaluate --start` find the video's unseen tail again.
+        record = {"name": source.name, "path": str(source.resolve()), "sha256": file_sha256(source),
+                  "bytes": source.stat().st_size}
         if (root / MANIFEST_NAME).exists():
             bundle = cls.open(root, verify_files=False)
             if bundle.manifest["source"]["sha256"] != record["sha256"]:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import logging
+import re
 import sys
+import textwrap
 import types
 import typing
 from importlib.metadata import PackageNotFoundError, version
@@ -31,10 +34,19 @@ def _parser_type(hint) -> tuple[type, dict]:
     return hint, {}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Fills each paragraph of a command's docstring on its own; indented blocks (examples) stay as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        blocks = re.split(r"\n\s*\n", inspect.cleandoc(text))
+        return "\n\n".join(textwrap.indent(block, indent) if block.startswith(" ") else fill(block, width, indent)
+                           for block in blocks)
+
+
 def _add_command(subparsers, name: str, command: type) -> None:
     doc = (command.__doc__ or "").strip()
-    parser = subparsers.add_parser(name, help=doc.splitlines()[0], description=doc,
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = subparsers.add_parser(name, help=doc.splitlines()[0], description=doc, formatter_class=_HelpFormatter)
     hints = typing.get_type_hints(command)
     for f in dataclasses.fields(command):
         meta = dict(f.metadata)

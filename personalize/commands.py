@@ -10,16 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.io import wavfile
 
 from audio2pose.model import AudioToPoseConfig
 from audio2pose.train import FinetuneConfig, PretrainAudio2PoseConfig, TrainConfig, pretrain_audio2pose
 from audio2pose.tts import CommandSynthesizer
 from audio2pose.voice import speak
+from personalize.evaluate import EvaluateConfig, evaluate, evaluate_batch
 from personalize.generate import GenerateConfig, PoseMode, check_output, generate
+from personalize.jobs import JobsConfig, run_jobs
+from personalize.manifest import read_manifest
 from personalize.pipeline import Actor, PersonalizeConfig, personalize
 from personalize.samples import sample_photo, sample_speech
 from recon3d.device import DeviceName, resolve_device
+from recon3d.distributed import torchrun_world
 from recon3d.errors import InputError
 from recon3d.export import export_track
 from recon3d.facemodels import load_face_model
@@ -154,16 +159,17 @@ class PretrainReconCommand:
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
-        device = resolve_device(self.device)
         model = load_face_model(self.face_model)
         config = PretrainReconConfig(
             regressor=RegressorConfig(image_size=self.image_size, width=self.width),
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             max_frames_per_clip=self.max_frames_per_clip, seed=self.seed,
         )
-        result = RegressorTrainer(model, config, device).train(self.corpus, self.output, progress)
-        log.info("wrote %s (held-out landmark error %.2f%%)", self.output / "regressor.pt",
-                 100 * result.get("val_landmark_error", float("nan")))
+        with torchrun_world(resolve_device(self.device)) as (world, device):
+            result = RegressorTrainer(model, config, device, world).train(self.corpus, self.output,
+                                                                          progress and world.is_main)
+            log.info("wrote %s (held-out landmark error %.2f%%)", self.output / "regressor.pt",
+                     100 * result.get("val_landmark_error", float("nan")))
 
 
 @dataclass
@@ -186,22 +192,25 @@ class PretrainAudio2PoseCommand:
     weight_decay: float = field(default=PretrainAudio2PoseConfig().train.weight_decay, metadata=option("AdamW weight decay"))
     lstm_hidden: int = field(default=AudioToPoseConfig.lstm_hidden, metadata=option("LSTM hidden units"))
     lstm_layers: int = field(default=AudioToPoseConfig.lstm_layers, metadata=option("LSTM layers"))
+    dropout: float = field(default=AudioToPoseConfig.dropout, metadata=option("dropout rate of the network"))
+    log_every: int = field(default=PretrainAudio2PoseConfig.log_every, metadata=option("steps between loss-curve records"))
     val_fraction: float = field(default=PretrainAudio2PoseConfig.val_fraction, metadata=option("tail of each clip held out"))
     landmark_steps: int = field(default=FitConfig.landmark_steps, metadata=option("landmark-fit steps of the reconstructions"))
     seed: int = field(default=0, metadata=option("random seed"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
-        device = resolve_device(self.device)
         model = load_face_model(self.face_model)
         config = PretrainAudio2PoseConfig(
-            model=AudioToPoseConfig(lstm_hidden=self.lstm_hidden, lstm_layers=self.lstm_layers),
+            model=AudioToPoseConfig(lstm_hidden=self.lstm_hidden, lstm_layers=self.lstm_layers, dropout=self.dropout),
             train=TrainConfig(steps=self.steps, batch_size=self.batch_size, seq_len=self.seq_len, lr=self.lr,
                               weight_decay=self.weight_decay, seed=self.seed),
-            val_fraction=self.val_fraction, fit=FitConfig(landmark_steps=self.landmark_steps),
+            val_fraction=self.val_fraction, log_every=self.log_every, fit=FitConfig(landmark_steps=self.landmark_steps),
         )
-        result = pretrain_audio2pose(self.corpus, self.output, model, config, device, progress)
-        log.info("wrote %s (held-out loss %.4g)", self.output / "audio2pose.pt", result.get("val_total", float("nan")))
+        with torchrun_world(resolve_device(self.device)) as (world, device):
+            result = pretrain_audio2pose(self.corpus, self.output, model, config, device, progress and world.is_main,
+                                         world)
+            log.info("wrote %s (held-out loss %.4g)", self.output / "audio2pose.pt", result.get("val_total", float("nan")))
 
 
 @dataclass
@@ -225,20 +234,23 @@ class PretrainRefineCommand:
         "on a GPU; personalize's --refine-size must match)"))
     batch_size: int = field(default=RefineTrainConfig.batch_size, metadata=option("frames per step"))
     memory_slots: int = field(default=MemoryConfig.slots, metadata=option("slots of the memory network"))
+    log_every: int = field(default=ACTOR_REFINE.log_every, metadata=option("steps between loss-curve records"))
     val_fraction: float = field(default=0.3, metadata=option("tail of each clip held out"))
     seed: int = field(default=0, metadata=option("random seed"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
-        device = resolve_device(self.device)
-        config = dataclasses.replace(
-            ACTOR_REFINE, network=refine_network(self.size, device, "--size"), memory=MemoryConfig(slots=self.memory_slots),
-            steps=self.steps, batch_size=self.batch_size, seed=self.seed)
-        _, history = pretrain_refiner(self.corpus, self.output, load_face_model(self.face_model), config,
-                                      val_fraction=self.val_fraction, device=device, progress=progress)
-        last = history[-1]
-        log.info("wrote %s (held-out face-crop PSNR %.2f dB, raw render %.2f dB)", self.output / "refiner.pt",
-                 last.get("held_out_psnr", float("nan")), last.get("held_out_raw_psnr", float("nan")))
+        with torchrun_world(resolve_device(self.device)) as (world, device):
+            config = dataclasses.replace(
+                ACTOR_REFINE, network=refine_network(self.size, device, "--size"),
+                memory=MemoryConfig(slots=self.memory_slots), steps=self.steps, batch_size=self.batch_size,
+                log_every=self.log_every, seed=self.seed)
+            _, history = pretrain_refiner(self.corpus, self.output, load_face_model(self.face_model), config,
+                                          val_fraction=self.val_fraction, device=device,
+                                          progress=progress and world.is_main, world=world)
+            last = history[-1]
+            log.info("wrote %s (held-out face-crop PSNR %.2f dB, raw render %.2f dB)", self.output / "refiner.pt",
+                     last.get("held_out_psnr", float("nan")), last.get("held_out_raw_psnr", float("nan")))
 
 
 def refine_network(size: int | None, device, flag: str) -> NetworkConfig:
@@ -287,19 +299,18 @@ class PersonalizeCommand:
     refine_init: Path | None = field(default=None, metadata=option(
         "general refiner (OUTPUT/refiner.pt of `talkface pretrain refine`, same --refine-size) to fine-tune from "
         "(default: from scratch)"))
+    end: float | None = field(default=None, metadata=option(
+        "learn from the video up to this time only (seconds); the rest stays unseen, for `talkface evaluate --start`",
+        metavar="SECONDS"))
     seed: int = field(default=0, metadata=option("random seed of the training"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
-    def main(self, progress: bool = True) -> None:
-        video = self.video
-        if video is None:
-            video = sample_photo()
-            log.info("no VIDEO given: a one-shot actor from %s", video)
-        device = resolve_device(self.device)
+    def config(self, device: torch.device) -> PersonalizeConfig:
+        """The settings these options give on `device` (the GAN's default size depends on it)."""
         refine = dataclasses.replace(ACTOR_REFINE, steps=self.refine_steps, seed=self.seed,
                                      network=refine_network(self.refine_size, device, "--refine-size"))
         finetune = FinetuneConfig()
-        config = PersonalizeConfig(
+        return PersonalizeConfig(
             face_model=self.face_model, crop_size=self.crop_size,
             fit=FitConfig(landmark_steps=self.landmark_steps, photometric_steps=self.photometric_steps),
             finetune=dataclasses.replace(finetune, scratch=dataclasses.replace(
@@ -307,7 +318,16 @@ class PersonalizeCommand:
             voice_sample=None if self.voice_sample is None else str(self.voice_sample),
             refine=refine,
             refine_init=None if self.refine_init is None else str(self.refine_init),
+            end=self.end,
         )
+
+    def main(self, progress: bool = True) -> None:
+        video = self.video
+        if video is None:
+            video = sample_photo()
+            log.info("no VIDEO given: a one-shot actor from %s", video)
+        device = resolve_device(self.device)
+        config = self.config(device)
         start = time.perf_counter()
         bundle = personalize(video, self.actor, config, device, progress)
         log.info("actor bundle %s ready in %.1f s; next: talkface generate --actor %s --audio SPEECH.wav -o OUT.mp4",
@@ -432,12 +452,116 @@ class SpeakCommand:
         log.info("wrote %s (%.1f s)", self.output, len(speech) / AUDIO_RATE)
 
 
+@dataclass
+class EvaluateCommand:
+    """Measure an actor against real footage it never saw, into a report (metrics.json, report.html).
+
+    Held-out input: --video (another video of the actor) or --start (the tail of the actor's own
+    video; default: where `personalize --end` stopped learning). The actor says the held-out speech
+    (or --text) into REPORT/generated.mp4, which is compared with the real frames: head-pose
+    similarity with its baselines, lip sync, image quality driven by the real coefficients,
+    identity, and with --text the voice (see README). With --batch MANIFEST --actors ROOT, every
+    actor of the manifest is evaluated into REPORT/<name>/ (finished reports are kept) and the
+    mean, min and max of every metric go into REPORT/summary.{json,md,html}.
+    """
+
+    actor: Path | None = field(default=None, metadata=option("actor bundle to evaluate"))
+    video: Path | None = field(default=None, metadata=option("held-out video of the actor speaking"))
+    start: float | None = field(default=None, metadata=option(
+        "evaluate on the actor's own video from this time on (seconds; default: its --end)", metavar="SECONDS"))
+    report: Path = field(default=Path("out/report"), metadata=option("report folder to write"))
+    text: str | None = field(default=None, metadata=option(
+        "say this text in the actor's voice instead of the held-out speech (adds the voice's speaker similarity)"))
+    batch: Path | None = field(default=None, metadata=option(
+        "manifest of actors (YAML or CSV, as for `talkface jobs run`) to evaluate each of"))
+    actors: Path | None = field(default=None, metadata=option("folder of the manifest's actor bundles (ROOT/<name>)"))
+    pose_mode: PoseMode = field(default=GenerateConfig.pose_mode, metadata=option("where the head pose comes from"))
+    face_model: str | None = field(default=None, metadata=option(
+        "where the bundles' face model is now (default: where it was when they were made)"))
+    device: DeviceName = field(default="auto", metadata=option("where torch runs"))
+
+    def main(self, progress: bool = True) -> None:
+        config = EvaluateConfig(generate=GenerateConfig(pose_mode=self.pose_mode), face_model=self.face_model)
+        if self.batch is None:
+            if self.actor is None or self.actors is not None:
+                raise InputError("give --actor DIR (with --video or --start), or --batch MANIFEST --actors ROOT")
+            evaluate(self.actor, self.report, self.video, self.start, self.text, config,
+                     resolve_device(self.device), progress)
+            log.info("wrote %s", self.report / "report.html")
+            return
+        if self.actors is None or self.actor is not None or self.video is not None or self.start is not None:
+            raise InputError("--batch evaluates the manifest's actors: give --actors ROOT (the folder of their "
+                             "bundles), not --actor, --video or --start")
+        entries = read_manifest(self.batch, PersonalizeCommand)
+        summary = evaluate_batch(entries, self.actors, self.report, self.text, config, resolve_device(self.device),
+                                 progress)
+        log.info("wrote %s", self.report / "summary.html")
+        if summary["failed"]:
+            raise InputError(f"{len(summary['failed'])} of {len(entries)} actors failed ({', '.join(summary['failed'])}); "
+                             f"their errors are in {self.report / 'summary.md'}")
+
+
+@dataclass
+class JobsRunCommand:
+    """Personalize every actor of a manifest, one Ray task per actor, here or on a Ray cluster.
+
+    Each actor becomes the bundle ROOT/NAME, as `talkface personalize VIDEO --actor ROOT/NAME` with
+    its options makes it. Actors whose bundle is complete with the same settings are skipped; a job
+    that crashes is retried (--retries), one whose input is bad (a corrupt video, no face) is not;
+    the others go on, and the command exits non-zero at the end if any actor failed. Status,
+    attempts, durations (total and per stage), stage metrics and errors per actor are in
+    ROOT/jobs.json, rewritten as each actor finishes. Interrupted (Ctrl-C, a killed machine)? Rerun
+    the same command: finished actors are skipped, unfinished ones resume at their first unfinished
+    stage. Without --address a local Ray instance uses this machine's CPUs (and GPUs); with the
+    address of a Ray cluster (`ray start --head` on one node, `ray start --address HEAD:6379` on the
+    others, talkface installed on all) the jobs spread over its nodes, one GPU each where the
+    cluster has GPUs; the videos and ROOT must then be on a filesystem every node sees.
+
+    MANIFEST in YAML: `actors`, a list with a `name` (the bundle's folder name) and a `video` per
+    actor plus any option of `talkface personalize` (with underscores: refine_steps); `defaults`
+    apply to every actor; relative paths are relative to the manifest's folder; `end` may be a
+    percentage of the video; `heldout` (for `talkface evaluate --batch`) is not used here:
+
+        defaults: {refine_steps: 500, end: 70%}
+        actors:
+          - {name: aoc, video: clips/hdtf_aoc_8s.mp4}
+          - {name: katie, video: clips/hdtf_katie_8s.mp4, seed: 1, device: cpu}
+
+    or in CSV (.csv): a header row, then a row per actor; an empty cell takes the default:
+
+        name,video,refine_steps,seed
+        aoc,clips/hdtf_aoc_8s.mp4,500,
+        katie,clips/hdtf_katie_8s.mp4,,1
+    """
+
+    manifest: Path = field(metadata=option("job manifest, .yaml/.yml or .csv (format above)", positional=True))
+    root: Path = field(default=Path("out/actors"), metadata=option(
+        "directory of the actor bundles (ROOT/NAME) and of the summary ROOT/jobs.json"))
+    address: str | None = field(default=JobsConfig.address, metadata=option(
+        "Ray cluster to run on: HOST:PORT of its head, ray://HOST:10001, or auto (the one `ray start` made here); "
+        "none: a new local Ray instance on this machine"))
+    device: DeviceName = field(default=JobsConfig.device, metadata=option(
+        "where each job runs torch (an actor's `device` in the manifest wins)"))
+    retries: int = field(default=JobsConfig.retries, metadata=option("reruns of a job that failed other than on its input"))
+    cpus_per_job: int = field(default=JobsConfig.cpus_per_job, metadata=option(
+        "CPUs reserved for each job and torch threads in it (jobs run side by side on the rest)"))
+    gpus_per_job: float = field(default=JobsConfig.gpus_per_job, metadata=option(
+        "GPUs each job asks for when the cluster has GPUs (0.5: two jobs share one)"))
+
+    def main(self, progress: bool = True) -> None:
+        config = JobsConfig(retries=self.retries, address=self.address, device=self.device,
+                            cpus_per_job=self.cpus_per_job, gpus_per_job=self.gpus_per_job)
+        run_jobs(self.manifest, self.root, config, progress)
+
+
 COMMANDS = {
     "track": TrackCommand,
     "reconstruct": ReconstructCommand,
     "personalize": PersonalizeCommand,
     "generate": GenerateCommand,
     "speak": SpeakCommand,
+    "evaluate": EvaluateCommand,
     "pretrain": {"recon": PretrainReconCommand, "audio2pose": PretrainAudio2PoseCommand,
                  "refine": PretrainRefineCommand},
+    "jobs": {"run": JobsRunCommand},
 }

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -43,14 +44,14 @@ from audio2pose.model import AudioToPose, target_statistics
 from audio2pose.train import FinetuneConfig, finetune, motion_clip, reconstruction_targets
 from audio2pose.tts import FliteSynthesizer
 from audio2pose.voice import VoiceConfig, VoiceModel, learn_voice
-from personalize.bundle import ActorBundle, file_sha256, toolkit_version
+from personalize.bundle import MANIFEST_NAME, ActorBundle, file_sha256, fingerprint, toolkit_version
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.facemodels import load_face_model
 from recon3d.fit import FitConfig
 from recon3d.reconstruct import Reconstruction, fit_clip, load_crops, refine_albedo
 from recon3d.track import FaceTrack, TrackConfig, track_video
-from recon3d.video import AUDIO_RATE, MediaInfo, atomic_path, iter_frames, probe, read_audio
+from recon3d.video import AUDIO_RATE, VIDEO_FPS, MediaInfo, atomic_path, iter_frames, probe, read_audio, trim_video
 from refine.actor import ACTOR_REFINE, ActorRefiner, general_refiner
 from refine.data import clip_pairs, face_region
 from refine.train import CHECKPOINT_NAME, RefineTrainConfig, refinement_psnr, train_refiner
@@ -89,6 +90,9 @@ class PersonalizeConfig:
     256 on a GPU); 0 steps: no refinement."""
     refine_init: str | None = None
     """A general refiner (`talkface pretrain refine`) to fine-tune from; default: from scratch."""
+    end: float | None = None
+    """Learn from the video up to this time only (seconds); the rest stays unseen, for `talkface
+    evaluate --start`. None: the whole video."""
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,9 @@ def frame_name(index: int) -> str:
 def stage_settings(config: PersonalizeConfig, face_model: FaceModel, info: MediaInfo) -> dict[str, dict]:
     """What each stage's result depends on besides the stage before it."""
     return {
-        "ingest": {"min_seconds": config.min_seconds, "frame_quality": config.frame_quality},
+        # `end` only when set, so bundles made before it existed keep their fingerprints.
+        "ingest": {"min_seconds": config.min_seconds, "frame_quality": config.frame_quality,
+                   **({} if config.end is None else {"end": config.end})},
         "track": {"crop_size": config.crop_size},
         "reconstruct": {"face_model": face_model.name, "vertices": face_model.num_vertices, "fit": asdict(config.fit)},
         "albedo": {},
@@ -255,11 +261,20 @@ def check_source(video: Path, info: MediaInfo, config: PersonalizeConfig) -> Non
     if config.voice_sample:
         _check_speech(Path(config.voice_sample), probe(config.voice_sample), config, "voice sample")
     if info.is_image:
+        if config.end is not None:
+            raise InputError(f"{video}: --end cuts a video; a photo has no time to cut at")
         return
     if info.duration < config.min_seconds:
         raise InputError(f"{video}: video too short ({info.duration:.1f} s); personalize needs at least "
                          f"{config.min_seconds:g} s of the actor speaking (or give a photo for a one-shot actor)")
     _check_speech(video, info, config, "video")
+    if config.end is not None:
+        if config.end > info.duration:
+            raise InputError(f"--end {config.end:g}: past the end of {video} ({info.duration:.2f} s); give a time "
+                             "inside the video")
+        if config.end < config.min_seconds:
+            raise InputError(f"--end {config.end:g}: leaves {max(config.end, 0):g} s of {video} to learn from; "
+                             f"personalize needs at least {config.min_seconds:g} s")
 
 
 def _check_speech(path: Path, info: MediaInfo, config: PersonalizeConfig, what: str) -> None:
@@ -305,6 +320,22 @@ def personalize(
     video, config, device = Path(video), config or PersonalizeConfig(), torch.device(device)
     info = probe(video)
     check_source(video, info, config)
+    with contextlib.ExitStack() as stack:
+        if config.end is not None:
+            # Every stage reads the video: they get a copy of its first `end` seconds (made again
+            # on a rerun; the stages' fingerprints hold the source's hash and `end`, not the copy's).
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="talkface-trim-")))
+            source, video = video, work / f"{video.stem}.mp4"
+            trim_video(source, video, stop=round(config.end * VIDEO_FPS))
+            info = probe(video)
+        else:
+            source = video
+        return _personalize(source, video, info, Path(actor), config, device, progress)
+
+
+def _personalize(source: Path, video: Path, info: MediaInfo, actor: Path, config: PersonalizeConfig,
+                 device: torch.device, progress: bool) -> ActorBundle:
+    """`personalize` from `video` (the `source` video, or its first `end` seconds)."""
     face_model = load_face_model(config.face_model)
     if info.is_image:
         load_general_model(face_model.name)  # a one-shot actor needs one: fail now, not after the fit
@@ -314,30 +345,52 @@ def personalize(
     settings = {"face_model": config.face_model, "face_model_name": face_model.name,
                 "face_model_vertices": face_model.num_vertices, "photo": info.is_image, **asdict(config)}
     Path(actor).mkdir(parents=True, exist_ok=True)
-    bundle = ActorBundle.create(actor, video, settings)
+    bundle = ActorBundle.create(actor, source, settings)
     ctx = StageContext(video, info, bundle, face_model.to(device), config, device, progress)
-    per_stage = stage_settings(config, face_model, info)
+    inputs = stage_inputs(bundle.manifest["source"]["sha256"], stage_settings(config, face_model, info))
     with bundle_log(bundle.root):
-        log.info("personalize %s (%s) into %s with face model %s on %s (talkface %s)", video.name,
-                 "photo" if info.is_image else f"{info.duration:.1f} s video", bundle.root, face_model.name, device,
+        log.info("personalize %s (%s) into %s with face model %s on %s (talkface %s)", source.name,
+                 "photo" if info.is_image else f"{info.duration:.1f} s video" if config.end is None
+                 else f"its first {info.duration:.1f} s", bundle.root, face_model.name, device,
                  toolkit_version())
-        upstream = bundle.manifest["source"]["sha256"]
         overall = tqdm(STAGES, desc="personalize", unit="stage", disable=not progress)
         for name in overall:
             overall.set_postfix_str(name)
-            inputs = {"upstream": upstream, **per_stage[name]}
-            if bundle.is_done(name, inputs):
+            if bundle.is_done(name, inputs[name]):
                 log.info("%s: done before, skipped", name)
             else:
                 run, files = STAGE_FILES[name]
                 start = time.perf_counter()
                 metrics = run(ctx)
                 written = [file for file in files if bundle.path(file).exists()]
-                bundle.record(name, inputs, written, metrics, time.perf_counter() - start)
+                bundle.record(name, inputs[name], written, metrics, time.perf_counter() - start)
                 log.info("%s: %.1f s, %s", name, time.perf_counter() - start,
                          ", ".join(f"{k} {v}" for k, v in metrics.items()))
-            upstream = bundle.stage_fingerprint(name)
     return bundle
+
+
+def stage_inputs(source_sha256: str, per_stage: dict[str, dict]) -> dict[str, dict]:
+    """Each stage's inputs, whose fingerprint decides whether it reruns: its settings and the
+    fingerprint of the stage before it (the source video's hash for the first)."""
+    inputs, upstream = {}, source_sha256
+    for name in STAGES:
+        inputs[name] = {"upstream": upstream, **per_stage[name]}
+        upstream = fingerprint(inputs[name])
+    return inputs
+
+
+def unfinished_stages(video: str | os.PathLike, actor: str | os.PathLike, config: PersonalizeConfig) -> list[str]:
+    """The stages `personalize(video, actor, config)` would run, without running any: [] when the
+    bundle at `actor` is complete with these settings and its files are intact."""
+    video, actor = Path(video), Path(actor)
+    if not (actor / MANIFEST_NAME).is_file():
+        return list(STAGES)
+    bundle = ActorBundle.open(actor, verify_files=False)
+    source = file_sha256(video)
+    if bundle.manifest["source"]["sha256"] != source:
+        return list(STAGES)
+    inputs = stage_inputs(source, stage_settings(config, load_face_model(config.face_model), probe(video)))
+    return [name for name in STAGES if not bundle.is_done(name, inputs[name])]
 
 
 # ------------------------------------------------------------------------------------ actors

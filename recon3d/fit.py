@@ -381,8 +381,15 @@ def render_fit(
 
 def photometric_loss(rendered: torch.Tensor, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over masked pixels of the L2 colour distance; (B, 3, H, W) images, (B, 1, H, W) mask."""
+    total, area = photometric_sums(rendered, images, mask)
+    return total / area.clamp(min=1.0)
+
+
+def photometric_sums(rendered: torch.Tensor, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(2,): the masked sum of the L2 colour distance and the mask's area, whose ratio is
+    `photometric_loss` (sums add up over the shares of a batch split across processes)."""
     distance = ((rendered - images).pow(2).sum(1, keepdim=True) + 1e-8).sqrt()
-    return (distance * mask).sum() / mask.sum().clamp(min=1.0)
+    return torch.stack([(distance * mask).sum(), mask.sum()])
 
 
 def psnr(rendered: torch.Tensor, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
+from recon3d.distributed import World, sync_batch_norm
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
-from recon3d.fit import FitConfig, initial_pose, landmark_error, landmark_loss, model_landmarks, photometric_loss, prior_loss
+from recon3d.fit import FitConfig, initial_pose, landmark_error, landmark_loss, model_landmarks, photometric_sums, prior_loss
 from recon3d.fit import render_fit
 from recon3d.reconstruct import load_crops
 from recon3d.regressor import CoeffRegressor, RegressorConfig
@@ -65,19 +67,20 @@ def corpus_videos(corpus: str | os.PathLike) -> list[Path]:
 
 
 def load_corpus(
-    videos: list[Path], cache: Path, image_size: int, progress: bool = True
+    videos: list[Path], cache: Path, image_size: int, progress: bool = True, world: World = World()
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """All clips' crops at `image_size` (N, 3, S, S) uint8, landmarks (N, 68, 2) in those pixels,
-    and (N,) clip index; tracks are cached in `cache`."""
+    and (N,) clip index; tracks are cached in `cache` (over several processes each tracks its
+    share of the missing clips, then all read every clip's track)."""
     cache.mkdir(parents=True, exist_ok=True)
+    track_paths = [cache / f"{video.stem}.track.npz" for video in videos]
+    for i in world.own(len(videos)):
+        if not track_paths[i].exists():
+            track_video(videos[i], TrackConfig(), progress=progress).save(track_paths[i])
+    world.barrier()
     images, landmarks, clip_ids = [], [], []
     for i, video in enumerate(tqdm(videos, desc="corpus", unit="clip", disable=not progress)):
-        track_path = cache / f"{video.stem}.track.npz"
-        if track_path.exists():
-            track = FaceTrack.load(track_path)
-        else:
-            track = track_video(video, TrackConfig(), progress=progress)
-            track.save(track_path)
+        track = FaceTrack.load(track_paths[i])
         crops = torch.from_numpy(load_crops(video, track, progress)).permute(0, 3, 1, 2)
         crops = F.interpolate(crops.float(), size=(image_size, image_size), mode="area").round().byte()
         images.append(crops)
@@ -101,29 +104,41 @@ def split_frames(clip_ids: torch.Tensor, val_fraction: float, max_per_clip: int)
 
 
 class RegressorTrainer:
-    """Weakly supervised training of a `CoeffRegressor` for one face model."""
+    """Weakly supervised training of a `CoeffRegressor` for one face model.
 
-    def __init__(self, model: FaceModel, config: PretrainReconConfig, device: torch.device) -> None:
+    Over several processes (`world`, see `recon3d.distributed`) the regressor is a DDP replica
+    with batch norm over the global batch, each process takes its share of every batch and the
+    losses are the global batch's; rank 0 scores the held-out frames and writes the checkpoint.
+    An epoch's last batch, when it has fewer frames than there are processes, is left out."""
+
+    def __init__(self, model: FaceModel, config: PretrainReconConfig, device: torch.device, world: World = World()
+                 ) -> None:
         self.model = model.subset("face").to(device)
         self.full_model = model
         self.config = config
         self.device = device
+        self.world = world
         self.skin = self.model.region_faces("skin")
         self.landmark_model = self.model.subset("landmarks")
         self.albedo = self.model.albedo(None)
 
-    def losses(self, regressor: CoeffRegressor, images: torch.Tensor, landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, regressor: nn.Module, images: torch.Tensor, landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch (this process's share of it), over the global batch."""
         cfg = self.config.fit
         images = images.float() / 255
         coeffs = regressor(images)
         camera = PerspectiveCamera.deep3d(images.shape[-1])
-        lmk = cfg.w_landmark * landmark_loss(model_landmarks(self.landmark_model, coeffs, camera), landmarks, camera.image_size[0])
+        terms = self.world.batch_mean({
+            "landmark": cfg.w_landmark * landmark_loss(model_landmarks(self.landmark_model, coeffs, camera), landmarks,
+                                                       camera.image_size[0]),
+            "prior": prior_loss(self.model, coeffs, cfg)}, len(images))
         albedo = self.model.albedo(coeffs.tex) if coeffs.tex.shape[-1] else self.albedo
         size = self.config.render_size
         rendered = render_fit(self.model, coeffs, albedo, camera.resized(size), self.skin)
         target = F.interpolate(images, size=(size, size), mode="area")
-        photo = cfg.w_photometric * photometric_loss(rendered.image, target, rendered.mask)
-        prior = prior_loss(self.model, coeffs, cfg)
+        total, area = self.world.sum(photometric_sums(rendered.image, target, rendered.mask))
+        photo = cfg.w_photometric * (total / area.clamp(min=1.0))  # the mean over the skin pixels of all shares
+        lmk, prior = terms["landmark"], terms["prior"]
         return {"landmark": lmk, "photometric": photo, "prior": prior, "total": lmk + photo + prior}
 
     @torch.no_grad()
@@ -143,14 +158,16 @@ class RegressorTrainer:
         out_dir = Path(out_dir)
         checkpoint_path = out_dir / "regressor.pt"
         videos = corpus_videos(corpus)
-        images, landmarks, clip_ids = load_corpus(videos, out_dir / "tracks", cfg.regressor.image_size, progress)
+        world = self.world
+        world.check_batch(cfg.batch_size)
+        images, landmarks, clip_ids = load_corpus(videos, out_dir / "tracks", cfg.regressor.image_size, progress, world)
         train_idx, val_idx = split_frames(clip_ids, cfg.val_fraction, cfg.max_frames_per_clip)
         log.info("corpus: %d clips, %d training and %d held-out frames", len(videos), len(train_idx), len(val_idx))
 
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
-        regressor = CoeffRegressor(self.model.layout, cfg.regressor).to(self.device)
+        regressor = sync_batch_norm(CoeffRegressor(self.model.layout, cfg.regressor).to(self.device), world)
         camera = PerspectiveCamera.deep3d(cfg.regressor.image_size)
         regressor.trans_offset.copy_(initial_pose(self.model, landmarks[train_idx].to(self.device), camera).mean(0))
         optimizer = torch.optim.Adam(regressor.parameters(), lr=cfg.lr)
@@ -163,23 +180,28 @@ class RegressorTrainer:
             history = json.loads(state["history"])
             start_epoch = len(history)
             log.info("resuming %s at epoch %d", checkpoint_path, start_epoch + 1)
+        network = world.wrap(regressor)
         for epoch in range(start_epoch, cfg.epochs):
             # Seeded per epoch, so a resumed run shuffles exactly as an uninterrupted one.
             generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             order = train_idx[torch.randperm(len(train_idx), generator=generator)]
             sums: dict[str, float] = {}
-            batches = order.split(cfg.batch_size)
+            batches = [idx for idx in order.split(cfg.batch_size) if len(idx) >= world.size]
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress, leave=False)
             for idx in bar:
-                losses = self.losses(regressor, images[idx].to(self.device), landmarks[idx].to(self.device))
+                idx = idx[world.share(len(idx))]
+                losses = self.losses(network, images[idx].to(self.device), landmarks[idx].to(self.device))
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
                 optimizer.step()
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + value.item() / len(batches)
                 bar.set_postfix(loss=f"{losses['total'].item():.4g}")
-            record = {"epoch": epoch + 1, **sums, "val_landmark_error": self.validate(regressor, images[val_idx], landmarks[val_idx])}
+            record = {"epoch": epoch + 1, **sums}
             history.append(record)
+            if not world.is_main:
+                continue
+            record["val_landmark_error"] = self.validate(regressor, images[val_idx], landmarks[val_idx])
             log.info("epoch %d: loss %.4g (landmark %.3g, photometric %.3g), held-out landmark error %.2f%%",
                      epoch + 1, sums["total"], sums["landmark"], sums["photometric"], 100 * record["val_landmark_error"])
             regressor.save(checkpoint_path, self.full_model, {"optimizer": optimizer.state_dict(),

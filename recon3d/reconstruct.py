@@ -68,6 +68,10 @@ class Reconstruction:
     def split(self, device: torch.device | str = "cpu") -> Coeffs:
         return self.layout.split(torch.from_numpy(self.coeffs).to(device))
 
+    def angles_degrees(self) -> np.ndarray:
+        """(T, 3) float64 head pose per frame: pitch, yaw, roll in degrees."""
+        return np.degrees(self.coeffs[:, self.layout.slice("angle")].astype(np.float64))
+
     def save(self, path: str | os.PathLike) -> None:
         """Writes an .npz of plain arrays (no pickles), atomically."""
         with atomic_path(path) as tmp:

@@ -90,3 +90,11 @@ class ActorRefiner:
         alphas = np.stack([face_alpha(covered) for covered in coverage])
         return np.stack([self.region.paste(image, crops[k + half], self.region.crop(alpha))
                          for k, (image, alpha) in enumerate(zip(refined, alphas))]), alphas
+
+    def refine_sequence(self, crops: np.ndarray, coverage: np.ndarray, batch: int = 16) -> np.ndarray:
+        """`(T, C, C, 3)` consecutive rendered crops and their `(T, C, C)` coverage -> the refined
+        crops, `batch` at a time, the clip's first and last frame repeated as their own neighbours."""
+        half = self.window // 2
+        padded = np.clip(np.arange(-half, len(crops) + half), 0, len(crops) - 1)
+        return np.concatenate([self.refine(crops[padded[k:k + batch + 2 * half]], coverage[k:k + batch])[0]
+                               for k in range(0, len(crops), batch)])

@@ -67,20 +67,23 @@ class Memory(nn.Module):
         """Threshold triplet loss: among each query's `top_k` nearest slots, the nearest one holding
         the query's identity (value cosine > `value_threshold`) should be nearer than the nearest
         one holding another, by `margin`. Queries without both kinds of neighbour add nothing."""
+        hinges, usable = self.triplet_hinges(queries, values)
+        return hinges[usable].mean() if usable.any() else queries.sum() * 0.0
+
+    def triplet_hinges(self, queries: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(B,)` hinge of each query's triplet (`triplet_loss`) and `(B,)` bool: whether the query
+        has both kinds of neighbour (the hinge of one that has not is meaningless)."""
         _, index = self.nearest(queries.detach(), self.config.top_k)
         same = (self.values[index] @ values.unsqueeze(2)).squeeze(2) > self.config.value_threshold
         other = ~same & self.filled[index]
         first_positive = torch.where(same.any(1), same.float().argmax(1), -1)
         first_negative = torch.where(other.any(1), other.float().argmax(1), -1)
         usable = (first_positive >= 0) & (first_negative >= 0)
-        if not usable.any():
-            return queries.sum() * 0.0
-        rows = usable.nonzero().squeeze(1)
-        positive = self.keys[index[rows, first_positive[rows]]]
-        negative = self.keys[index[rows, first_negative[rows]]]
-        query = queries[rows]
-        gap = (query * negative).sum(1) - (query * positive).sum(1) + self.config.margin
-        return gap.clamp(min=0).mean()
+        rows = torch.arange(len(queries), device=queries.device)
+        positive = self.keys[index[rows, first_positive]]
+        negative = self.keys[index[rows, first_negative]]
+        gap = (queries * negative).sum(1) - (queries * positive).sum(1) + self.config.margin
+        return gap.clamp(min=0), usable
 
     @torch.no_grad()
     def write(self, queries: torch.Tensor, values: torch.Tensor) -> None:

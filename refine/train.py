@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from recon3d.checkpoint import read_checkpoint, write_checkpoint
+from recon3d.distributed import World, sync_batch_norm
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.fit import FitConfig
@@ -81,12 +82,19 @@ class RefineTrainConfig:
 
 
 class RefineTrainer:
-    """The networks, optimizers and sampler of one training run."""
+    """The networks, optimizers and sampler of one training run.
 
-    def __init__(self, refiner: Refiner, config: RefineTrainConfig, device: torch.device) -> None:
-        self.config, self.device = config, device
+    Over several processes (`world`, see `recon3d.distributed`) the networks are DDP replicas,
+    each process takes its share of every batch, the losses are the global batch's and every
+    process writes the whole batch into its copy of the memory, so the copies stay equal."""
+
+    def __init__(self, refiner: Refiner, config: RefineTrainConfig, device: torch.device, world: World = World()) -> None:
+        self.config, self.device, self.world = config, device, world
         self.refiner = refiner.to(device).train()
         self.discriminator = PatchDiscriminator(refiner.network_config).to(device).train()
+        sync_batch_norm(self.refiner.encoder, world)
+        self.generator, self.encoder = world.wrap(self.refiner.generator), world.wrap(self.refiner.encoder)
+        self.critic = world.wrap(self.discriminator)
         betas = (config.beta1, 0.999)
         self.g_optimizer = torch.optim.Adam([*self.refiner.generator.parameters(), *self.refiner.encoder.parameters()],
                                             lr=config.lr, betas=betas)
@@ -94,39 +102,44 @@ class RefineTrainer:
         self.rng = np.random.default_rng(config.seed)
 
     def batch(self, pairs: RefinePairs, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(rendered windows, real middle frames, their identity features) of `frames`."""
+        """(rendered windows, real middle frames, their identity features) of `frames`, the
+        global batch: this process's share of it."""
+        mirrored = self.rng.random(len(frames)) < 0.5 if self.config.flip else np.zeros(len(frames), bool)
+        rows = self.world.share(len(frames))
+        frames, mirrored = frames[rows], mirrored[rows]
         index = pairs.window_indices(frames, self.refiner.window)
         renders, reals = pairs.renders[index], pairs.reals[frames]
         if self.config.flip:
-            mirrored = self.rng.random(len(frames)) < 0.5
             renders[mirrored], reals[mirrored] = renders[mirrored, :, :, ::-1], reals[mirrored, :, ::-1]
         window = stack_window(to_tensor(renders, self.device))
         return window, to_tensor(reals, self.device), torch.from_numpy(pairs.identity[frames]).to(self.device)
 
     def step(self, window: torch.Tensor, real: torch.Tensor, identity: torch.Tensor) -> dict[str, float]:
-        weights = self.config.weights
-        refined, _, mask = self.refiner.generator(window, identity)
+        """One step on a batch (this process's share of it); returns the global batch's loss terms."""
+        weights, world, rows = self.config.weights, self.world, len(window)
+        refined, _, mask = self.generator(window, identity)
 
         self.d_optimizer.zero_grad(set_to_none=True)
-        d_loss = 0.5 * ((self.discriminator(window, real) - 1).square().mean()
-                        + self.discriminator(window, refined.detach()).square().mean())
+        d_terms = world.batch_mean({"real": (self.critic(window, real) - 1).square().mean(),
+                                    "fake": self.critic(window, refined.detach()).square().mean()}, rows)
+        d_loss = 0.5 * (d_terms["real"] + d_terms["fake"])
         d_loss.backward()
         self.d_optimizer.step()
 
         self.g_optimizer.zero_grad(set_to_none=True)
-        adversarial = (self.discriminator(window, refined) - 1).square().mean()
-        l1 = (refined - real).abs().mean()
         tv = ((mask[..., 1:, :] - mask[..., :-1, :]).abs().sum((1, 2, 3))
               + (mask[..., :, 1:] - mask[..., :, :-1]).abs().sum((1, 2, 3))).mean()
-        queries = self.refiner.encoder(window)
-        triplet = self.refiner.memory.triplet_loss(queries, identity)
-        g_loss = (weights.adversarial * adversarial + weights.l1 * l1 + weights.mask * mask.mean() + weights.tv * tv
-                  + triplet)
+        terms = world.batch_mean({"adversarial": (self.critic(window, refined) - 1).square().mean(),
+                                  "l1": (refined - real).abs().mean(), "mask": mask.mean(), "tv": tv}, rows)
+        queries = self.encoder(window)
+        triplet = world.masked_mean(*self.refiner.memory.triplet_hinges(queries, identity))
+        g_loss = (weights.adversarial * terms["adversarial"] + weights.l1 * terms["l1"] + weights.mask * terms["mask"]
+                  + weights.tv * terms["tv"] + triplet)
         g_loss.backward()
         self.g_optimizer.step()
-        self.refiner.memory.write(queries, identity)
-        return {"d": d_loss.item(), "adversarial": adversarial.item(), "l1": l1.item(), "mask": mask.mean().item(),
-                "tv": tv.item(), "triplet": triplet.item(), "total": g_loss.item()}
+        self.refiner.memory.write(world.gather(queries), world.gather(identity))
+        return {"d": d_loss.item(), **{name: value.item() for name, value in terms.items()}, "triplet": triplet.item(),
+                "total": g_loss.item()}
 
     def state(self, step: int, history: list[dict]) -> dict:
         return {"format_version": CHECKPOINT_VERSION, "config": json.dumps(asdict(self.config)), "step": step,
@@ -200,17 +213,20 @@ def train_refiner(
     held_out: RefinePairs | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    world: World = World(),
 ) -> tuple[Refiner, list[dict]]:
     """Trains a refiner (from `init`, else from scratch) on `pairs` for `config.steps` steps, with
     its checkpoint and sample grids in `work` (a rerun resumes). Returns it and its loss history
     (a record every `log_every` steps; with `held_out` pairs, their raw and refined PSNR at every
-    checkpoint)."""
+    checkpoint). Over several processes (`world`) they share each batch; rank 0 scores the
+    held-out pairs and writes the files."""
     device, work = torch.device(device), Path(work)
     if pairs.size != config.network.size:
         raise ValueError(f"training pairs are {pairs.size} px, the network {config.network.size} px")
+    world.check_batch(config.batch_size)
     torch.manual_seed(config.seed)
     refiner = init if init is not None else Refiner(config.network, config.memory)
-    trainer = RefineTrainer(refiner, config, device)
+    trainer = RefineTrainer(refiner, config, device, world)
     checkpoint_path = work / CHECKPOINT_NAME
     start, history = 0, []
     if checkpoint_path.exists():
@@ -235,6 +251,8 @@ def train_refiner(
             history.append({"step": done, **{name: value / count for name, value in sums.items()}})
             sums.clear()
             bar.set_postfix(l1=f"{history[-1]['l1']:.3f}", mask=f"{history[-1]['mask']:.2f}")
+        if not world.is_main:
+            continue
         if done % config.checkpoint_every == 0 or done == config.steps:
             if held_out is not None and len(held_out):
                 raw, refined = refinement_psnr(trainer.refiner, held_out)
@@ -251,13 +269,15 @@ GENERAL_NAME = "refiner.pt"
 
 
 def corpus_pairs(videos: list[Path], face_model: FaceModel, size: int, fit: FitConfig, val_fraction: float,
-                 cache: Path, device: torch.device, progress: bool = True) -> tuple[RefinePairs, RefinePairs]:
+                 cache: Path, device: torch.device, progress: bool = True, world: World = World()
+                 ) -> tuple[RefinePairs, RefinePairs]:
     """Training pairs (each clip's head) and held-out pairs (each clip's last `val_fraction`) of a
-    corpus, each clip tracked, reconstructed and rendered once (cached in `cache`)."""
+    corpus, each clip tracked, reconstructed and rendered once (cached in `cache`; over several
+    processes each makes its share of the missing clips, then all read every clip's file)."""
     cache.mkdir(parents=True, exist_ok=True)
-    heads, tails = [], []
-    for video in tqdm(videos, desc="corpus pairs", unit="clip", disable=not progress):
-        path = cache / f"{video.stem}.{face_model.name}.pairs{size}.npz"
+    paths = [cache / f"{video.stem}.{face_model.name}.pairs{size}.npz" for video in videos]
+    for i in tqdm(world.own(len(videos)), desc="corpus pairs", unit="clip", disable=not progress):
+        video, path = videos[i], paths[i]
         if not path.exists():
             track = track_video(video, TrackConfig(), progress=False)
             recon, crops = reconstruct_clip(video, face_model, fit, track=track, device=device, progress=False)
@@ -267,6 +287,9 @@ def corpus_pairs(videos: list[Path], face_model: FaceModel, size: int, fit: FitC
                                device=device)
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.savez(f, **{name: getattr(pairs, name) for name in ("renders", "reals", "landmarks", "identity")})
+    world.barrier()
+    heads, tails = [], []
+    for path in paths:
         with np.load(path) as data:
             pairs = RefinePairs(data["renders"], data["reals"], data["landmarks"], data["identity"],
                                 np.zeros(len(data["renders"]), np.int64))
@@ -285,16 +308,21 @@ def pretrain_refiner(
     val_fraction: float = 0.3,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    world: World = World(),
 ) -> tuple[Refiner, list[dict]]:
     """Trains the general refiner on every clip of `corpus` (the last `val_fraction` of each held
     out and scored at every checkpoint); writes OUT/refiner.pt (`--refine-init` of `personalize`),
-    with the training run (resumable) and sample grids in OUT."""
+    with the training run (resumable) and sample grids in OUT. Over several processes (`world`,
+    see `recon3d.distributed`) they share each batch and rank 0 writes the files."""
     device, out_dir = torch.device(device), Path(out_dir)
     videos = corpus_videos(corpus)
+    world.check_batch(config.batch_size)
     train, held_out = corpus_pairs(videos, face_model, config.network.size, fit, val_fraction, out_dir / "cache",
-                                   device, progress)
+                                   device, progress, world)
     log.info("refine corpus: %d clips, %d training and %d held-out frames", len(videos), len(train), len(held_out))
-    refiner, history = train_refiner(train, out_dir, config, held_out=held_out, device=device, progress=progress)
-    refiner.cpu().save(out_dir / GENERAL_NAME, {"corpus": json.dumps([video.name for video in videos]),
-                                                "history": json.dumps(history)})
+    refiner, history = train_refiner(train, out_dir, config, held_out=held_out, device=device, progress=progress,
+                                     world=world)
+    if world.is_main:
+        refiner.cpu().save(out_dir / GENERAL_NAME, {"corpus": json.dumps([video.name for video in videos]),
+                                                    "history": json.dumps(history)})
     return refiner, history

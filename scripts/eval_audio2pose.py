@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from audio2pose.features import load_speech
-from audio2pose.metrics import ANGLE_NAMES, mouth_aperture, pearson, pose_similarity
+from audio2pose.metrics import ANGLE_NAMES, mouth_aperture, pearson, pose_baselines, pose_similarity
 from audio2pose.model import POSE_AMPLITUDE, AudioToPose
 from audio2pose.train import FinetuneConfig, corpus_reconstructions, finetune, motion_clip
 from recon3d.device import resolve_device
@@ -67,10 +67,7 @@ def evaluate_clip(video: Path, recon, face_model, general: AudioToPose | None, c
     real_deg = np.degrees(tail.targets[:, E:E + 3])
     train_deg = np.degrees(head.targets[:, E:E + 3])
     pose = pose_similarity(real_deg, predicted.angle_degrees())
-    still = lambda deg: np.repeat(deg.mean(0, keepdims=True), len(real_deg), 0)  # noqa: E731
-    static = pose_similarity(real_deg, still(train_deg))
-    oracle = pose_similarity(real_deg, still(real_deg))
-    replay = pose_similarity(real_deg, train_deg)
+    oracle = pose_similarity(real_deg, np.repeat(real_deg.mean(0, keepdims=True), len(real_deg), 0))
     sweep_hs = {str(a): pose_similarity(real_deg, model.predict(tail.features, a).angle_degrees())["hs"] for a in sweep}
     return {
         "clip": video.stem, "train_frames": head.num_frames, "test_frames": tail.num_frames, "finetune_s": seconds,
@@ -78,9 +75,8 @@ def evaluate_clip(video: Path, recon, face_model, general: AudioToPose | None, c
         "exp_mse_mean": float(((mean_exp - real_exp) ** 2).mean()),
         "mouth_r": pearson(pred_open, real_open), "mouth_r_loudness": pearson(rms, real_open),
         **{f"{k}": v for k, v in pose.items()},
-        **{f"static_{k}": v for k, v in static.items()},
+        **pose_baselines(real_deg, train_deg),
         **{f"oracle_{k}": v for k, v in oracle.items()},
-        **{f"replay_{k}": v for k, v in replay.items()},
         **({"sweep_hs": sweep_hs} if sweep else {}),
     }
 

@@ -47,16 +47,15 @@ import scipy.io.wavfile
 import torch
 
 from audio2pose.features import load_speech
-from audio2pose.metrics import ANGLE_NAMES, pearson, pose_similarity
+from audio2pose.metrics import ANGLE_NAMES, landmark_aperture, pearson, pose_baselines, pose_similarity
 from personalize.generate import POSE_MODES, GenerateConfig, generate, plan_speech
 from personalize.pipeline import Actor, PersonalizeConfig, personalize
 from recon3d.device import resolve_device
 from recon3d.facemodels import load_face_model
-from recon3d.landmarks import EYE_OUTER_CORNERS_IBUG, INNER_LIP_PAIRS_IBUG
 from recon3d.pretrain import corpus_videos
 from recon3d.reconstruct import Reconstruction, reconstruct_clip
 from recon3d.track import FaceTrack, TrackConfig, track_video
-from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, atomic_path, iter_frames, read_audio
+from recon3d.video import AUDIO_RATE, VIDEO_FPS, atomic_path, read_audio, trim_video
 
 log = logging.getLogger("eval_generate")
 
@@ -65,14 +64,6 @@ SAMPLES_PER_FRAME = int(round(AUDIO_RATE / VIDEO_FPS))  # 640
 
 
 # ------------------------------------------------------------------------------------ inputs
-
-
-def lip_aperture(ibug68: np.ndarray) -> np.ndarray:
-    """(T,) mean inner-lip gap over the outer-eye-corner distance of (T, 68, 2) landmarks."""
-    upper, lower = (list(side) for side in zip(*INNER_LIP_PAIRS_IBUG))
-    gap = np.linalg.norm(ibug68[:, upper] - ibug68[:, lower], axis=-1).mean(-1)
-    a, b = EYE_OUTER_CORNERS_IBUG
-    return gap / np.linalg.norm(ibug68[:, a] - ibug68[:, b], axis=-1)
 
 
 def cached_track(video: Path, path: Path, progress: bool) -> FaceTrack:
@@ -87,14 +78,8 @@ def cut_clip(video: Path, num_frames: int, cut: int, train: Path, test: Path) ->
     """train.mp4 = frames [0, cut) with their audio; test.wav = the audio of frames [cut, T).
     Kept when present (written atomically, so present means complete)."""
     audio = read_audio(video, AUDIO_RATE, num_samples=num_frames * SAMPLES_PER_FRAME)
-    if not train.exists():
-        with VideoWriter(train, VIDEO_FPS, audio[:cut * SAMPLES_PER_FRAME], AUDIO_RATE) as writer:
-            for t, frame in enumerate(iter_frames(video)):
-                if t >= cut:
-                    break
-                writer.write(frame)
-            if writer.frames_written != cut:
-                raise RuntimeError(f"{train}: wrote {writer.frames_written} frames, expected {cut}")
+    if not train.exists() and trim_video(video, train, stop=cut) != cut:
+        raise RuntimeError(f"{train}: wrote fewer frames than {cut}")
     if not test.exists():
         with atomic_path(test) as tmp:
             scipy.io.wavfile.write(tmp, AUDIO_RATE, audio[cut * SAMPLES_PER_FRAME:].astype(np.float32))
@@ -118,10 +103,6 @@ def full_reconstruction(video: Path, work: Path, recon_cache: Path | None, face_
     return recon
 
 
-def angles_degrees(recon: Reconstruction) -> np.ndarray:
-    return np.degrees(recon.coeffs[:, recon.layout.slice("angle")].astype(np.float64))
-
-
 # ------------------------------------------------------------------------------------ one clip
 
 
@@ -138,28 +119,25 @@ def evaluate_clip(video: Path, args: argparse.Namespace, face_model, device: tor
     log.info("%s: %d frames, train 0..%d, test %d..%d", stem, num_frames, cut - 1, cut, num_frames - 1)
 
     # Real references and baselines.
-    real_open = lip_aperture(real_track.ibug68)
+    real_open = landmark_aperture(real_track.ibug68)
     real_test_open, train_open = real_open[cut:], real_open[:cut]
     recon = full_reconstruction(video, work, args.recon_cache, face_model, real_track, device, args.progress)
     if recon.num_frames != num_frames:
         log.warning("%s: reconstruction has %d frames, the track %d", stem, recon.num_frames, num_frames)
-    full_deg = angles_degrees(recon)
+    full_deg = recon.angles_degrees()
     real_deg, train_deg = full_deg[cut:num_frames], full_deg[:cut]
-    static = pose_similarity(real_deg, np.repeat(train_deg.mean(0, keepdims=True), len(real_deg), 0))
-    replay = pose_similarity(real_deg, train_deg)
     n = min(len(real_test_open), len(train_open))
     row = {
         "clip": stem, "frames": num_frames, "train_frames": cut, "test_frames": test_frames,
         "baseline_mouth_r_replay": pearson(train_open[:n], real_test_open[:n]),
-        **{f"static_{k}": v for k, v in static.items()},
-        **{f"replay_{k}": v for k, v in replay.items()},
+        **pose_baselines(real_deg, train_deg),
     }
 
     # Personalize (resumable), as a fresh process would.
     bundle = personalize(train, work / "actor", PersonalizeConfig(face_model=args.face_model), device, args.progress)
     row["personalize_s"] = float(sum(stage["seconds"] for stage in bundle.manifest["stages"].values()))
     actor = Actor.load(work / "actor")
-    actor_deg = angles_degrees(actor.recon)
+    actor_deg = actor.recon.angles_degrees()
     m = min(len(actor_deg), len(train_deg))
     row["angle_offset"] = {name: float(np.abs(actor_deg[:m, i] - train_deg[:m, i]).mean())
                            for i, name in enumerate(ANGLE_NAMES)}
@@ -175,7 +153,7 @@ def evaluate_clip(video: Path, args: argparse.Namespace, face_model, device: tor
         if plan.num_frames != result.num_frames:
             raise RuntimeError(f"{stem} {mode}: planned {plan.num_frames} frames, generate made {result.num_frames}")
         gen_track = track_video(output, TrackConfig(), progress=args.progress)
-        gen_open = lip_aperture(gen_track.ibug68)
+        gen_open = landmark_aperture(gen_track.ibug68)
         k = min(len(gen_open), len(real_test_open))
         pose = pose_similarity(real_deg, np.degrees(plan.angle.astype(np.float64)))
         row["modes"][mode] = {

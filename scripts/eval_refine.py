@@ -8,11 +8,11 @@ Per clip (WORK/<stem>/ holds the reconstruction cache and the training run; a re
    every frame (`clip_pairs`), a refiner fine-tuned on the first 70% (`refine.actor.ACTOR_REFINE`,
    `--steps`), as the refine stage of `personalize` does;
 3. held-out frames: each rendered from its real coefficients and blended into its real crop (the
-   raw render), then refined as `generate` does (`ActorRefiner.refine`: windows of 3, pasted back
-   over the face); all three cut to the face region at the network's size;
-4. metrics inside each frame's face box (`refine.metrics`): PSNR and SSIM against the real frame,
-   Laplacian-variance sharpness (ratio to the real frame's), dlib identity cosine to the mean of
-   the real training frames' identity features;
+   raw render), then refined as `generate` does (`ActorRefiner.refine_sequence`: windows of 3,
+   pasted back over the face); all three cut to the face region at the network's size;
+4. metrics inside each frame's face box (`refine.metrics.face_metrics`): PSNR and SSIM against the
+   real frame, Laplacian-variance sharpness (ratio to the real frame's), dlib identity cosine to
+   the mean of the real training frames' identity features;
 5. temporal stability: on the held-out second (25 frames) with the least head motion (summed
    |change| of the reconstructed angles), the mean absolute frame-to-frame change inside one fixed
    face box, refined over real;
@@ -38,8 +38,7 @@ from recon3d.reconstruct import Reconstruction, load_crops, reconstruct_clip
 from recon3d.track import FaceTrack, TrackConfig, track_video
 from refine.actor import ACTOR_REFINE, ActorRefiner
 from refine.data import clip_pairs, face_region, render_clip
-from refine.identity import identity_features, identity_similarity
-from refine.metrics import face_box, frame_difference, psnr, sharpness, ssim
+from refine.metrics import face_box, face_metrics, frame_difference
 from refine.train import train_refiner
 
 log = logging.getLogger("talkface")
@@ -83,28 +82,18 @@ def evaluate_clip(video: Path, work: Path, face_model, steps: int) -> dict:
     rendered, coverage = render_clip(recon, face_model, crops)
     actor = ActorRefiner(refiner, region)
     held = np.arange(cut, len(crops))
-    windows = np.clip(np.arange(cut - 1, len(crops) + 1), cut, len(crops) - 1)  # the held-out frames' ends repeat
     start = time.perf_counter()
-    refined_crops = np.concatenate([actor.refine(rendered[windows[k:k + 18]], coverage[held[k:k + 16]])[0]
-                                    for k in range(0, len(held), 16)])
+    refined_crops = actor.refine_sequence(rendered[held], coverage[held])
     refine_fps = len(held) / (time.perf_counter() - start)
 
     real = pairs.reals[held]
     raw = pairs.renders[held]
     refined = np.stack([region.crop(crop) for crop in refined_crops])
     points = pairs.landmarks[held]
-    boxes = [face_box(p, region.size) for p in points]
-    reference = pairs.identity[:cut]
     result = {"clip": video.name, "frames": len(crops), "held_out": len(held), "steps": steps,
               "prepare_seconds": round(prepare, 1), "train_seconds": round(train_seconds, 1),
-              "refine_fps": round(refine_fps, 1), "train_l1": round(history[-1]["l1"], 5)}
-    for name, images in (("raw", raw), ("refined", refined)):
-        result[f"psnr_{name}"] = float(np.mean([psnr(i, r, b) for i, r, b in zip(images, real, boxes)]))
-        result[f"ssim_{name}"] = float(np.mean([ssim(i, r, b) for i, r, b in zip(images, real, boxes)]))
-        result[f"sharpness_{name}"] = float(np.mean([sharpness(i, b) for i, b in zip(images, boxes)]))
-        result[f"identity_{name}"] = float(identity_similarity(identity_features(images, points), reference).mean())
-    result["sharpness_real"] = float(np.mean([sharpness(r, b) for r, b in zip(real, boxes)]))
-    result["identity_real"] = float(identity_similarity(pairs.identity[held], reference).mean())
+              "refine_fps": round(refine_fps, 1), "train_l1": round(history[-1]["l1"], 5),
+              **face_metrics({"raw": raw, "refined": refined}, real, points, pairs.identity[:cut])}
     still = still_window(recon.split().angle.numpy()[held], min(STATIC_FRAMES, len(held)))
     box = face_box(points[still].reshape(-1, 2), region.size)
     for name, images in (("real", real), ("raw", raw), ("refined", refined)):

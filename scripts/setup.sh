@@ -33,6 +33,21 @@ if ! command -v flite >/dev/null; then
   fi
 fi
 
+# The test that opens an evaluation report in a real browser drives Debian's Chromium (playwright's
+# own browser download needs the internet): installed likewise where it can be, else that test skips.
+if ! command -v chromium >/dev/null; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if command -v apt-get >/dev/null && "${sudo[@]}" true 2>/dev/null; then
+    echo "installing Chromium (for the report test) with apt-get"
+    "${sudo[@]}" apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq chromium >/dev/null; } \
+      || echo "could not install Chromium with apt-get: the report's browser test will be skipped"
+  else
+    echo "Chromium is not installed: the report's browser test will be skipped (sudo apt-get install chromium)"
+  fi
+fi
+
 # One-shot (photo) actors need a general audio2pose model; trained weights are not shipped, so it
 # is trained here once (about a minute) from a corpus of talking-head clips when there is one.
 corpus="${TALKFACE_CORPUS:-${TALKFACE_SHARED_DATA:-../shared/data}/clips}"

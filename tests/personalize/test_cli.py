@@ -23,8 +23,10 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def test_help_lists_only_working_commands():
     commands = _subcommands(build_parser())
-    assert sorted(commands) == ["generate", "personalize", "pretrain", "reconstruct", "speak", "track"]
+    assert sorted(commands) == ["evaluate", "generate", "jobs", "personalize", "pretrain", "reconstruct", "speak",
+                                "track"]
     assert sorted(_subcommands(commands["pretrain"])) == ["audio2pose", "recon", "refine"]
+    assert sorted(_subcommands(commands["jobs"])) == ["run"]
 
 
 def assert_one_error_line(capsys) -> str:
