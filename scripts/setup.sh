@@ -18,35 +18,27 @@ fi
 "${pip[@]}" install -e ".[test]"
 "$venv/bin/talkface" --version
 
-# Actors speak text with CMU Flite, a system package (not on PyPI): installed with apt-get where
-# this runs as root or with passwordless sudo, otherwise say how.
-if ! command -v flite >/dev/null; then
-  sudo=()
+# System packages (not on PyPI) are installed with apt-get where this runs as root or with
+# passwordless sudo; otherwise it says what they are for and how to get them.
+# system_package COMMAND PACKAGE WHAT-NEEDS-IT
+system_package() {
+  command -v "$1" >/dev/null && return
+  local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo -n)
   if command -v apt-get >/dev/null && "${sudo[@]}" true 2>/dev/null; then
-    echo "installing CMU Flite (text to speech) with apt-get"
-    "${sudo[@]}" apt-get install -y -qq flite >/dev/null 2>&1 \
-      || { "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq flite >/dev/null; } \
-      || echo "could not install CMU Flite with apt-get: personalize and text input need it"
+    echo "installing $2 ($3) with apt-get"
+    "${sudo[@]}" apt-get install -y -qq "$2" >/dev/null 2>&1 \
+      || { "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq "$2" >/dev/null; } \
+      || echo "could not install $2 with apt-get: $3"
   else
-    echo "CMU Flite is not installed: personalize and text input need it (sudo apt-get install flite, or brew install flite)"
+    echo "$2 is not installed: $3 (sudo apt-get install $2)"
   fi
-fi
-
+}
+# Actors speak text with CMU Flite.
+system_package flite flite "personalize and text input need it"
 # The test that opens an evaluation report in a real browser drives Debian's Chromium (playwright's
-# own browser download needs the internet): installed likewise where it can be, else that test skips.
-if ! command -v chromium >/dev/null; then
-  sudo=()
-  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
-  if command -v apt-get >/dev/null && "${sudo[@]}" true 2>/dev/null; then
-    echo "installing Chromium (for the report test) with apt-get"
-    "${sudo[@]}" apt-get install -y -qq chromium >/dev/null 2>&1 \
-      || { "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq chromium >/dev/null; } \
-      || echo "could not install Chromium with apt-get: the report's browser test will be skipped"
-  else
-    echo "Chromium is not installed: the report's browser test will be skipped (sudo apt-get install chromium)"
-  fi
-fi
+# own browser download needs the internet); without it that test skips.
+system_package chromium chromium "the report's browser test needs it"
 
 # One-shot (photo) actors need a general audio2pose model; trained weights are not shipped, so it
 # is trained here once (about a minute) from a corpus of talking-head clips when there is one.
