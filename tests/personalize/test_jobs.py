@@ -1,6 +1,6 @@
 """`talkface jobs run` on real clips with a tiny configuration, under a local Ray instance.
 
-The module personalizes three clips once: a run of the CLI is interrupted (Ctrl-C) once one actor
+The module personalizes three clips once: a run of the CLI is killed (SIGKILL) once one actor
 has finished and another is partway, and a rerun completes the manifest. The other tests reuse those
 bundles (skipping them is quick), so the module costs about three tiny personalizations.
 """
@@ -70,7 +70,7 @@ def ray_here():
 @pytest.fixture(scope="module")
 def resumed(clips: Path, flite: str, tmp_path_factory, request) -> dict:
     """The three clips' manifest: run by the CLI until an actor is done and another partway,
-    interrupted (Ctrl-C), then rerun to the end. Returns the manifest, root, the bundles' stages at the kill and both
+    killed (SIGKILL), then rerun to the end. Returns the manifest, root, the bundles' stages at the kill and both
     summaries."""
     work = tmp_path_factory.mktemp("jobs")
     manifest, root = write_yaml(work / "actors.yaml", {name: clips / clip for name, clip in CLIPS.items()}), work / "root"
@@ -88,12 +88,10 @@ def resumed(clips: Path, flite: str, tmp_path_factory, request) -> dict:
                 break
             time.sleep(0.2)
     finally:
-        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in a terminal: to the CLI and the Ray instance it started
-        try:
-            exit_code = run.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            exit_code = run.wait()
+        # Killed outright, with the Ray instance it started, so nothing gets to tidy up. (A Ctrl-C
+        # at this point once let the run finish with exit 0, on a loaded machine.)
+        os.killpg(run.pid, signal.SIGKILL)
+        exit_code = run.wait()
     # Its Ray workers (process groups of their own in its session) exit when their raylet is gone.
     deadline = time.monotonic() + 60
     while in_session(run.pid):
@@ -108,7 +106,7 @@ def resumed(clips: Path, flite: str, tmp_path_factory, request) -> dict:
 
 
 def test_interrupted_run_resumes_without_redoing_finished_actors_or_stages(resumed):
-    assert resumed["exit_code"] == 130 and "talkface: interrupted" in resumed["log"]
+    assert resumed["exit_code"] == -signal.SIGKILL
     root, at_interrupt, rerun = resumed["root"], resumed["at_interrupt"], resumed["rerun"]
     for name, before in at_interrupt.items():
         after, actor = stage_records(root / name), rerun["actors"][name]
