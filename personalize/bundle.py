@@ -193,11 +193,6 @@ class ActorBundle:
             return False
         return all(self._file_problem(name, file) is None for name, file in record["files"].items())
 
-    def stage_fingerprint(self, stage: str) -> str | None:
-        """The recorded fingerprint of a finished stage (for the inputs of the stages after it)."""
-        record = self.manifest["stages"].get(stage)
-        return None if record is None else record["fingerprint"]
-
     def record(self, stage: str, inputs: dict, files: list[str], metrics: dict, seconds: float) -> None:
         """Marks `stage` finished: its (already complete) files, metrics and duration."""
         self.manifest["stages"][stage] = {

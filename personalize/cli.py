@@ -14,24 +14,14 @@ import logging
 import re
 import sys
 import textwrap
-import types
 import typing
 from importlib.metadata import PackageNotFoundError, version
 
 from personalize.commands import COMMANDS
+from personalize.manifest import option_type
 from recon3d.errors import InputError
 
 log = logging.getLogger("talkface")
-
-
-def _parser_type(hint) -> tuple[type, dict]:
-    """(converter, extra add_argument kwargs) for a field's type hint."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) is typing.Literal:
-        return type(args[0]), {"choices": args}
-    if args and typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return _parser_type(args[0])
-    return hint, {}
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -51,7 +41,8 @@ def _add_command(subparsers, name: str, command: type) -> None:
     for f in dataclasses.fields(command):
         meta = dict(f.metadata)
         flags = meta.pop("flags", None)
-        kind, extra = _parser_type(hints[f.name])
+        kind, choices = option_type(hints[f.name])
+        extra = {"choices": choices} if choices else {}
         default = f.default
         if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()

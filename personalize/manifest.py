@@ -105,14 +105,22 @@ def _read_csv(path: Path) -> list[dict]:
     return [{key.strip(): (value.strip() or None) for key, value in row.items() if key} for row in rows]
 
 
+def option_type(hint) -> tuple[type, tuple | None]:
+    """A command option's value type, Optional removed, and its choices when it is a Literal."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:
+        return type(args[0]), tuple(args)
+    if args and typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return option_type(args[0])
+    return hint, None
+
+
 def _convert(value, hint, where: str):
     """`value` (from YAML or a CSV cell) as the option's type."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = args[0]
-    if typing.get_origin(hint) is typing.Literal:
-        if value not in typing.get_args(hint):
-            raise InputError(f"{where}: {value!r} is not one of {', '.join(map(str, typing.get_args(hint)))}")
+    hint, choices = option_type(hint)
+    if choices is not None:
+        if value not in choices:
+            raise InputError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
         return value
     if isinstance(value, str) and value.endswith("%") and hint is float:
         return value  # a share of the video's duration, resolved by the caller
@@ -123,7 +131,7 @@ def _convert(value, hint, where: str):
             return value.lower() in ("true", "yes", "1")
         return hint(value)
     except (TypeError, ValueError):
-        raise InputError(f"{where}: {value!r} is not a {getattr(hint, '__name__', hint)}") from None
+        raise InputError(f"{where}: {value!r} is not a valid {getattr(hint, '__name__', hint)}") from None
 
 
 def _percent_of_duration(value: str, video: Path, where: str) -> float:
