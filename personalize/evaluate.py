@@ -8,9 +8,9 @@ trained on). Then:
    head poses, landmarks and coefficients;
 2. the actor says the held-out speech (or `text`, in its matched voice) into REPORT/generated.mp4
    (`personalize.generate.generate`), and that video is tracked again;
-3. metrics (../shared/DESIGN.md "Metrics", `METRIC_KEYS`): head pose (HS, W1, velocity W1 with
+3. metrics (../shared/DESIGN.md "Metrics", `metric_keys()`): head pose (HS, W1, velocity W1 with
    the static-head and replayed-training baselines; the generated poses are the ones `generate`
-   rendered, from its own deterministic plan), lip sync (mouth-opening r and LMD of the re-tracked
+   rendered, `GenerateResult.angles`), lip sync (mouth-opening r and LMD of the re-tracked
    generated video against the real frames, with the replayed-training baseline; not with text,
    which says other words), image quality (the actor's face rendered from the real held-out
    coefficients with the actor's albedo, raw and refined, against the real frames inside the face
@@ -51,7 +51,7 @@ from audio2pose.metrics import (
 )
 from audio2pose.voice import speak
 from personalize.bundle import file_sha256, toolkit_version
-from personalize.generate import GenerateConfig, check_speech, generate, plan_speech
+from personalize.generate import GenerateConfig, check_speech, generate
 from personalize.manifest import ActorEntry
 from personalize.pipeline import Actor
 from personalize.report import REPORT_NAME, Measured, write_report, write_summary
@@ -161,9 +161,9 @@ def _check_heldout(path: Path, info, start: float, config: EvaluateConfig) -> No
 # ------------------------------------------------------------------------------------ measuring
 
 
-def _identity_reference(actor: Actor, count: int) -> np.ndarray:
-    """`(N, 128)` dlib features of up to `count` of the actor's training frames, evenly spaced."""
-    track = FaceTrack.load(actor.bundle.path("track.npz"))
+def _identity_reference(actor: Actor, track: FaceTrack, count: int) -> np.ndarray:
+    """`(N, 128)` dlib features of up to `count` of the actor's training frames (tracked in
+    `track`), evenly spaced."""
     chosen = evenly_spaced(track.num_frames, count)
     with actor.frames() as frames:
         crops = np.stack([track.crop.crop(frames[int(t)]) for t in chosen])
@@ -217,7 +217,6 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
     step("generate")
     speech = real_audio if text is None else speak(text, actor.voice, progress=progress)
     result = generate(actor, speech, generated, config.generate, device, progress)
-    plan, _ = plan_speech(actor, speech, result.num_frames, config.generate, device)
     step("re-track")
     try:
         generated_track = track_video(generated, TrackConfig(crop_size=actor.recon.crop.size), progress=progress)
@@ -226,14 +225,15 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
                          "rerun `talkface personalize`") from None
 
     step("metrics")
-    real_deg, generated_deg = recon.angles_degrees(), np.degrees(plan.angle.astype(np.float64))
+    real_deg, generated_deg = recon.angles_degrees(), np.degrees(result.angles.astype(np.float64))
     train_deg = actor.recon.angles_degrees()
     metrics: dict[str, float | None] = {
         **pose_similarity(real_deg, generated_deg), **velocity_w1(real_deg, generated_deg, VIDEO_FPS),
         **pose_baselines(real_deg, train_deg, VIDEO_FPS),
     }
     real_open, generated_open = landmark_aperture(track.ibug68), landmark_aperture(generated_track.ibug68)
-    train_landmarks = FaceTrack.load(actor.bundle.path("track.npz")).ibug68
+    train_track = FaceTrack.load(actor.bundle.path("track.npz"))
+    train_landmarks = train_track.ibug68
     if text is None:  # other words cannot be in sync with the real mouth
         n = min(len(real_open), len(generated_open))
         m = min(len(real_open), len(train_landmarks))
@@ -241,7 +241,7 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
                     "replay_mouth_r": pearson(landmark_aperture(train_landmarks[:m]), real_open[:m]),
                     "lmd": mouth_landmark_distance(track.ibug68, generated_track.ibug68),
                     "replay_lmd": mouth_landmark_distance(track.ibug68, train_landmarks)}
-    reference = _identity_reference(actor, config.identity_frames)
+    reference = _identity_reference(actor, train_track, config.identity_frames)
     image, samples, chosen = _image_metrics(actor, recon, crops, track, reference, config, device)
     metrics |= image
     metrics["identity_generated"] = _video_identity(generated, generated_track, reference, config.identity_frames)

@@ -126,6 +126,8 @@ class GenerateResult:
     seam_visibility: float
     """Mean over frames of `render.composite.seam_visibility` of the blended face crop (about 1:
     the paste boundary is no sharper than the face's own texture)."""
+    angles: np.ndarray
+    """`(T, 3)` head pose rendered in each frame: pitch, yaw, roll in radians (the frame plan's)."""
 
 
 def check_output(output: Path) -> None:
@@ -194,7 +196,7 @@ def generate(
             bar.update(len(batch))
     bar.close()
     seam = float(np.nanmean(seams)) if np.isfinite(seams).any() else float("nan")
-    result = GenerateResult(output, num_frames, time.perf_counter() - start, mode, seam)
+    result = GenerateResult(output, num_frames, time.perf_counter() - start, mode, seam, plan.angle)
     log.info("%d frames (%.1f s of speech) in %.1f s (%.1f frames/s), pose mode %s, seam visibility %.2f",
              num_frames, num_frames / VIDEO_FPS, result.seconds, num_frames / result.seconds, mode, seam)
     return result

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recon3d.distributed import World
+
 
 @dataclass(frozen=True)
 class MemoryConfig:
@@ -63,12 +65,12 @@ class Memory(nn.Module):
         _, index = self.nearest(queries.detach())
         return self.values[index[:, 0]]
 
-    def triplet_loss(self, queries: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def triplet_loss(self, queries: torch.Tensor, values: torch.Tensor, world: World = World()) -> torch.Tensor:
         """Threshold triplet loss: among each query's `top_k` nearest slots, the nearest one holding
         the query's identity (value cosine > `value_threshold`) should be nearer than the nearest
-        one holding another, by `margin`. Queries without both kinds of neighbour add nothing."""
-        hinges, usable = self.triplet_hinges(queries, values)
-        return hinges[usable].mean() if usable.any() else queries.sum() * 0.0
+        one holding another, by `margin`. Queries without both kinds of neighbour add nothing.
+        Over several processes (`world`), the mean over every process's queries."""
+        return world.masked_mean(*self.triplet_hinges(queries, values))
 
     def triplet_hinges(self, queries: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`(B,)` hinge of each query's triplet (`triplet_loss`) and `(B,)` bool: whether the query

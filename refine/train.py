@@ -132,7 +132,7 @@ class RefineTrainer:
         terms = world.batch_mean({"adversarial": (self.critic(window, refined) - 1).square().mean(),
                                   "l1": (refined - real).abs().mean(), "mask": mask.mean(), "tv": tv}, rows)
         queries = self.encoder(window)
-        triplet = world.masked_mean(*self.refiner.memory.triplet_hinges(queries, identity))
+        triplet = self.refiner.memory.triplet_loss(queries, identity, world)
         g_loss = (weights.adversarial * terms["adversarial"] + weights.l1 * terms["l1"] + weights.mask * terms["mask"]
                   + weights.tv * terms["tv"] + triplet)
         g_loss.backward()

@@ -19,9 +19,8 @@ the finished personalize stages, and regenerates the videos):
    - HS (`audio2pose.metrics.pose_similarity`) of the real test frames' head angles against the
      generated ones. Real angles: a reconstruction of the whole clip (`--recon-cache
      DIR/<stem>.coeffs.npz` when there, else `reconstruct_clip` into WORK/<stem>/full.coeffs.npz).
-     Generated angles: the poses `generate` rendered, got by running its own planning again
-     (`personalize.generate.plan_speech`, deterministic, so exactly what was rendered) rather
-     than by reconstructing the generated video. Baselines: a static head at the training frames' mean
+     Generated angles: the poses `generate` rendered (`GenerateResult.angles`), rather than a
+     reconstruction of the generated video. Baselines: a static head at the training frames' mean
      pose, and the training frames' poses replayed (both from the whole-clip reconstruction).
      `angle_offset` (JSON) is the mean |actor reconstruction - whole-clip reconstruction| angle
      over the training frames, degrees: reassign / source poses come from the actor's own fit,
@@ -46,9 +45,8 @@ import numpy as np
 import scipy.io.wavfile
 import torch
 
-from audio2pose.features import load_speech
 from audio2pose.metrics import ANGLE_NAMES, landmark_aperture, pearson, pose_baselines, pose_similarity
-from personalize.generate import POSE_MODES, GenerateConfig, generate, plan_speech
+from personalize.generate import POSE_MODES, GenerateConfig, generate
 from personalize.pipeline import Actor, PersonalizeConfig, personalize
 from recon3d.device import resolve_device
 from recon3d.facemodels import load_face_model
@@ -148,16 +146,12 @@ def evaluate_clip(video: Path, args: argparse.Namespace, face_model, device: tor
         config = GenerateConfig(pose_mode=mode)
         output = work / f"{mode}.mp4"
         result = generate(actor, test, output, config, device, args.progress)
-        plan, rendered_mode = plan_speech(actor, *load_speech(test, None, actor.audio2pose.config.features), config,
-                                          device)
-        if plan.num_frames != result.num_frames:
-            raise RuntimeError(f"{stem} {mode}: planned {plan.num_frames} frames, generate made {result.num_frames}")
         gen_track = track_video(output, TrackConfig(), progress=args.progress)
         gen_open = landmark_aperture(gen_track.ibug68)
         k = min(len(gen_open), len(real_test_open))
-        pose = pose_similarity(real_deg, np.degrees(plan.angle.astype(np.float64)))
+        pose = pose_similarity(real_deg, np.degrees(result.angles.astype(np.float64)))
         row["modes"][mode] = {
-            "rendered_mode": rendered_mode, "num_frames": result.num_frames, "tracked_frames": gen_track.num_frames,
+            "rendered_mode": result.pose_mode, "num_frames": result.num_frames, "tracked_frames": gen_track.num_frames,
             "generate_s": result.seconds, "gen_fps": result.num_frames / result.seconds,
             "seam": result.seam_visibility, "mouth_r": pearson(gen_open[:k], real_test_open[:k]),
             "detected": float(gen_track.detected.mean()), **pose,
