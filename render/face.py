@@ -70,12 +70,17 @@ def fill_mouth_hole(image: np.ndarray, coverage: np.ndarray, inner_lips: np.ndar
     holes = np.setdiff1d(inside, border)
     if len(holes):
         hole = np.isin(labels, holes)
-        # Per column, the upper part of the opening shows the upper teeth, the rest the shadowed
-        # interior: a closed-mouth model's hole painted one dark colour reads as a black blob.
-        rows = np.arange(hole.shape[0])[:, None]
-        top = np.where(hole.any(0), hole.argmax(0), 0)
-        bottom = np.where(hole.any(0), hole.shape[0] - 1 - hole[::-1].argmax(0), 0)
-        teeth = hole & (rows < top + TEETH_FRACTION * (bottom - top + 1))
-        image[hole] = MOUTH_SHADOW
-        image[teeth] = TEETH_SHADED
+        paint_mouth(image, hole)
         coverage[hole] = 1.0
+
+
+def paint_mouth(image: np.ndarray, opening: np.ndarray) -> None:
+    """Paints the (H, W) bool `opening` of (H, W, 3) uint8 `image`, in place, as a mouth seen from
+    the front: per column the upper part the upper teeth, the rest the interior in shadow (one
+    dark colour reads as a black blob)."""
+    rows = np.arange(opening.shape[0])[:, None]
+    top = np.where(opening.any(0), opening.argmax(0), 0)
+    bottom = np.where(opening.any(0), opening.shape[0] - 1 - opening[::-1].argmax(0), 0)
+    teeth = opening & (rows < top + TEETH_FRACTION * (bottom - top + 1))
+    image[opening] = MOUTH_SHADOW
+    image[teeth] = TEETH_SHADED

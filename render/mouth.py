@@ -1,0 +1,114 @@
+"""Mouth retrieval: per output frame, the frame of the actor whose mouth has the target's shape.
+
+Image-based synthesis (`render.synthesis`) warps the mouth interior (teeth, tongue, the dark of
+the throat) from a real frame of the actor; the nearer that frame's mouth shape is to the
+target's, the less the warp bends it. Shapes are compared as the 20 mouth landmarks of the face
+model under each expression, in model space (the head pose taken out), in units of the eyes'
+distance; the head pose adds a term, since a mouth filmed turned away warps poorly to a frontal
+one. Picking the nearest frame independently per output frame would switch between frames
+every few frames and the teeth would flicker, so the choice is a Viterbi path: staying on a
+frame or moving to the next one in the video is free, any other switch costs `switch_cost`.
+A frame whose inner lips are much less open than the target's shows too little of the interior
+to warp (it would stretch a lip line into the opening): such targets get no frame (-1), and are
+painted instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recon3d.facemodel import Coeffs, FaceModel
+
+MOUTH = slice(48, 68)
+"""iBUG-68 outer and inner lip landmarks."""
+INNER_PAIRS = ((61, 67), (62, 66), (63, 65))
+"""Upper and lower inner-lip landmarks facing each other."""
+OUTER_EYE_CORNERS = (36, 45)
+
+
+@dataclass(frozen=True)
+class MouthConfig:
+    pose_weight: float = 0.3
+    """Cost per radian of head-pose difference (L1 over the three angles), against the shape
+    distance in eye-distance units (0.3: 10 degrees of yaw weigh as much as a 5% wider mouth)."""
+    switch_cost: float = 0.05
+    """Cost of jumping to another frame than the current one or the next (see module docstring)."""
+    min_open_ratio: float = 0.6
+    """A frame can lend its interior to a target whose inner-lip opening is at most 1/this of its
+    own (plus `closed`)."""
+    closed: float = 0.02
+    """Opening (eye-distance units) any frame can lend: about a closed mouth's."""
+
+    def __post_init__(self) -> None:
+        if min(self.pose_weight, self.switch_cost, self.closed) < 0 or not 0 < self.min_open_ratio <= 1:
+            raise ValueError(f"need pose_weight, switch_cost, closed >= 0 and 0 < min_open_ratio <= 1: {self}")
+
+
+@dataclass(frozen=True)
+class MouthShapes:
+    """Mouth shapes of a sequence of frames."""
+
+    points: np.ndarray
+    """(T, 20, 3) mouth landmarks in model space, eye-distance units, centred on their mean."""
+    opening: np.ndarray
+    """(T,) inner-lip opening, eye-distance units."""
+    angle: np.ndarray
+    """(T, 3) head pose, radians."""
+
+    def __len__(self) -> int:
+        return len(self.opening)
+
+
+@torch.no_grad()
+def mouth_shapes(model: FaceModel, coeffs: Coeffs) -> MouthShapes:
+    """The mouth shapes of frames with coefficients `coeffs` (id, exp and angle are used)."""
+    landmarks = model.subset("landmarks")
+    coeffs = coeffs.to(landmarks.mean_shape.device)
+    points = landmarks.landmarks(landmarks.shape(coeffs.id, coeffs.exp)).cpu().double()
+    eyes = (points[:, OUTER_EYE_CORNERS[0]] - points[:, OUTER_EYE_CORNERS[1]]).norm(dim=-1)[:, None, None]
+    points = points / eyes
+    upper, lower = (torch.tensor([pair[k] for pair in INNER_PAIRS]) for k in (0, 1))
+    opening = (points[:, upper] - points[:, lower]).norm(dim=-1).mean(1)
+    mouth = points[:, MOUTH]
+    mouth = mouth - mouth.mean(1, keepdim=True)
+    return MouthShapes(mouth.numpy().astype(np.float32), opening.numpy(), coeffs.angle.cpu().double().numpy())
+
+
+def match_mouths(targets: MouthShapes, candidates: MouthShapes, config: MouthConfig = MouthConfig()) -> np.ndarray:
+    """(T,) int64: per target frame the candidate frame that lends its mouth interior, or -1 where
+    no candidate opens wide enough (see the module docstring)."""
+    num_targets, num_candidates = len(targets), len(candidates)
+    if num_candidates == 0:
+        return np.full(num_targets, -1, np.int64)
+    flat = candidates.points.reshape(num_candidates, -1)
+    back = np.zeros((num_targets, num_candidates), np.int32)
+    # A candidate too closed for a target costs this much: taken only when nothing else fits,
+    # and then reported as -1.
+    unusable = 1e3
+    best = None
+    for t in range(num_targets):
+        shape = np.sqrt(((flat - targets.points[t].reshape(1, -1)) ** 2).sum(1) / targets.points.shape[1])
+        pose = np.abs(candidates.angle - targets.angle[t]).sum(1)
+        cost = shape + config.pose_weight * pose
+        too_closed = candidates.opening < config.min_open_ratio * targets.opening[t] - config.closed
+        cost = cost + unusable * too_closed
+        if best is None:
+            best, back[t] = cost, np.arange(num_candidates)
+            continue
+        # Stay (n -> n) or advance (n - 1 -> n) for free; from anywhere else pay switch_cost.
+        advance = np.concatenate([[np.inf], best[:-1]])
+        free = np.minimum(best, advance)
+        origin = np.where(best <= advance, np.arange(num_candidates), np.arange(num_candidates) - 1)
+        jump = int(np.argmin(best))
+        switch = best[jump] + config.switch_cost
+        back[t] = np.where(free <= switch, origin, jump)
+        best = np.minimum(free, switch) + cost
+    path = np.empty(num_targets, np.int64)
+    path[-1] = int(np.argmin(best))
+    for t in range(num_targets - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    usable = candidates.opening[path] >= config.min_open_ratio * targets.opening - config.closed
+    return np.where(usable, path, -1)

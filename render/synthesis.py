@@ -1,0 +1,377 @@
+"""Image-based face synthesis: the actor's own pixels moved to a new expression and head pose.
+
+A rendered face shows only what the face model explains (a few hundred to a few thousand vertex
+colours); the real frame holds the rest (pores, stubble, lashes, specular highlights). So instead
+of colours, the face model is rendered at the target coefficients with, as each vertex's
+attribute, where that vertex lies in a real frame under that frame's fitted coefficients. The
+interpolated attribute says, per output pixel, where to look in the real frame: a dense backward
+warp, exact on the face surface, at the frame's own resolution (the window of frame pixels
+around the actor's crop region, nothing resampled but the warp itself).
+
+Past the face's outline the warp's displacement is filled smoothly (push-pull over an image
+pyramid) and fades to none over `SynthesisConfig.falloff`: the jaw and chin drop with the mouth,
+the neck below and the hair follow the head, the backdrop far away stays put, and there is no
+paste boundary anywhere. The eyes, holes in a face mesh, take the same smooth fill, so they are
+the background frame's eyes carried along.
+
+The mouth opening is what the background frame may not show (its mouth more closed, or the
+teeth elsewhere). A cap triangulated across the mesh's inner-lip loop (a shallow cone behind the
+lips) is rendered with, as attribute, its position in a second frame of the actor, one whose
+mouth has the target's shape (`render.mouth.match_mouths`, as Face2Face retrieves the mouth
+interior from the target actor's own frames), and that frame's mouth interior is warped in,
+colour-matched to the background frame on the lips around it. Where no frame opens wide enough
+(a photo of a closed mouth), the opening is painted as a shadowed interior with the upper teeth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from recon3d.crop import CropTransform
+from recon3d.facemodel import Coeffs, FaceModel
+from recon3d.reconstruct import front_faces
+from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera, pose_vertices
+from render.face import paint_mouth
+from render.rasterize import RasterConfig, interpolate, rasterize
+
+INNER_LIPS = slice(60, 68)
+"""iBUG-68 inner-lip landmarks."""
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    margin: float = 0.3
+    """The warped window: the actor's crop region grown by this fraction of its side on every side
+    (clipped to the frame); outside it the background frame is copied unchanged."""
+    falloff: float = 0.4
+    """Distance past the face's outline, as a fraction of the crop side, over which the face's
+    motion fades (cos^2) to none: far enough that the neck and hair follow the face without a
+    visible stretch, near enough that the backdrop stays still."""
+    cap_depth: float = 0.05
+    """How far (decimetres, 5 mm) the mouth cap's centre lies behind the inner lips, so the cap
+    never covers a lip and tilts like a mouth opening under yaw."""
+    outline_band: float = 0.02
+    """Depth inside the face's outline, as a fraction of the crop side, over which the exact warp
+    eases into its smooth fill."""
+    mouth_blend: float = 0.03
+    """Width of the skin around the lips, as a fraction of the crop side, over which the mouth
+    frame's lips fade into the background frame's face."""
+    mouth_feather: float = 0.004
+    """Width of the alpha ramp at the inner lips of a painted opening, as a fraction of the crop
+    side (2 px at 512)."""
+    mouth_gain_range: tuple[float, float] = (0.6, 1.6)
+    """Bounds of the per-channel gain that matches the mouth frame's light to the background
+    frame's (measured on the skin around the lips)."""
+
+    def __post_init__(self) -> None:
+        if min(self.margin, self.cap_depth, self.outline_band, self.mouth_blend, self.mouth_feather) < 0 \
+                or self.falloff <= 0:
+            raise ValueError(f"need falloff > 0 and the other sizes >= 0: {self}")
+
+
+def boundary_loops(faces: Tensor) -> list[list[int]]:
+    """The closed boundary loops of a triangle mesh (edges used by one triangle), each as vertex
+    ids in the order the triangles' winding gives them."""
+    edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).tolist()
+    undirected: dict[tuple[int, int], int] = {}
+    for a, b in edges:
+        key = (min(a, b), max(a, b))
+        undirected[key] = undirected.get(key, 0) + 1
+    following = {a: b for a, b in edges if undirected[(min(a, b), max(a, b))] == 1}
+    loops, seen = [], set()
+    for start in following:
+        if start in seen:
+            continue
+        loop, vertex = [], start
+        while vertex not in seen and vertex in following:
+            seen.add(vertex)
+            loop.append(vertex)
+            vertex = following[vertex]
+        if vertex == start and len(loop) >= 3:
+            loops.append(loop)
+    return loops
+
+
+def mouth_loop(model: FaceModel, faces: Tensor) -> Tensor:
+    """(L,) long: the boundary loop of `faces` that rims the mouth opening (the loop nearest the
+    inner-lip landmarks in the mean shape). ValueError if the mesh has none (a closed mouth)."""
+    mean = model.mean_shape.cpu()
+    inner = model.landmarks(mean)[INNER_LIPS]
+    span = float((inner[:, 0].max() - inner[:, 0].min()).clamp(min=1e-6))
+    best, distance = None, float("inf")
+    for loop in boundary_loops(faces.cpu()):
+        points = mean[loop]
+        # The mouth's rim surrounds the inner lips: about their centre, about as wide.
+        offset = float((points.mean(0) - inner.mean(0)).norm())
+        width = float(points[:, 0].max() - points[:, 0].min())
+        if offset < distance and 0.5 * span < width < 2.0 * span:
+            best, distance = loop, offset
+    if best is None or distance > span:
+        raise ValueError(f"{model.name}: no boundary loop rims the mouth (the mesh has no mouth opening)")
+    return torch.tensor(best, dtype=torch.int64)
+
+
+def synthesis_window(crop: CropTransform, margin: float) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) integer frame pixels warped: the crop region grown by `margin` of its side
+    each way, clipped to the frame."""
+    grow = margin * crop.side
+    x0, y0 = max(0, int(np.floor(crop.x0 - grow))), max(0, int(np.floor(crop.y0 - grow)))
+    x1 = min(crop.frame_width, int(np.ceil(crop.x0 + crop.side + grow)))
+    y1 = min(crop.frame_height, int(np.ceil(crop.y0 + crop.side + grow)))
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"the crop region {crop} lies outside its frame")
+    return x0, y0, x1, y1
+
+
+def window_camera(camera: PerspectiveCamera, crop: CropTransform, window: tuple[int, int, int, int]) -> PerspectiveCamera:
+    """The crop's camera (`camera`, rendering crop pixels) re-expressed in the frame pixels of
+    `window`: one render pixel is one frame pixel."""
+    scale = crop.side / crop.size  # frame pixels per crop pixel
+    x0, y0, x1, y1 = window
+    return PerspectiveCamera(
+        focal=camera.focal * scale,
+        cx=camera.cx * scale + crop.x0 - x0,
+        cy=camera.cy * scale + crop.y0 - y0,
+        image_size=(y1 - y0, x1 - x0),
+        camera_distance=camera.camera_distance,
+    )
+
+
+def fill_smooth(values: Tensor, known: Tensor, coarse: int = 4) -> Tensor:
+    """(B, C, H, W): a smooth field through the (B, C, H, W) `values` where (B, 1, H, W) `known`
+    is 1, filling the rest (push-pull: weighted means up an image pyramid, then each level's gaps
+    filled from the coarser one, bilinearly). The pyramid starts `coarse` times smaller than the
+    image, so the field follows the known values at that scale (not exactly at each pixel); the
+    full-size levels would be most of the work. Frames with nothing known come back as zeros."""
+    pyramid = []
+    total = F.avg_pool2d(values * known, coarse, ceil_mode=True)
+    weight = F.avg_pool2d(known, coarse, ceil_mode=True)
+    while True:
+        pyramid.append((total, weight))
+        if min(total.shape[-2:]) <= 1:
+            break
+        total = F.avg_pool2d(total, 2, ceil_mode=True)
+        weight = F.avg_pool2d(weight, 2, ceil_mode=True)
+    total, weight = pyramid.pop()
+    filled = total / weight.clamp(min=1e-8)  # the coarsest level: one mean per image
+    for total, weight in reversed(pyramid):
+        up = F.interpolate(filled, size=total.shape[-2:], mode="bilinear", align_corners=False)
+        mean = total / weight.clamp(min=1e-8)
+        # A cell half covered is as good as known: its mean is that of known neighbours.
+        confidence = (2 * weight).clamp(max=1.0)
+        filled = confidence * mean + (1 - confidence) * up
+    return F.interpolate(filled, size=values.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def falloff_weight(face: np.ndarray, distance: float) -> np.ndarray:
+    """(H, W) float32: 1 on the (H, W) bool `face` and within its holes' reach, fading (cos^2) to 0
+    at `distance` pixels from it."""
+    outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    return (np.cos(np.clip(outside / distance, 0, 1) * (np.pi / 2)) ** 2).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FrameWarp:
+    """One output frame's warp over the window (frame pixel coordinates as cv2.remap takes them:
+    pixel centres at integers)."""
+
+    background_map: np.ndarray
+    """(h, w, 2) float32 where each window pixel samples the background frame."""
+    mouth_map: np.ndarray
+    """(h, w, 2) float32 where each window pixel samples the mouth frame (meaningful on the
+    face and the opening)."""
+    mouth_alpha: np.ndarray
+    """(h, w) float32 opacity of the mouth frame: the lips and the opening, fading out over the
+    skin around them."""
+    opening_alpha: np.ndarray
+    """(h, w) float32 opacity of the opening alone (feathered at the inner lips): what is painted
+    when no frame lends its mouth."""
+    skin: np.ndarray
+    """(h, w) bool: the skin where the mouth frame fades out, on which the two frames' light is
+    compared."""
+    face: np.ndarray
+    """(h, w) bool: the face surface (where the warp is exact; the rest is its smooth fill)."""
+
+
+def mouth_triangles(model: FaceModel, faces: Tensor, grow: float = 1.15) -> Tensor:
+    """(F,) bool: the triangles of `faces` on the lips, i.e. inside the outer-lip landmarks'
+    contour (grown by `grow` about its centre) of the mean shape seen from the front."""
+    from matplotlib.path import Path
+
+    mean = model.mean_shape.cpu().numpy()
+    lips = model.landmarks(model.mean_shape).cpu().numpy()[48:60]
+    centre = lips.mean(0)
+    contour = Path(centre[:2] + grow * (lips[:, :2] - centre[:2]))
+    # Only the front of the head: a model that wraps around has vertices behind the lips too.
+    front = mean[:, 2] > lips[:, 2].min() - 0.3
+    inside = torch.from_numpy(contour.contains_points(mean[:, :2]) & front)
+    return inside[faces.cpu()].all(1)
+
+
+class FaceWarper:
+    """The actor's image-based face synthesis (see the module docstring) for frames of one
+    size: warps from its face model, crop and camera, and the frames made from them."""
+
+    def __init__(self, model: FaceModel, crop: CropTransform, camera: PerspectiveCamera,
+                 config: SynthesisConfig = SynthesisConfig(), device: torch.device | str = "cpu") -> None:
+        face = model.subset("face")
+        faces = front_faces(face)
+        try:
+            self.loop = mouth_loop(face, faces)
+        except ValueError:
+            # A closed mouth (BFM's): opening it stretches the lips' own triangles, which then
+            # show the mouth frame's interior; there is no opening to paint.
+            self.loop = torch.zeros(0, dtype=torch.int64)
+        num_vertices, size = face.num_vertices, len(self.loop)
+        # The cap: its own copies of the loop's vertices (they take the mouth frame's positions,
+        # the lips' own the background frame's) and a centre, fanned.
+        ring = torch.arange(size)
+        cap = torch.stack([num_vertices + ring, num_vertices + (ring + 1) % max(size, 1),
+                           torch.full_like(ring, num_vertices + size)], dim=1)
+        self.model = face.to(device)
+        self.faces = torch.cat([faces.cpu(), cap]).to(device)
+        # Per triangle: 0 skin, 1 lips, 2 the opening's cap.
+        self.labels = torch.cat([mouth_triangles(face, faces).long(), torch.full((size,), 2)]).to(device)
+        self.loop = self.loop.to(device)
+        self.crop, self.config = crop, config
+        self.window = synthesis_window(crop, config.margin)
+        self.crop_camera = camera
+        self.camera = window_camera(camera, crop, self.window)
+        self.device = torch.device(device)
+
+    @property
+    def window_size(self) -> tuple[int, int]:
+        """(h, w) of the warped window in frame pixels."""
+        return self.camera.image_size
+
+    def screen(self, coeffs: Coeffs, camera: PerspectiveCamera | None = None) -> Tensor:
+        """(B, V + L + 1, 3) window-pixel (u, v, depth) of the face's vertices, then the cap's loop
+        copies and centre (none without a mouth opening), under `coeffs` (fitted in the actor's crop, unless `camera` is the
+        window camera of another)."""
+        camera = camera or self.camera
+        coeffs = coeffs.to(self.device)
+        shape = self.model.shape(coeffs.id, coeffs.exp)
+        if len(self.loop):
+            rim = shape[:, self.loop]
+            centre = rim.mean(1, keepdim=True) - shape.new_tensor([0.0, 0.0, self.config.cap_depth])
+            shape = torch.cat([shape, rim, centre], 1)
+        vertices = pose_vertices(shape, coeffs.angle, coeffs.trans)
+        return camera_to_screen(model_to_camera(vertices, camera), camera)
+
+    @torch.no_grad()
+    def warps(self, target: Coeffs, background: Coeffs, mouth: Coeffs,
+              target_crop: CropTransform | None = None) -> list[FrameWarp]:
+        """Per frame: the face at the `target` coefficients, its surface sampled from the frame
+        fitted with `background`, its mouth from the frame fitted with `mouth`. `target_crop`:
+        the crop the target coefficients were fitted in, when not the actor's (a held-out clip's
+        own crop, of the same size)."""
+        height, width = self.window_size
+        camera = self.camera
+        if target_crop is not None:
+            if target_crop.size != self.crop.size:
+                raise ValueError(f"target crop of {target_crop.size} px, the actor's is {self.crop.size} px")
+            camera = window_camera(self.crop_camera, target_crop, self.window)
+        screen = self.screen(target, camera)
+        fragments = rasterize(screen, self.faces, RasterConfig(image_size=(height, width)))
+        positions = torch.cat([self.screen(background)[..., :2], self.screen(mouth)[..., :2]], -1)
+        num_vertices = self.model.num_vertices
+        # The cap's vertices sample the mouth frame in the background channels too.
+        positions[:, num_vertices:, :2] = positions[:, num_vertices:, 2:]
+        sampled = interpolate(positions, fragments, self.faces).permute(0, 3, 1, 2)  # (B, 4, h, w)
+        covered = fragments.tri_ids >= 0
+        label = torch.where(covered, self.labels[fragments.tri_ids.clamp(min=0)], -1)
+        face = covered & (label < 2)
+        ys, xs = torch.meshgrid(torch.arange(height, device=self.device), torch.arange(width, device=self.device),
+                                indexing="ij")
+        grid = torch.stack([xs, ys]).to(sampled.dtype) + 0.5  # pixel centres, window pixels
+        exact = sampled[:, :2] - grid
+        filled = fill_smooth(exact, face[:, None].to(sampled.dtype))
+        x0, y0 = self.window[:2]
+        # Window pixel centres (j + 0.5) -> cv2's frame coordinates (pixel centres at integers).
+        offset = grid.new_tensor([x0 - 0.5, y0 - 0.5])[:, None, None]
+        exact, filled, grid = exact.cpu().numpy(), filled.cpu().numpy(), (grid + offset).cpu().numpy()
+        mouth_maps = (sampled[:, 2:] + offset).cpu().numpy()
+        face, label = face.cpu().numpy(), label.cpu().numpy()
+        side = self.crop.side
+        out = []
+        for k in range(len(face)):
+            opening, lips = label[k] == 2, label[k] >= 1
+            # Exact on the face, easing into the fill over a band inside its outline: at a turned
+            # head's silhouette the exact warp changes fast, and a step there would show as a line.
+            # (Not at the eyes and mouth, holes that the fill spans smoothly.)
+            solid = _without_holes(face[k])
+            inside = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+            ease = np.clip(inside / max(self.config.outline_band * side, 1.0), 0, 1) * face[k]
+            displacement = ease * exact[k] + (1 - ease) * filled[k]
+            weight = falloff_weight(solid, self.config.falloff * side)
+            mouth_alpha = _ramp_out(lips, self.config.mouth_blend * side) * (face[k] | opening)
+            out.append(FrameWarp(
+                background_map=(grid + displacement * weight).transpose(1, 2, 0).astype(np.float32),
+                mouth_map=mouth_maps[k].transpose(1, 2, 0).astype(np.float32),
+                mouth_alpha=mouth_alpha,
+                opening_alpha=_ramp_in(opening, self.config.mouth_feather * side),
+                skin=face[k] & (mouth_alpha > 0) & (mouth_alpha < 1),
+                face=face[k]))
+        return out
+
+    def compose(self, background: np.ndarray, mouth: np.ndarray | None, warp: FrameWarp) -> np.ndarray:
+        """The output frame: `background` (H, W, 3) uint8 warped to the target face, with the lips
+        and mouth opening from `mouth` (None: the background's lips, the opening painted). The
+        background frame is not modified."""
+        x0, y0, x1, y1 = self.window
+        warped = cv2.remap(background, warp.background_map, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        if mouth is not None and warp.mouth_alpha.any():
+            alpha = warp.mouth_alpha
+            lent = cv2.remap(mouth, warp.mouth_map, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            lent = _match_light(lent, warped, warp.skin, self.config.mouth_gain_range)
+        elif warp.opening_alpha.any():
+            alpha = warp.opening_alpha
+            lent = warped.copy()
+            paint_mouth(lent, alpha > 0)
+            lent = cv2.GaussianBlur(lent, (0, 0), 1.0)  # softened, or it looks cut out
+        else:
+            alpha = None
+        if alpha is not None:
+            a = alpha[..., None]
+            warped = np.clip(np.rint(a * lent + (1 - a) * warped), 0, 255).astype(np.uint8)
+        out = background.copy()
+        out[y0:y1, x0:x1] = warped
+        return out
+
+
+def _without_holes(mask: np.ndarray) -> np.ndarray:
+    """(h, w) bool `mask` with its holes (regions the outside does not reach) filled."""
+    outside = np.pad(mask.astype(np.uint8), 1)
+    cv2.floodFill(outside, None, (0, 0), 2)  # the padding connects everything outside
+    return (outside != 2)[1:-1, 1:-1]
+
+
+def _ramp_in(region: np.ndarray, width: float) -> np.ndarray:
+    """(h, w) float32: 1 deeper than `width` px inside the bool `region`, ramping to 0 at its edge."""
+    if not region.any():
+        return np.zeros(region.shape, np.float32)
+    inside = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    return np.clip(inside / max(width, 1.0), 0, 1).astype(np.float32)
+
+
+def _ramp_out(region: np.ndarray, width: float) -> np.ndarray:
+    """(h, w) float32: 1 on the bool `region`, ramping (cos^2) to 0 `width` px outside it."""
+    if not region.any():
+        return np.zeros(region.shape, np.float32)
+    return falloff_weight(region, width)
+
+
+def _match_light(lent: np.ndarray, background: np.ndarray, skin: np.ndarray,
+                 gain_range: tuple[float, float]) -> np.ndarray:
+    """`lent` scaled per channel so that on the `skin` pixels it has the background's mean
+    colour: the mouth frame may have been filmed a moment brighter or darker."""
+    if skin.sum() < 8:
+        return lent
+    gain = (background[skin].astype(np.float32).mean(0) + 1) / (lent[skin].astype(np.float32).mean(0) + 1)
+    return np.clip(lent.astype(np.float32) * np.clip(gain, *gain_range), 0, 255)
