@@ -18,7 +18,7 @@ from audio2pose.train import FinetuneConfig, PretrainAudio2PoseConfig, TrainConf
 from audio2pose.tts import CommandSynthesizer
 from audio2pose.voice import speak
 from personalize.evaluate import EvaluateConfig, evaluate, evaluate_batch
-from personalize.generate import GenerateConfig, PoseMode, check_output, generate
+from personalize.generate import GenerateConfig, PoseMode, Synthesis, check_output, generate
 from personalize.jobs import JobsConfig, run_jobs
 from personalize.manifest import read_manifest
 from personalize.pipeline import Actor, PersonalizeConfig, personalize
@@ -398,8 +398,11 @@ class GenerateCommand:
     pose_amplitude: float = field(default=GenerateConfig.pose_amplitude, metadata=option(
         "spread of the predicted head motion, in units of the actor's own"))
     max_seconds: float = field(default=GenerateConfig.max_seconds, metadata=option("longest speech accepted"))
+    synthesis: Synthesis = field(default=GenerateConfig.synthesis, metadata=option(
+        "how the face is made: image (the actor's own frames warped to the new face, at the video's resolution) "
+        "or render (the face model rendered with the actor's albedo, then refined)"))
     refine: bool = field(default=True, metadata=option(
-        "refine the rendered faces with the actor's GAN (when the bundle has one)"))
+        "with --synthesis render: refine the rendered faces with the actor's GAN (when the bundle has one)"))
     face_model: str | None = field(default=None, metadata=option(
         "where the bundle's face model is now (default: where it was when the bundle was made)"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
@@ -418,7 +421,7 @@ class GenerateCommand:
                 audio = sample_speech()
                 log.info("no --audio given: saying %s", audio)
         config = GenerateConfig(pose_mode=self.pose_mode, pose_amplitude=self.pose_amplitude,
-                                max_seconds=self.max_seconds, refine=self.refine)
+                                max_seconds=self.max_seconds, synthesis=self.synthesis, refine=self.refine)
         result = generate(actor, audio, self.output, config, resolve_device(self.device), progress)
         log.info("wrote %s", result.output)
 
@@ -476,12 +479,15 @@ class EvaluateCommand:
         "manifest of actors (YAML or CSV, as for `talkface jobs run`) to evaluate each of"))
     actors: Path | None = field(default=None, metadata=option("folder of the manifest's actor bundles (ROOT/<name>)"))
     pose_mode: PoseMode = field(default=GenerateConfig.pose_mode, metadata=option("where the head pose comes from"))
+    synthesis: Synthesis = field(default=GenerateConfig.synthesis, metadata=option(
+        "how the generated video's face is made (as `talkface generate --synthesis`)"))
     face_model: str | None = field(default=None, metadata=option(
         "where the bundles' face model is now (default: where it was when they were made)"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
-        config = EvaluateConfig(generate=GenerateConfig(pose_mode=self.pose_mode), face_model=self.face_model)
+        config = EvaluateConfig(generate=GenerateConfig(pose_mode=self.pose_mode, synthesis=self.synthesis),
+                                face_model=self.face_model)
         if self.batch is None:
             if self.actor is None or self.actors is not None:
                 raise InputError("give --actor DIR (with --video or --start), or --batch MANIFEST --actors ROOT")

@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+import cv2
 import jsonschema
 import numpy as np
 import torch
@@ -51,23 +52,28 @@ from audio2pose.metrics import (
 )
 from audio2pose.voice import speak
 from personalize.bundle import file_sha256, toolkit_version
-from personalize.generate import GenerateConfig, check_speech, generate
+from personalize.generate import GenerateConfig, check_speech, follow_head, generate
 from personalize.manifest import ActorEntry
 from personalize.pipeline import Actor
 from personalize.report import REPORT_NAME, Measured, write_report, write_summary
 from recon3d.errors import InputError
-from recon3d.fit import FitConfig
-from recon3d.reconstruct import reconstruct_clip
+from recon3d.fit import FitConfig, model_landmarks
+from recon3d.reconstruct import Reconstruction, reconstruct_clip
 from recon3d.track import FaceTrack, TrackConfig, track_video
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, iter_frames, probe, read_audio, trim_video
-from refine.actor import ACTOR_REFINE, ActorRefiner
-from refine.data import face_region, render_clip
+from refine.actor import ActorRefiner, face_alpha
+from refine.data import face_region
 from refine.identity import identity_features, identity_similarity
-from refine.metrics import evenly_spaced, face_metrics
+from refine.metrics import evenly_spaced, face_box, face_metrics, sharpness
+from render.composite import blend, seam_visibility
+from render.face import FaceRenderer
+from render.keyframes import match_backgrounds
+from render.mouth import match_mouths, mouth_shapes
+from render.synthesis import FaceWarper
 
 log = logging.getLogger("talkface")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 METRICS_NAME = "metrics.json"
 GENERATED_NAME = "generated.mp4"
 STEPS = ("held-out", "track", "reconstruct", "generate", "re-track", "metrics", "report")
@@ -103,8 +109,11 @@ class EvaluateConfig:
     """Frames whose dlib identity feature is measured (evenly spaced), of each kind: the actor's
     training frames (their mean is the actor's identity), and the real, rendered, refined and
     generated held-out frames (dlib's network takes about 0.1 s a face on a CPU)."""
+    image_frames: int = 50
+    """Held-out frames whose image metrics are measured (evenly spaced; at the video's resolution
+    each kind's frames are held in memory)."""
     sample_frames: int = 6
-    """Held-out frames shown in the report's strip (real / render / refined)."""
+    """Held-out frames shown in the report's strip (real / render / refined / synthesized)."""
 
 
 # ------------------------------------------------------------------------------------ held-out input
@@ -170,36 +179,123 @@ def _identity_reference(actor: Actor, track: FaceTrack, count: int) -> np.ndarra
     return identity_features(crops, track.crop.frame_to_crop(track.ibug68[chosen]))
 
 
-def _video_identity(video: Path, track: FaceTrack, reference: np.ndarray, count: int) -> float:
-    """Mean identity similarity to `reference` of up to `count` frames of `video`, evenly spaced."""
+def _video_scores(video: Path, track: FaceTrack, reference: np.ndarray, count: int) -> dict[str, float]:
+    """Over up to `count` frames of `video`, evenly spaced: the mean identity similarity to
+    `reference` and the mean sharpness inside the face box, at the video's own resolution."""
     chosen = evenly_spaced(track.num_frames, count)
     wanted = set(chosen.tolist())
-    crops = [track.crop.crop(frame) for t, frame in enumerate(iter_frames(video)) if t in wanted]
-    points = track.crop.frame_to_crop(track.ibug68[chosen[:len(crops)]])
-    return float(identity_similarity(identity_features(np.stack(crops), points), reference).mean())
+    frames = [frame for t, frame in enumerate(iter_frames(video)) if t in wanted]
+    points = track.ibug68[chosen[:len(frames)]]
+    size = frames[0].shape[1::-1]
+    features = identity_features(np.stack(frames), points)
+    return {"identity_generated": float(identity_similarity(features, reference).mean()),
+            "sharpness_generated": float(np.mean([sharpness(frame, face_box(p, size)) for frame, p in zip(frames, points)]))}
 
 
-def _image_metrics(actor: Actor, recon, crops: np.ndarray, track: FaceTrack, reference: np.ndarray,
-                   config: EvaluateConfig, device: torch.device) -> tuple[dict, dict[str, np.ndarray], np.ndarray]:
-    """Face-region metrics of the actor's face rendered from the real held-out coefficients, raw
-    and refined; the face regions of the sampled frames of each, and which frames those are."""
-    landmarks = track.crop.frame_to_crop(track.ibug68)
-    refiner = actor.refiner if config.generate.refine else None
-    size = refiner.refiner.size if refiner else ACTOR_REFINE.network.size
-    # The region of these frames' crop, found as personalize finds the actor's.
-    region = face_region(landmarks, crops.shape[1], size)
-    # The actor's albedo (what generate renders) under the held-out frames' own geometry and light.
-    driven = dataclasses.replace(recon, albedo=actor.recon.albedo)
-    rendered, coverage = render_clip(driven, actor.face_model, crops, device=device)
-    stacks = {"raw": rendered}
-    if refiner:
-        stacks["refined"] = ActorRefiner(refiner.refiner, region).to(device).refine_sequence(rendered, coverage)
-    regions = {name: np.stack([region.crop(image) for image in stack]) for name, stack in stacks.items()}
-    real = np.stack([region.crop(image) for image in crops])
-    metrics = face_metrics(regions, real, region.frame_to_crop(landmarks), reference, config.identity_frames)
-    chosen = evenly_spaced(len(real), config.sample_frames)
-    samples = {"real": real[chosen], **{name: stack[chosen] for name, stack in regions.items()}}
-    return metrics, samples, chosen
+def _image_metrics(actor: Actor, recon: Reconstruction, crops: np.ndarray, track: FaceTrack, heldout: Path,
+                   reference: np.ndarray, config: EvaluateConfig,
+                   device: torch.device) -> tuple[dict, dict[str, np.ndarray], np.ndarray]:
+    """Face-box metrics, at the held-out video's own resolution, of the actor's face made from the
+    real held-out coefficients as `generate` makes it, each frame from the actor's training frame
+    keyframe-matched to its pose: synthesized from that frame's pixels (the default, with the
+    mouth interior retrieved), and the face model's render (raw) and its refinement, blended into
+    that frame with its head moved to the pose (`generate --synthesis render`). Plus the seam
+    measure along the face's outline of the synthesized frames and of the real ones. Over
+    `config.image_frames` frames, evenly spaced; returns the metrics, face views of the sampled
+    frames of each kind, and which frames those are."""
+    chosen = evenly_spaced(track.num_frames, config.image_frames)
+    trained, target = actor.recon.split("cpu"), recon.split("cpu")
+    background = match_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(),
+                                   config.generate.keyframes).indices
+    mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained),
+                         config.generate.mouth)
+    crop = track.crop  # the held-out clip's: its coefficients are fitted in it
+    with actor.frames() as frames:
+        rendered, coverage, followed = _render_into(actor, recon, frames, background, chosen, config, device)
+        made = {"raw": rendered}
+        refiner = actor.refiner if config.generate.refine else None
+        if refiner:
+            region = face_region(crop.frame_to_crop(track.ibug68), crops.shape[1], refiner.refiner.size)
+            made["refined"] = ActorRefiner(refiner.refiner, region).to(device).refine_sequence(rendered, coverage)
+        warper = FaceWarper(actor.face_model, actor.recon.crop, actor.recon.camera, config.generate.warp, device)
+        warps = [warp for batch in np.array_split(chosen, max(1, len(chosen) // 16))
+                 for warp in warper.warps(target[torch.from_numpy(batch)], trained[torch.from_numpy(background[batch])],
+                                          trained[torch.from_numpy(np.maximum(mouth[batch], 0))], crop)]
+        # Every kind in the same native-resolution view: the held-out crop's region, unresampled.
+        x0, y0 = int(np.floor(crop.x0)), int(np.floor(crop.y0))
+        side = int(np.ceil(crop.side)) + 1
+        wx0, wy0, wx1, wy1 = warper.window
+        stacks: dict[str, list[np.ndarray]] = {name: [] for name in ("real", "synthesized", *made)}
+        seams: dict[str, list[float]] = {"real": [], "synthesized": []}
+        wanted = {int(t): k for k, t in enumerate(chosen)}
+        for t, real in enumerate(iter_frames(heldout)):
+            if t not in wanted:
+                continue
+            k = wanted[t]
+            lender = frames[int(mouth[t])] if mouth[t] >= 0 else None
+            synthesized = warper.compose(frames[int(background[t])], lender, warps[k])
+            alpha = face_alpha(coverage[t])
+            views = {"real": real, "synthesized": synthesized,
+                     **{name: crop.paste(stack[t], followed[k], alpha) for name, stack in made.items()}}
+            for name, image in views.items():
+                stacks[name].append(_view(image, x0, y0, side))
+            face = warps[k].face.astype(np.float32)
+            seams["real"].append(seam_visibility(real[wy0:wy1, wx0:wx1], face))
+            seams["synthesized"].append(seam_visibility(synthesized[wy0:wy1, wx0:wx1], face))
+    real = np.stack(stacks.pop("real"))
+    images = {name: np.stack(stack) for name, stack in stacks.items()}
+    landmarks = track.ibug68[chosen[:len(real)]] - (x0, y0)
+    metrics = face_metrics(images, real, landmarks, reference, config.identity_frames)
+    metrics |= {f"seam_{name}": float(np.nanmean(values)) for name, values in seams.items()}
+    shown = evenly_spaced(len(real), config.sample_frames)
+    box = face_box(landmarks[shown].reshape(-1, 2), side)
+    samples = {name: np.stack([_face_view(image, box) for image in stack[shown]])
+               for name, stack in {"real": real, **images}.items()}
+    return metrics, samples, chosen[shown]
+
+
+def _render_into(actor: Actor, recon: Reconstruction, frames, background: np.ndarray, chosen: np.ndarray,
+                 config: EvaluateConfig, device: torch.device) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The face model rendered at each held-out frame's coefficients (the actor's albedo, the
+    held-out crop) and blended into the crop of its background frame, the head there moved to
+    the render's pose, as `generate --synthesis render` does: `(T, S, S, 3)` crops, `(T, S, S)`
+    coverage, and the `chosen` frames' moved background frames."""
+    renderer = FaceRenderer(actor.face_model, actor.recon.albedo, recon.camera, device)
+    crop, trained, target = recon.crop, actor.recon.split("cpu"), recon.split("cpu")
+    size = crop.size
+    out, coverage = np.empty((recon.num_frames, size, size, 3), np.uint8), np.empty((recon.num_frames, size, size), np.float32)
+    followed, chosen = [], set(chosen.tolist())
+    for index in torch.arange(recon.num_frames).split(config.generate.batch_frames):
+        images, covered, landmarks = renderer.render(target[index].to(device))
+        with torch.no_grad():
+            filmed = model_landmarks(renderer.landmark_model, trained[torch.from_numpy(background[index.numpy()])].to(device),
+                                     renderer.camera).cpu().numpy()
+        # Filmed in the actor's crop, rendered in the held-out clip's.
+        filmed = crop.frame_to_crop(actor.recon.crop.crop_to_frame(filmed))
+        for k, t in enumerate(index.tolist()):
+            frame = follow_head(frames[int(background[t])], crop, filmed[k], landmarks[k])
+            out[t] = blend(images[k], crop.crop(frame), covered[k], config.generate.composite)[0]
+            coverage[t] = covered[k]
+            if t in chosen:
+                followed.append(frame)
+    return out, coverage, followed
+
+
+def _view(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The `side` x `side` pixels of `image` from (x0, y0) on, black past its border."""
+    view = np.zeros((side, side, 3), np.uint8)
+    height, width = image.shape[:2]
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if sx1 > sx0 and sy1 > sy0:
+        view[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return view
+
+
+def _face_view(image: np.ndarray, box: tuple[int, int, int, int], size: int = 192) -> np.ndarray:
+    """The face `box` of `image`, scaled to `size` pixels wide for the report's strip."""
+    x0, y0, x1, y1 = box
+    face = image[y0:y1, x0:x1]
+    return cv2.resize(face, (size, round(size * face.shape[0] / max(face.shape[1], 1))), interpolation=cv2.INTER_AREA)
 
 
 def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, config: EvaluateConfig,
@@ -242,9 +338,10 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
                     "lmd": mouth_landmark_distance(track.ibug68, generated_track.ibug68),
                     "replay_lmd": mouth_landmark_distance(track.ibug68, train_landmarks)}
     reference = _identity_reference(actor, train_track, config.identity_frames)
-    image, samples, chosen = _image_metrics(actor, recon, crops, track, reference, config, device)
+    image, samples, chosen = _image_metrics(actor, recon, crops, track, heldout, reference, config, device)
     metrics |= image
-    metrics["identity_generated"] = _video_identity(generated, generated_track, reference, config.identity_frames)
+    metrics |= _video_scores(generated, generated_track, reference, config.identity_frames)
+    metrics["seam_generated"] = result.seam_visibility
     if text is not None:
         actor_speech = speaker_embedding(real_audio)
         unmatched = speak(text, dataclasses.replace(actor.voice, target=None))
@@ -255,7 +352,9 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
         real_degrees=real_deg, generated_degrees=generated_deg, static_degrees=train_deg.mean(0),
         real_aperture=real_open, generated_aperture=generated_open, samples=samples, sample_frames=chosen)
     facts = {"frames": result.num_frames, "pose_mode": result.pose_mode, "seconds": round(result.seconds, 3),
-             "face_detected": round(float(generated_track.detected.mean()), 4), "refined": "refined" in samples}
+             "face_detected": round(float(generated_track.detected.mean()), 4),
+             "synthesis": config.generate.synthesis,
+             "refined": config.generate.synthesis == "render" and config.generate.refine and actor.refiner is not None}
     return measured, {"heldout_frames": track.num_frames, "generated": facts}
 
 

@@ -4,10 +4,14 @@ Per output frame (25 fps, frame t covering [t/25, (t+1)/25) s of the speech):
 1. the actor's audio2pose network predicts expression and head pose from the speech;
 2. a background frame of the actor's video is chosen and the head pose settled (`plan_frames`,
    one of `POSE_MODES`);
-3. the actor's face (identity, detailed albedo, the background frame's lighting, the predicted
-   expression, the settled pose; mouth interior and teeth where the face model has them) is
-   rendered into the face crop, colour-matched and blended into the background with a feathered
-   mask, and the crop pasted back into the full frame;
+3. the face is synthesized from the actor's own pixels (`synthesis="image"`, the default,
+   `render.synthesis`): the background frame is warped, at its own resolution, so that its face
+   takes the predicted expression and pose, and the mouth opening is warped in from the frame of
+   the actor whose mouth is nearest that shape (`render.mouth`). Or (`synthesis="render"`) the
+   actor's face model is rendered (identity, detailed albedo, the background frame's lighting;
+   mouth interior and teeth where the face model has them) into the face crop, colour-matched and
+   blended into the background with a feathered mask, refined by the actor's GAN when the bundle
+   has one, and the crop pasted back into the full frame;
 4. frames are encoded with the speech as they are made, `batch_frames` at a time, so memory does
    not grow with the length of the speech.
 """
@@ -37,11 +41,15 @@ from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter
 from render.composite import CompositeConfig, blend, seam_visibility
 from render.face import FaceRenderer
 from render.keyframes import KeyframeConfig, match_backgrounds
+from render.mouth import MouthConfig, match_mouths, mouth_shapes
+from render.synthesis import FaceWarper, SynthesisConfig
 from render.warp import similarity_transform, warp_near
 
 log = logging.getLogger("talkface")
 
 PoseMode = Literal["reassign", "predicted", "source"]
+Synthesis = Literal["image", "render"]
+SYNTHESES: tuple[str, ...] = ("image", "render")
 POSE_MODES: tuple[str, ...] = ("reassign", "predicted", "source")
 """reassign: Yi et al.: each output frame takes the pose of its matched background frame, so face
 and background agree exactly. predicted: the network's pose; the background frame's head is warped
@@ -64,10 +72,18 @@ class GenerateConfig:
     """Quietest speech accepted (RMS of [-1, 1] samples, about -60 dBFS)."""
     batch_frames: int = 16
     """Frames rendered and composited together (bounds memory)."""
+    synthesis: Synthesis = "image"
+    """How the face is made. image: the actor's own frames warped to the new expression and pose
+    at the video's resolution (`render.synthesis`); render: the face model rendered with the
+    actor's albedo at the crop's size and blended in (refined when the bundle has a refiner),
+    sharper than the real video nowhere and softer everywhere (README, image-based synthesis)."""
+    warp: SynthesisConfig = field(default_factory=SynthesisConfig)
+    mouth: MouthConfig = field(default_factory=MouthConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
     refine: bool = True
-    """Refine the rendered faces with the actor's GAN when the bundle has one (`refine`)."""
+    """With synthesis="render": refine the rendered faces with the actor's GAN when the bundle has
+    one (`refine`)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,9 @@ class FramePlan:
     """(T, 3) pitch, yaw, roll in radians."""
     trans: np.ndarray
     """(T, 3) translation."""
+    mouth: np.ndarray | None = None
+    """(T,) the actor's frame that lends each frame's mouth interior, -1 where none opens wide
+    enough (`render.mouth.match_mouths`); None when the plan is for the face model's render."""
 
     @property
     def num_frames(self) -> int:
@@ -153,7 +172,18 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
     mode = "predicted" if actor.is_photo else config.pose_mode
     motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
     coeffs = actor.recon.split("cpu")
-    return plan_frames(motion, coeffs.angle.numpy(), coeffs.trans.numpy(), mode, config.keyframes), mode
+    plan = plan_frames(motion, coeffs.angle.numpy(), coeffs.trans.numpy(), mode, config.keyframes)
+    if config.synthesis == "image":
+        plan = dataclasses.replace(plan, mouth=plan_mouths(actor, plan, config.mouth))
+    return plan, mode
+
+
+def plan_mouths(actor: Actor, plan: FramePlan, config: MouthConfig = MouthConfig()) -> np.ndarray:
+    """(T,) per planned frame the actor's frame whose mouth lends the interior, or -1."""
+    coeffs = actor.recon.split("cpu")
+    target = dataclasses.replace(coeffs[torch.from_numpy(plan.background)], exp=torch.from_numpy(plan.exp),
+                                 angle=torch.from_numpy(plan.angle))
+    return match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, coeffs), config)
 
 
 def generate(
@@ -181,16 +211,21 @@ def generate(
         log.info("one-shot actor (a photo): pose mode predicted, the photo's head warped to follow the speech")
     recon = actor.recon
     coeffs = recon.split("cpu")
-    renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
-    if config.refine and actor.refiner:
-        actor.refiner.to(device)
+    if config.synthesis == "image":
+        warper = FaceWarper(actor.face_model, recon.crop, recon.camera, config.warp, device)
+    else:
+        renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
+        if config.refine and actor.refiner:
+            actor.refiner.to(device)
     output.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=num_frames, desc="generate", unit="frame", disable=not progress)
     seams = []
     with actor.frames() as frames, VideoWriter(output, VIDEO_FPS, audio, AUDIO_RATE) as writer:
         for first in range(0, num_frames, config.batch_frames):
             batch = np.arange(first, min(first + config.batch_frames, num_frames))
-            for frame, seam in _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device):
+            made = (_synthesize_batch(frames, warper, plan, batch, coeffs) if config.synthesis == "image"
+                    else _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device))
+            for frame, seam in made:
                 writer.write(frame)
                 seams.append(seam)
             bar.update(len(batch))
@@ -200,6 +235,24 @@ def generate(
     log.info("%d frames (%.1f s of speech) in %.1f s (%.1f frames/s), pose mode %s, seam visibility %.2f",
              num_frames, num_frames / VIDEO_FPS, result.seconds, num_frames / result.seconds, mode, seam)
     return result
+
+
+def _synthesize_batch(frames: BackgroundFrames, warper: FaceWarper, plan: FramePlan, batch: np.ndarray,
+                      coeffs: Coeffs) -> list[tuple[np.ndarray, float]]:
+    """The batch's output frames made from the actor's own pixels (`render.synthesis`), each with
+    the seam visibility along the face's outline in the warped window."""
+    background, mouth = plan.background[batch], plan.mouth[batch]
+    filmed = coeffs[torch.from_numpy(background)]
+    target = dataclasses.replace(filmed, exp=torch.from_numpy(plan.exp[batch]),
+                                 angle=torch.from_numpy(plan.angle[batch]), trans=torch.from_numpy(plan.trans[batch]))
+    warps = warper.warps(target, filmed, coeffs[torch.from_numpy(np.maximum(mouth, 0))])
+    x0, y0, x1, y1 = warper.window
+    made = []
+    for k, warp in enumerate(warps):
+        lender = frames[int(mouth[k])] if mouth[k] >= 0 else None
+        frame = warper.compose(frames[int(background[k])], lender, warp)
+        made.append((frame, seam_visibility(frame[y0:y1, x0:x1], warp.face.astype(np.float32))))
+    return made
 
 
 def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRenderer, plan: FramePlan,
@@ -228,7 +281,7 @@ def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRendere
     for k, index in enumerate(background):
         frame = frames[int(index)]
         if mode == "predicted":
-            frame = _follow_head(frame, crop, filmed_landmarks[k], landmarks[k])
+            frame = follow_head(frame, crop, filmed_landmarks[k], landmarks[k])
         blended, alpha = blend(images[k], crop.crop(frame), coverage[k], config.composite)
         full.append(frame)
         crops.append(blended)
@@ -245,7 +298,7 @@ def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRendere
             for image, frame, alpha in zip(crops, full, alphas)]
 
 
-def _follow_head(frame: np.ndarray, crop: CropTransform, filmed: np.ndarray, rendered: np.ndarray) -> np.ndarray:
+def follow_head(frame: np.ndarray, crop: CropTransform, filmed: np.ndarray, rendered: np.ndarray) -> np.ndarray:
     """The frame with its head moved from the `filmed` to the `rendered` landmarks (crop pixels)."""
     source, target = crop.crop_to_frame(filmed[RIGID_LANDMARKS]), crop.crop_to_frame(rendered[RIGID_LANDMARKS])
     matrix = similarity_transform(source, target)

@@ -452,7 +452,7 @@ class Actor:
 class BackgroundFrames:
     """Random access to the actor's 25 fps frames (decoded on demand, the last few cached)."""
 
-    def __init__(self, archive: zipfile.ZipFile, cache: int = 8) -> None:
+    def __init__(self, archive: zipfile.ZipFile, cache: int = 32) -> None:
         self.archive = archive
         self.count = len(archive.namelist())
         self._cache: dict[int, np.ndarray] = {}

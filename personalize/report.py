@@ -165,8 +165,9 @@ POSE_COLUMNS = [("generated", ""), ("baseline: still head", "static_"), ("baseli
 MOUTH_ROWS = [("mouth-opening r (higher is better)", "mouth_r"), ("LMD (lower is better)", "lmd")]
 MOUTH_COLUMNS = [("generated", ""), ("baseline: training replayed", "replay_")]
 IMAGE_ROWS = [("PSNR, dB", "psnr"), ("SSIM", "ssim"), ("sharpness (Laplacian variance)", "sharpness"),
-              ("identity similarity", "identity")]
-IMAGE_COLUMNS = [("render", "raw"), ("refined", "refined"), ("real frames", "real"), ("generated video", "generated")]
+              ("identity similarity", "identity"), ("seam", "seam")]
+IMAGE_COLUMNS = [("synthesized", "synthesized"), ("render", "raw"), ("refined", "refined"), ("real frames", "real"),
+                 ("generated video", "generated")]
 
 
 # ------------------------------------------------------------------------------------ report.html
@@ -193,12 +194,14 @@ def _facts(record: dict) -> list[list[str]]:
     learned = "all of it" if actor["end"] is None else f"its first {actor['end']:g} s"
     part = "a separate video" if heldout["start"] is None else f"from {heldout['start']:g} s on"
     said = "the held-out speech" if heldout["text"] is None else f"the text “{heldout['text']}”"
+    made = ("synthesized from the actor's frames" if generated["synthesis"] == "image"
+            else "rendered and refined" if generated["refined"] else "rendered")
     rows = [["actor", f"{actor['path']} ({actor['face_model']} face model)"],
             ["learned from", f"{actor['source']}, {learned}"],
             ["held out", f"{heldout['video']}, {part}: {heldout['frames']} frames ({heldout['seconds']:g} s)"],
-            ["generated", f"{said}; {generated['frames']} frames, pose mode {generated['pose_mode']}, "
-                          f"{'refined' if generated['refined'] else 'not refined'}, face found in "
-                          f"{100 * generated['face_detected']:.0f}% of frames, made in {generated['seconds']:.1f} s"],
+            ["generated", f"{said}; {generated['frames']} frames, pose mode {generated['pose_mode']}, face {made}, "
+                          f"face found in {100 * generated['face_detected']:.0f}% of frames, "
+                          f"made in {generated['seconds']:.1f} s"],
             ["talkface", f"{record['toolkit_version']}, {record['created']}"]]
     return [[html.escape(cell) for cell in row] for row in rows]
 
@@ -230,9 +233,12 @@ def write_report(folder: Path, record: dict, measured: Measured) -> None:
         "units)." + (" Not measured: the text says other words than the real frames." if text else "") + "</p>",
         _table_html(*_grid(metrics, MOUTH_ROWS, MOUTH_COLUMNS)), _image("mouth_aperture.png"),
         "<h2>Image, driven by the real coefficients</h2>",
-        '<p class="note">The actor\'s face rendered from each held-out frame\'s reconstructed coefficients (the '
-        "actor's albedo), raw and refined, against the real frame inside the face box, in the face region; identity = "
-        "dlib 128-d feature cosine to the actor's training frames.</p>",
+        '<p class="note">The actor\'s face made at each held-out frame\'s reconstructed coefficients, against the '
+        "real frame inside the face box, at the video's resolution: synthesized from the actor's training frames "
+        "(generate's default: a keyframe-matched training frame warped, the mouth interior from the training frame "
+        "whose mouth is nearest), and the face model rendered with the actor's albedo, raw and refined, blended into "
+        "the real frame's own crop; identity = dlib 128-d feature cosine to the actor's training frames. Seam = "
+        "gradient along the face's outline over that inside it (the real frames': the real edge's level).</p>",
         _table_html(*_grid(metrics, IMAGE_ROWS, IMAGE_COLUMNS, lambda row, column: f"{row}_{column}")),
         _image("frames.png"),
     ]
@@ -250,9 +256,11 @@ def write_report(folder: Path, record: dict, measured: Measured) -> None:
 
 SUMMARY_COLUMNS = [("HS", "hs"), ("HS still", "static_hs"), ("HS replay", "replay_hs"),
                    *((f"W1 {a}", f"w1_{a}") for a in ANGLE_NAMES), ("mouth r", "mouth_r"),
-                   ("mouth r replay", "replay_mouth_r"), ("LMD", "lmd"), ("PSNR render", "psnr_raw"),
-                   ("PSNR refined", "psnr_refined"), ("SSIM refined", "ssim_refined"),
-                   ("identity refined", "identity_refined"), ("identity generated", "identity_generated")]
+                   ("mouth r replay", "replay_mouth_r"), ("LMD", "lmd"), ("PSNR synthesized", "psnr_synthesized"),
+                   ("PSNR render", "psnr_raw"), ("PSNR refined", "psnr_refined"),
+                   ("SSIM synthesized", "ssim_synthesized"), ("sharpness synthesized", "sharpness_synthesized"),
+                   ("sharpness generated", "sharpness_generated"), ("sharpness real", "sharpness_real"),
+                   ("identity synthesized", "identity_synthesized"), ("identity generated", "identity_generated")]
 """The per-actor table's columns (label, metric); the aggregate table has every metric."""
 
 

@@ -18,12 +18,14 @@ from refine.identity import identity_features, identity_similarity
 FACE_MARGIN = 0.1
 
 
-def face_box(landmarks: np.ndarray, size: int, margin: float = FACE_MARGIN) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) integer box around `(68, 2)` landmarks, widened by `margin`, inside the image."""
+def face_box(landmarks: np.ndarray, size: int | tuple[int, int], margin: float = FACE_MARGIN) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) integer box around `(68, 2)` landmarks, widened by `margin`, inside the
+    image of side `size` (or (width, height))."""
     low, high = landmarks.min(0), landmarks.max(0)
     pad = (high - low) * margin
-    x0, y0 = np.floor(low - pad).astype(int).clip(0, size)
-    x1, y1 = np.ceil(high + pad).astype(int).clip(0, size)
+    limit = np.broadcast_to(np.asarray(size), (2,))
+    x0, y0 = np.floor(low - pad).astype(int).clip(0, limit)
+    x1, y1 = np.ceil(high + pad).astype(int).clip(0, limit)
     return int(x0), int(y0), int(x1), int(y1)
 
 
