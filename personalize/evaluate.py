@@ -52,7 +52,7 @@ from audio2pose.metrics import (
 )
 from audio2pose.voice import speak
 from personalize.bundle import file_sha256, toolkit_version
-from personalize.generate import GenerateConfig, check_speech, follow_head, generate
+from personalize.generate import GenerateConfig, check_speech, follow_head, generate, predicted_backgrounds
 from personalize.manifest import ActorEntry
 from personalize.pipeline import Actor
 from personalize.report import REPORT_NAME, Measured, write_report, write_summary
@@ -67,7 +67,6 @@ from refine.identity import identity_features, identity_similarity
 from refine.metrics import evenly_spaced, face_box, face_metrics, sharpness
 from render.composite import blend, seam_visibility
 from render.face import FaceRenderer
-from render.keyframes import match_backgrounds
 from render.mouth import match_mouths, mouth_shapes
 from render.synthesis import FaceWarper
 
@@ -205,8 +204,7 @@ def _image_metrics(actor: Actor, recon: Reconstruction, crops: np.ndarray, track
     frames of each kind, and which frames those are."""
     chosen = evenly_spaced(track.num_frames, config.image_frames)
     trained, target = actor.recon.split("cpu"), recon.split("cpu")
-    background = match_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(),
-                                   config.generate.keyframes).indices
+    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), config.generate)
     mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained),
                          config.generate.mouth)
     crop = track.crop  # the held-out clip's: its coefficients are fitted in it

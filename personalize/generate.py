@@ -40,7 +40,7 @@ from recon3d.fit import model_landmarks
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter
 from render.composite import CompositeConfig, blend, seam_visibility
 from render.face import FaceRenderer
-from render.keyframes import KeyframeConfig, match_backgrounds
+from render.keyframes import KeyframeConfig, hold_backgrounds, match_backgrounds
 from render.mouth import MouthConfig, match_mouths, mouth_shapes
 from render.synthesis import FaceWarper, SynthesisConfig
 from render.warp import similarity_transform, warp_near
@@ -49,7 +49,6 @@ log = logging.getLogger("talkface")
 
 PoseMode = Literal["reassign", "predicted", "source"]
 Synthesis = Literal["image", "render"]
-SYNTHESES: tuple[str, ...] = ("image", "render")
 POSE_MODES: tuple[str, ...] = ("reassign", "predicted", "source")
 """reassign: Yi et al.: each output frame takes the pose of its matched background frame, so face
 and background agree exactly. predicted: the network's pose; the background frame's head is warped
@@ -76,9 +75,13 @@ class GenerateConfig:
     """How the face is made. image: the actor's own frames warped to the new expression and pose
     at the video's resolution (`render.synthesis`); render: the face model rendered with the
     actor's albedo at the crop's size and blended in (refined when the bundle has a refiner),
-    sharper than the real video nowhere and softer everywhere (README, image-based synthesis)."""
+    softer than the video (README, image-based synthesis)."""
     warp: SynthesisConfig = field(default_factory=SynthesisConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
+    background_switch: float = 10.0
+    """With synthesis="image" and the predicted pose: the cost of a cut to another background
+    frame, in degrees of pose mismatch (L1 over the three angles) summed over the frames held
+    instead (`render.keyframes.hold_backgrounds`)."""
     composite: CompositeConfig = field(default_factory=CompositeConfig)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
     refine: bool = True
@@ -115,8 +118,19 @@ def ping_pong(num_frames: int, length: int) -> np.ndarray:
     return np.where(phase < length, phase, 2 * length - 2 - phase)
 
 
+def predicted_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray,
+                          config: GenerateConfig) -> np.ndarray:
+    """(T,) the actor's frame lending each output frame its background when the output keeps its
+    own head pose (mode predicted): for image synthesis, the frame nearest the pose held or played
+    on (`render.keyframes.hold_backgrounds`: a still head gets a still background, and the warp
+    starts from the nearest pose); for the render, Yi et al.'s keyframes."""
+    if config.synthesis == "image":
+        return hold_backgrounds(output_degrees, training_degrees, config.background_switch)
+    return match_backgrounds(output_degrees, training_degrees, config.keyframes).indices
+
+
 def plan_frames(motion: Motion, recon_angle: np.ndarray, recon_trans: np.ndarray, mode: str,
-                keyframes: KeyframeConfig = KeyframeConfig()) -> FramePlan:
+                config: GenerateConfig = GenerateConfig()) -> FramePlan:
     """Background indices and poses of every output frame for a pose mode (see `POSE_MODES`).
 
     `recon_angle` / `recon_trans`: (N, 3) the actor's per-frame pose in its video."""
@@ -124,8 +138,10 @@ def plan_frames(motion: Motion, recon_angle: np.ndarray, recon_trans: np.ndarray
     num_frames = len(exp)
     if mode == "source":
         background = ping_pong(num_frames, len(recon_angle))
-    elif mode in ("reassign", "predicted"):
-        background = match_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), keyframes).indices
+    elif mode == "reassign":
+        background = match_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), config.keyframes).indices
+    elif mode == "predicted":
+        background = predicted_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), config)
     else:
         raise ValueError(f"unknown pose mode {mode!r}; one of {', '.join(POSE_MODES)}")
     if mode == "predicted":
@@ -172,7 +188,7 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
     mode = "predicted" if actor.is_photo else config.pose_mode
     motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
     coeffs = actor.recon.split("cpu")
-    plan = plan_frames(motion, coeffs.angle.numpy(), coeffs.trans.numpy(), mode, config.keyframes)
+    plan = plan_frames(motion, coeffs.angle.numpy(), coeffs.trans.numpy(), mode, config)
     if config.synthesis == "image":
         plan = dataclasses.replace(plan, mouth=plan_mouths(actor, plan, config.mouth))
     return plan, mode

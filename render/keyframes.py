@@ -29,6 +29,7 @@ unit, so the official code's radians pick the same frames.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,3 +255,44 @@ def _check_keyframes(keyframes: np.ndarray, num_frames: int) -> np.ndarray:
     if (np.diff(keyframes) <= 0).any() or keyframes[0] < 0 or keyframes[-1] >= num_frames:
         raise ValueError(f"keyframes must increase strictly within [0, {num_frames}), got {keyframes.tolist()}")
     return keyframes
+
+
+def coherent_path(costs: Iterable[np.ndarray], switch_cost: float) -> np.ndarray:
+    """(T,) int64: the path through T rows of per-candidate costs (each `(N,)`, candidates being
+    the frames of a video in order) of least total cost, where each step holds its frame or moves
+    on to the next one for free and any other move costs `switch_cost`: the Viterbi path of a
+    video that plays or holds, and cuts only where that pays. Empty for no rows."""
+    back, best = [], None
+    for cost in costs:
+        cost = np.asarray(cost, np.float64)
+        if best is None:
+            best = cost.copy()
+            back.append(np.arange(len(cost)))
+            continue
+        candidates = np.arange(len(cost))
+        advance = np.concatenate([[np.inf], best[:-1]])
+        free = np.minimum(best, advance)
+        origin = np.where(best <= advance, candidates, candidates - 1)
+        jump = int(np.argmin(best))
+        switch = best[jump] + switch_cost
+        back.append(np.where(free <= switch, origin, jump).astype(np.int32))
+        best = np.minimum(free, switch) + cost
+    if best is None:
+        return np.zeros(0, np.int64)
+    path = np.empty(len(back), np.int64)
+    path[-1] = int(np.argmin(best))
+    for t in range(len(back) - 1, 0, -1):
+        path[t - 1] = back[t][path[t]]
+    return path
+
+
+def hold_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray, switch_degrees: float = 10.0) -> np.ndarray:
+    """(T,) training frame per output frame for a face warped to its pose anyway (image-based
+    synthesis): the frame nearest its pose (L1 over pitch, yaw, roll, degrees) along a
+    `coherent_path` that holds a frame or plays on for free and jumps at a cost of
+    `switch_degrees`. Unlike the keyframes' interpolation, a still head gets a still background,
+    and the background never plays faster than the video or backwards (a walk through the
+    training frames shows their own motion as flicker)."""
+    output, training = _check_poses(output_degrees, "output_degrees"), _check_poses(training_degrees, "training_degrees")
+    return coherent_path((np.abs(training - pose).sum(1) for pose in output), switch_degrees)
+

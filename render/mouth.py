@@ -6,8 +6,9 @@ target's, the less the warp bends it. Shapes are compared as the 20 mouth landma
 model under each expression, in model space (the head pose taken out), in units of the eyes'
 distance; the head pose adds a term, since a mouth filmed turned away warps poorly to a frontal
 one. Picking the nearest frame independently per output frame would switch between frames
-every few frames and the teeth would flicker, so the choice is a Viterbi path: staying on a
-frame or moving to the next one in the video is free, any other switch costs `switch_cost`.
+every few frames and the teeth would flicker, so the choice is a Viterbi path
+(`render.keyframes.coherent_path`): staying on a frame or moving to the next one in the video is
+free, any other switch costs `switch_cost`.
 A frame whose inner lips are much less open than the target's shows too little of the interior
 to warp (it would stretch a lip line into the opening): such targets get no frame (-1), and are
 painted instead.
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from recon3d.facemodel import Coeffs, FaceModel
+from render.keyframes import coherent_path
 
 MOUTH = slice(48, 68)
 """iBUG-68 outer and inner lip landmarks."""
@@ -80,35 +82,18 @@ def mouth_shapes(model: FaceModel, coeffs: Coeffs) -> MouthShapes:
 def match_mouths(targets: MouthShapes, candidates: MouthShapes, config: MouthConfig = MouthConfig()) -> np.ndarray:
     """(T,) int64: per target frame the candidate frame that lends its mouth interior, or -1 where
     no candidate opens wide enough (see the module docstring)."""
-    num_targets, num_candidates = len(targets), len(candidates)
-    if num_candidates == 0:
-        return np.full(num_targets, -1, np.int64)
-    flat = candidates.points.reshape(num_candidates, -1)
-    back = np.zeros((num_targets, num_candidates), np.int32)
-    # A candidate too closed for a target costs this much: taken only when nothing else fits,
-    # and then reported as -1.
-    unusable = 1e3
-    best = None
-    for t in range(num_targets):
-        shape = np.sqrt(((flat - targets.points[t].reshape(1, -1)) ** 2).sum(1) / targets.points.shape[1])
-        pose = np.abs(candidates.angle - targets.angle[t]).sum(1)
-        cost = shape + config.pose_weight * pose
-        too_closed = candidates.opening < config.min_open_ratio * targets.opening[t] - config.closed
-        cost = cost + unusable * too_closed
-        if best is None:
-            best, back[t] = cost, np.arange(num_candidates)
-            continue
-        # Stay (n -> n) or advance (n - 1 -> n) for free; from anywhere else pay switch_cost.
-        advance = np.concatenate([[np.inf], best[:-1]])
-        free = np.minimum(best, advance)
-        origin = np.where(best <= advance, np.arange(num_candidates), np.arange(num_candidates) - 1)
-        jump = int(np.argmin(best))
-        switch = best[jump] + config.switch_cost
-        back[t] = np.where(free <= switch, origin, jump)
-        best = np.minimum(free, switch) + cost
-    path = np.empty(num_targets, np.int64)
-    path[-1] = int(np.argmin(best))
-    for t in range(num_targets - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
+    if len(candidates) == 0:
+        return np.full(len(targets), -1, np.int64)
+    flat = candidates.points.reshape(len(candidates), -1)
+
+    def costs():
+        for t in range(len(targets)):
+            shape = np.sqrt(((flat - targets.points[t].reshape(1, -1)) ** 2).sum(1) / targets.points.shape[1])
+            pose = np.abs(candidates.angle - targets.angle[t]).sum(1)
+            too_closed = candidates.opening < config.min_open_ratio * targets.opening[t] - config.closed
+            # A candidate too closed costs so much that it is taken only when none fits (then -1).
+            yield shape + config.pose_weight * pose + 1e3 * too_closed
+
+    path = coherent_path(costs(), config.switch_cost)
     usable = candidates.opening[path] >= config.min_open_ratio * targets.opening - config.closed
     return np.where(usable, path, -1)

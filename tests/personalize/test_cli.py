@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,8 @@ from audio2pose.general import general_model_path
 from personalize.cli import build_parser, main
 from recon3d.reconstruct import Reconstruction
 from recon3d.track import FaceTrack
-from recon3d.video import probe
+from personalize.samples import sample_photo
+from recon3d.video import probe, read_frames
 from tests.conftest import encode_video
 
 
@@ -138,6 +140,13 @@ def test_personalize_then_generate_the_default_photo_and_speech(tmp_path, flite)
     # One frame cannot teach the GAN how the face moves: a photo actor is not refined.
     assert manifest["stages"]["refine"]["metrics"] == {"refined": False} and not (actor / "refine.pt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["actor", "talk.mp4"]
+    # The photo's own pixels, moved: the face as sharp as in the photo, the mouth moving.
+    frames, photo = read_frames(video), read_frames(sample_photo())[0]
+    box = np.s_[60:220, 160:320]  # the astronaut's face
+    grey = lambda image: cv2.cvtColor(np.ascontiguousarray(image[box]), cv2.COLOR_RGB2GRAY)  # noqa: E731
+    sharpness = np.mean([cv2.Laplacian(grey(frame), cv2.CV_64F).var() for frame in frames[::10]])
+    assert sharpness > 0.8 * cv2.Laplacian(grey(photo), cv2.CV_64F).var()
+    assert np.abs(np.diff(frames[:, 150:200, 200:290].astype(np.float32), axis=0)).mean() > 0.3
 
 
 @pytest.mark.parametrize("case", ["no_actor", "silent_audio"])

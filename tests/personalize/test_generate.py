@@ -42,9 +42,10 @@ def test_pose_modes_take_the_pose_from_where_they_say():
     recon_angle = np.radians(np.array([3.0, 6.0, 8.0]) * np.sin(t / np.array([11.0, 17.0, 15.0]))).astype(np.float32)
     recon_trans = rng.normal(0, 0.05, (200, 3)).astype(np.float32)
     motion = swaying_motion(120)
-    reassign = plan_frames(motion, recon_angle, recon_trans, "reassign")
-    predicted = plan_frames(motion, recon_angle, recon_trans, "predicted")
-    source = plan_frames(motion, recon_angle, recon_trans, "source")
+    render = GenerateConfig(synthesis="render")
+    reassign = plan_frames(motion, recon_angle, recon_trans, "reassign", render)
+    predicted = plan_frames(motion, recon_angle, recon_trans, "predicted", render)
+    source = plan_frames(motion, recon_angle, recon_trans, "source", render)
     for plan in (reassign, predicted, source):
         assert plan.num_frames == 120
         np.testing.assert_array_equal(plan.exp, motion.exp.numpy())
@@ -61,6 +62,14 @@ def test_pose_modes_take_the_pose_from_where_they_say():
     np.testing.assert_array_equal(source.angle, recon_angle[:120])
     with pytest.raises(ValueError, match="unknown pose mode"):
         plan_frames(motion, recon_angle, recon_trans, "mirror")
+    # Image synthesis warps the head to the predicted pose itself: its backgrounds hold or play on
+    # (never faster than the video, nor backwards) from frames nearer the pose than the keyframes'.
+    held = plan_frames(motion, recon_angle, recon_trans, "predicted", GenerateConfig(synthesis="image"))
+    np.testing.assert_array_equal(held.angle, motion.angle.numpy())
+    steps = np.diff(held.background)
+    assert ((steps == 0) | (steps == 1)).mean() > 0.9
+    mismatch = lambda plan: np.abs(np.degrees(recon_angle[plan.background] - plan.angle)).sum(1).mean()  # noqa: E731
+    assert mismatch(held) < mismatch(predicted)
 
 
 def test_the_mouth_hole_is_filled_and_other_holes_stay_open():

@@ -3,6 +3,8 @@ import pytest
 
 from render.keyframes import (
     KeyframeConfig,
+    coherent_path,
+    hold_backgrounds,
     interpolate_indices,
     interpolate_positions,
     local_extrema,
@@ -206,3 +208,20 @@ def test_bad_settings_and_keyframes_raise():
         match_keyframes(np.array([0, 10]), poses, poses)
     with pytest.raises(ValueError, match="integer"):
         match_keyframes(np.array([0.0, 5.0]), poses, poses)
+
+
+def test_held_backgrounds_hold_still_heads_and_play_on_with_moving_ones():
+    training = _random_walk(80, seed=3)
+    still = np.repeat(training[[40]] + 0.3, 30, axis=0)
+    held = hold_backgrounds(still, training)
+    assert len(set(held.tolist())) == 1 and np.abs(training[held[0]] - still[0]).sum() < 1.0
+    # Output poses that replay the training video from frame 10 are matched to it, frame by frame.
+    np.testing.assert_array_equal(hold_backgrounds(training[10:60], training), np.arange(10, 60))
+    # A cut is taken only where it pays: poses far from the current frame for long enough.
+    jump = np.concatenate([np.repeat(training[[5]], 10, 0), np.repeat(training[[70]], 10, 0)])
+    path = hold_backgrounds(jump, training, switch_degrees=1.0)
+    assert (path[:10] == 5).all() and (path[10:] == 70).all()
+    # Without cuts, it holds or plays on toward the nearer poses, never backward or faster.
+    uncut = hold_backgrounds(jump, training, switch_degrees=1e9)
+    assert uncut[0] == 5 and set(np.diff(uncut).tolist()) <= {0, 1}
+    assert len(coherent_path([], 1.0)) == 0
