@@ -291,8 +291,9 @@ class PersonalizeCommand:
     voice_sample: Path | None = field(default=None, metadata=option(
         "recording of the actor's speech to learn the voice from (default: the video's soundtrack; "
         "without one a photo actor speaks text in the unmatched default voice)"))
-    refine_steps: int = field(default=ACTOR_REFINE.steps, metadata=option(
-        "training steps of the actor's refinement GAN (0: no refinement)"))
+    refine_steps: int = field(default=0, metadata=option(
+        "training steps of the actor's refinement GAN (0: none; only `generate --synthesis render` uses it, "
+        f"{ACTOR_REFINE.steps} is the preset)"))
     refine_size: int | None = field(default=None, metadata=option(
         f"side of the refinement GAN's face images, a power of two (default: {ACTOR_REFINE.network.size} on a CPU, "
         f"{GPU_REFINE_SIZE} on a GPU)"))

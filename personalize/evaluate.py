@@ -65,7 +65,7 @@ from refine.actor import ActorRefiner, face_alpha
 from refine.data import face_region
 from refine.identity import identity_features, identity_similarity
 from refine.metrics import evenly_spaced, face_box, face_metrics, sharpness
-from render.composite import blend, seam_visibility
+from render.composite import blend
 from render.face import FaceRenderer
 from render.mouth import match_mouths, mouth_shapes
 from render.synthesis import FaceWarper
@@ -204,7 +204,8 @@ def _image_metrics(actor: Actor, recon: Reconstruction, crops: np.ndarray, track
     frames of each kind, and which frames those are."""
     chosen = evenly_spaced(track.num_frames, config.image_frames)
     trained, target = actor.recon.split("cpu"), recon.split("cpu")
-    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), config.generate)
+    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), target.exp.numpy(),
+                                       trained.exp.numpy(), actor.face_model.exp_prior_std, config.generate)
     mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained),
                          config.generate.mouth)
     crop = track.crop  # the held-out clip's: its coefficients are fitted in it
@@ -237,9 +238,8 @@ def _image_metrics(actor: Actor, recon: Reconstruction, crops: np.ndarray, track
                      **{name: crop.paste(stack[t], followed[k], alpha) for name, stack in made.items()}}
             for name, image in views.items():
                 stacks[name].append(_view(image, x0, y0, side))
-            face = warps[k].face.astype(np.float32)
-            seams["real"].append(seam_visibility(real[wy0:wy1, wx0:wx1], face))
-            seams["synthesized"].append(seam_visibility(synthesized[wy0:wy1, wx0:wx1], face))
+            seams["real"].append(warps[k].seam(real[wy0:wy1, wx0:wx1]))
+            seams["synthesized"].append(warps[k].seam(synthesized[wy0:wy1, wx0:wx1]))
     real = np.stack(stacks.pop("real"))
     images = {name: np.stack(stack) for name, stack in stacks.items()}
     landmarks = track.ibug68[chosen[:len(real)]] - (x0, y0)

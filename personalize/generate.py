@@ -82,6 +82,9 @@ class GenerateConfig:
     """With synthesis="image" and the predicted pose: the cost of a cut to another background
     frame, in degrees of pose mismatch (L1 over the three angles) summed over the frames held
     instead (`render.keyframes.hold_backgrounds`)."""
+    background_exp_weight: float = 10.0
+    """... and the weight of the expression's RMS difference (in prior standard deviations) against
+    the pose's degrees in choosing those frames (+0.2-0.5 dB over the pose alone on three clips)."""
     composite: CompositeConfig = field(default_factory=CompositeConfig)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
     refine: bool = True
@@ -118,22 +121,26 @@ def ping_pong(num_frames: int, length: int) -> np.ndarray:
     return np.where(phase < length, phase, 2 * length - 2 - phase)
 
 
-def predicted_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray,
-                          config: GenerateConfig) -> np.ndarray:
+def predicted_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray, output_exp: np.ndarray,
+                          training_exp: np.ndarray, exp_std: float, config: GenerateConfig) -> np.ndarray:
     """(T,) the actor's frame lending each output frame its background when the output keeps its
-    own head pose (mode predicted): for image synthesis, the frame nearest the pose held or played
-    on (`render.keyframes.hold_backgrounds`: a still head gets a still background, and the warp
-    starts from the nearest pose); for the render, Yi et al.'s keyframes."""
+    own head pose (mode predicted): for image synthesis, the frame nearest the pose and expression
+    (in prior standard deviations), held or played on (`render.keyframes.hold_backgrounds`: a
+    still head gets a still background, and the warp starts from the nearest face); for the
+    render, Yi et al.'s keyframes on the pose."""
     if config.synthesis == "image":
-        return hold_backgrounds(output_degrees, training_degrees, config.background_switch)
+        return hold_backgrounds(output_degrees, training_degrees, config.background_switch,
+                                output_exp / exp_std, training_exp / exp_std, config.background_exp_weight)
     return match_backgrounds(output_degrees, training_degrees, config.keyframes).indices
 
 
-def plan_frames(motion: Motion, recon_angle: np.ndarray, recon_trans: np.ndarray, mode: str,
-                config: GenerateConfig = GenerateConfig()) -> FramePlan:
+def plan_frames(motion: Motion, recon: Coeffs, mode: str, config: GenerateConfig = GenerateConfig(),
+                exp_std: float = 1.0) -> FramePlan:
     """Background indices and poses of every output frame for a pose mode (see `POSE_MODES`).
 
-    `recon_angle` / `recon_trans`: (N, 3) the actor's per-frame pose in its video."""
+    `recon`: the actor's per-frame coefficients in its video (N frames); `exp_std`: the face
+    model's expression prior deviation."""
+    recon_angle, recon_trans = recon.angle.cpu().numpy(), recon.trans.cpu().numpy()
     exp = motion.exp.cpu().numpy()
     num_frames = len(exp)
     if mode == "source":
@@ -141,7 +148,8 @@ def plan_frames(motion: Motion, recon_angle: np.ndarray, recon_trans: np.ndarray
     elif mode == "reassign":
         background = match_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), config.keyframes).indices
     elif mode == "predicted":
-        background = predicted_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), config)
+        background = predicted_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), exp,
+                                           recon.exp.cpu().numpy(), exp_std, config)
     else:
         raise ValueError(f"unknown pose mode {mode!r}; one of {', '.join(POSE_MODES)}")
     if mode == "predicted":
@@ -188,7 +196,7 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
     mode = "predicted" if actor.is_photo else config.pose_mode
     motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
     coeffs = actor.recon.split("cpu")
-    plan = plan_frames(motion, coeffs.angle.numpy(), coeffs.trans.numpy(), mode, config)
+    plan = plan_frames(motion, coeffs, mode, config, actor.face_model.exp_prior_std)
     if config.synthesis == "image":
         plan = dataclasses.replace(plan, mouth=plan_mouths(actor, plan, config.mouth))
     return plan, mode
@@ -267,7 +275,7 @@ def _synthesize_batch(frames: BackgroundFrames, warper: FaceWarper, plan: FrameP
     for k, warp in enumerate(warps):
         lender = frames[int(mouth[k])] if mouth[k] >= 0 else None
         frame = warper.compose(frames[int(background[k])], lender, warp)
-        made.append((frame, seam_visibility(frame[y0:y1, x0:x1], warp.face.astype(np.float32))))
+        made.append((frame, warp.seam(frame[y0:y1, x0:x1])))
     return made
 
 

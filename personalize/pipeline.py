@@ -25,6 +25,7 @@ changing a setting reruns that stage and everything after it, and nothing before
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -85,9 +86,11 @@ class PersonalizeConfig:
     voice_sample: str | None = None
     """A recording of the actor's speech to learn the voice from instead of the video's soundtrack
     (the only way a photo actor gets a matched voice)."""
-    refine: RefineTrainConfig = field(default_factory=lambda: ACTOR_REFINE)
-    """Fine-tuning of the refinement GAN (the CPU preset; `talkface personalize` raises the size to
-    256 on a GPU); 0 steps: no refinement."""
+    refine: RefineTrainConfig = field(default_factory=lambda: dataclasses.replace(ACTOR_REFINE, steps=0))
+    """Fine-tuning of the refinement GAN (the CPU preset, `ACTOR_REFINE`, is 1000 steps; `talkface
+    personalize` raises the size to 256 on a GPU); 0 steps, the default: no refinement. Only
+    `generate --synthesis render` uses a refiner: on the default image synthesis it blurs the
+    face (README, image-based synthesis)."""
     refine_init: str | None = None
     """A general refiner (`talkface pretrain refine`) to fine-tune from; default: from scratch."""
     end: float | None = None

@@ -286,13 +286,25 @@ def coherent_path(costs: Iterable[np.ndarray], switch_cost: float) -> np.ndarray
     return path
 
 
-def hold_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray, switch_degrees: float = 10.0) -> np.ndarray:
+def hold_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray, switch_degrees: float = 10.0,
+                     output_features: np.ndarray | None = None, training_features: np.ndarray | None = None,
+                     feature_weight: float = 0.0) -> np.ndarray:
     """(T,) training frame per output frame for a face warped to its pose anyway (image-based
-    synthesis): the frame nearest its pose (L1 over pitch, yaw, roll, degrees) along a
-    `coherent_path` that holds a frame or plays on for free and jumps at a cost of
-    `switch_degrees`. Unlike the keyframes' interpolation, a still head gets a still background,
-    and the background never plays faster than the video or backwards (a walk through the
-    training frames shows their own motion as flicker)."""
+    synthesis): the frame nearest its pose (L1 over pitch, yaw, roll, degrees; plus
+    `feature_weight` times the RMS difference of optional per-frame features, e.g. expressions,
+    so the warp starts from a face that looks alike) along a `coherent_path` that holds a frame or
+    plays on for free and jumps at a cost of `switch_degrees`. Unlike the keyframes'
+    interpolation, a still head gets a still background, and the background never plays faster
+    than the video or backwards (a walk through the training frames shows their own motion as
+    flicker)."""
     output, training = _check_poses(output_degrees, "output_degrees"), _check_poses(training_degrees, "training_degrees")
-    return coherent_path((np.abs(training - pose).sum(1) for pose in output), switch_degrees)
+    use_features = output_features is not None and training_features is not None and feature_weight > 0
 
+    def costs():
+        for t, pose in enumerate(output):
+            cost = np.abs(training - pose).sum(1)
+            if use_features:
+                cost = cost + feature_weight * np.sqrt(((training_features - output_features[t]) ** 2).mean(1))
+            yield cost
+
+    return coherent_path(costs(), switch_degrees)

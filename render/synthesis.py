@@ -37,12 +37,15 @@ from recon3d.crop import CropTransform
 from recon3d.facemodel import Coeffs, FaceModel
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera, pose_vertices
+from render.composite import seam_visibility
 from render.face import paint_mouth
 from render.rasterize import RasterConfig, interpolate, rasterize
 
 INNER_LIPS = slice(60, 68)
 """iBUG-68 inner-lip landmarks."""
 INTERPOLATIONS = {"cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+SEAM_MARGIN = 8
+"""Pixels around the face's box that the seam measure looks at (its band is 3 wide)."""
 
 
 @dataclass(frozen=True)
@@ -176,10 +179,17 @@ def fill_smooth(values: Tensor, known: Tensor, coarse: int = 4) -> Tensor:
 
 
 def falloff_weight(face: np.ndarray, distance: float) -> np.ndarray:
-    """(H, W) float32: 1 on the (H, W) bool `face` and within its holes' reach, fading (cos^2) to 0
-    at `distance` pixels from it."""
-    outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-    return (np.cos(np.clip(outside / distance, 0, 1) * (np.pi / 2)) ** 2).astype(np.float32)
+    """(H, W) float32: 1 on the (H, W) bool `face`, fading (cos^2) to 0 at `distance` pixels from
+    it. A long fade is measured on a grid of cells up to a 40th of it (the fade is smooth anyway)."""
+    height, width = face.shape
+    cell = int(np.clip(distance // 40, 1, 8))
+    small = face if cell == 1 else cv2.resize(face.astype(np.uint8), (-(-width // cell), -(-height // cell)),
+                                              interpolation=cv2.INTER_AREA) > 0
+    outside = cv2.distanceTransform((~small).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    weight = (np.cos(np.clip(outside * (cell / distance), 0, 1) * (np.pi / 2)) ** 2).astype(np.float32)
+    if cell > 1:
+        weight = np.maximum(cv2.resize(weight, (width, height), interpolation=cv2.INTER_LINEAR), face)
+    return weight
 
 
 @dataclass(frozen=True)
@@ -203,6 +213,14 @@ class FrameWarp:
     compared."""
     face: np.ndarray
     """(h, w) bool: the face surface (where the warp is exact; the rest is its smooth fill)."""
+
+    def seam(self, window: np.ndarray) -> float:
+        """`render.composite.seam_visibility` along the face's outline in `window`, (h, w, 3)
+        pixels of the warped window (of this frame, or of the real frame it stands for)."""
+        box = _box(self.face, SEAM_MARGIN)
+        if box is None:
+            return float("nan")
+        return seam_visibility(window[box], self.face[box].astype(np.float32))
 
 
 def mouth_triangles(model: FaceModel, faces: Tensor, grow: float = 1.15) -> Tensor:
@@ -299,10 +317,12 @@ class FaceWarper:
         exact = sampled[:, :2] - grid
         filled = fill_smooth(exact, face[:, None].to(sampled.dtype))
         x0, y0 = self.window[:2]
-        # Window pixel centres (j + 0.5) -> cv2's frame coordinates (pixel centres at integers).
+        # Window pixel centres (j + 0.5) -> cv2's frame coordinates (pixel centres at integers);
+        # (h, w, 2) per frame, as cv2.remap takes its maps.
         offset = grid.new_tensor([x0 - 0.5, y0 - 0.5])[:, None, None]
-        exact, filled, grid = exact.cpu().numpy(), filled.cpu().numpy(), (grid + offset).cpu().numpy()
-        mouth_maps = (sampled[:, 2:] + offset).cpu().numpy()
+        as_maps = lambda field: field.permute(0, 2, 3, 1).contiguous().float().cpu().numpy()  # noqa: E731
+        exact, filled, grid = as_maps(exact), as_maps(filled), as_maps((grid + offset)[None])[0]
+        mouth_maps = as_maps(sampled[:, 2:] + offset[None])
         face, label = face.cpu().numpy(), label.cpu().numpy()
         side = self.crop.side
         out = []
@@ -312,14 +332,16 @@ class FaceWarper:
             # head's silhouette the exact warp changes fast, and a step there would show as a line.
             # (Not at the eyes and mouth, holes that the fill spans smoothly.)
             solid = _without_holes(face[k])
-            inside = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-            ease = np.clip(inside / max(self.config.outline_band * side, 1.0), 0, 1) * face[k]
-            displacement = ease * exact[k] + (1 - ease) * filled[k]
-            weight = falloff_weight(solid, self.config.falloff * side)
+            inside = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
+            ease = np.clip(inside * (1.0 / max(self.config.outline_band * side, 1.0)), 0, 1) * face[k]
+            displacement = filled[k]
+            displacement += ease[..., None] * (exact[k] - displacement)
+            displacement *= falloff_weight(solid, self.config.falloff * side)[..., None]
+            displacement += grid
             mouth_alpha = _ramp_out(lips, self.config.mouth_blend * side) * (face[k] | opening)
             out.append(FrameWarp(
-                background_map=(grid + displacement * weight).transpose(1, 2, 0).astype(np.float32),
-                mouth_map=mouth_maps[k].transpose(1, 2, 0).astype(np.float32),
+                background_map=displacement,
+                mouth_map=mouth_maps[k],
                 mouth_alpha=mouth_alpha,
                 opening_alpha=_ramp_in(opening, self.config.mouth_feather * side),
                 skin=face[k] & (mouth_alpha > 0) & (mouth_alpha < 1),
@@ -337,8 +359,7 @@ class FaceWarper:
         alpha = warp.mouth_alpha if lend else warp.opening_alpha
         if alpha.any():
             # Only the mouth's box changes.
-            rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
-            box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            box = _box(alpha > 0, 0)
             under = warped[box]
             if lend:
                 lent = cv2.remap(mouth, np.ascontiguousarray(warp.mouth_map[box]), None, interpolation,
@@ -364,17 +385,29 @@ def _without_holes(mask: np.ndarray) -> np.ndarray:
 
 def _ramp_in(region: np.ndarray, width: float) -> np.ndarray:
     """(h, w) float32: 1 deeper than `width` px inside the bool `region`, ramping to 0 at its edge."""
-    if not region.any():
-        return np.zeros(region.shape, np.float32)
-    inside = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-    return np.clip(inside / max(width, 1.0), 0, 1).astype(np.float32)
+    out = np.zeros(region.shape, np.float32)
+    box = _box(region, 1)
+    if box is not None:
+        inside = cv2.distanceTransform(region[box].astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+        out[box] = np.clip(inside / max(width, 1.0), 0, 1)
+    return out
 
 
 def _ramp_out(region: np.ndarray, width: float) -> np.ndarray:
     """(h, w) float32: 1 on the bool `region`, ramping (cos^2) to 0 `width` px outside it."""
-    if not region.any():
-        return np.zeros(region.shape, np.float32)
-    return falloff_weight(region, width)
+    out = np.zeros(region.shape, np.float32)
+    box = _box(region, int(np.ceil(width)) + 1)
+    if box is not None:
+        out[box] = falloff_weight(region[box], width)
+    return out
+
+
+def _box(region: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of the bool `region` grown by `margin` px (inside the image), or None."""
+    rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+    if not len(rows):
+        return None
+    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1), slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
 
 
 def _match_light(lent: np.ndarray, background: np.ndarray, skin: np.ndarray,

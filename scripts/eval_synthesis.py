@@ -9,7 +9,8 @@ For each actor bundle ACTORS/<name> (personalized with --end, e.g. by `talkface 
    held-out speech (end to end: its sharpness, seam and identity);
 2. the render as `evaluate` measured it before the synthesis existed: blended into the real
    held-out frame's own crop (the real frame around the face and its eyes, a head start), raw and
-   refined, pasted back at the video's resolution;
+   refined, pasted back at the video's resolution; and, for scale, the PSNR of the real frame
+   two frames (80 ms) earlier against each real frame;
 3. temporal stability: on the held-out second with the least head motion, the mean absolute
    frame-to-frame change inside one fixed face box of the synthesized frames (real coefficients,
    consecutive frames) over the real frames'; and of the generated video's stillest second over
@@ -79,6 +80,9 @@ def extras(actor: Actor, report: Path, config: EvaluateConfig) -> dict:
     chosen = evenly_spaced(len(real), config.image_frames)
     size = real.shape[2:0:-1]
     boxes = [face_box(track.ibug68[t], size) for t in chosen]
+    # What the scale means: the real video itself 80 ms earlier, unmoved.
+    earlier = [(t, b) for t, b in zip(chosen, boxes) if t >= 2]
+    row["psnr_real_80ms_earlier"] = float(np.mean([psnr(real[t - 2], real[t], b) for t, b in earlier]))
     for name, stack in made.items():
         pasted = [track.crop.paste(stack[t], real[t], face_alpha(coverage[t])) for t in chosen]
         row[f"psnr_{name}_into_real"] = float(np.mean([psnr(p, real[t], b) for p, t, b in zip(pasted, chosen, boxes)]))
@@ -88,7 +92,8 @@ def extras(actor: Actor, report: Path, config: EvaluateConfig) -> dict:
     still = still_window(track.ibug68, STILL_FRAMES)
     frames_still = np.arange(recon.num_frames)[still]
     trained, target = actor.recon.split("cpu"), recon.split("cpu")
-    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), config.generate)
+    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), target.exp.numpy(),
+                                       trained.exp.numpy(), actor.face_model.exp_prior_std, config.generate)
     mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained),
                          config.generate.mouth)
     warper = FaceWarper(actor.face_model, actor.recon.crop, actor.recon.camera, config.generate.warp)
@@ -140,6 +145,7 @@ def main() -> None:
     columns = [("size", lambda r: r["size"]),
                ("PSNR synth / render / refined (generate's background)", lambda r: (r["psnr_synthesized"], r["psnr_raw"], r["psnr_refined"])),
                ("PSNR render / refined into the real frame", lambda r: (r["psnr_raw_into_real"], r.get("psnr_refined_into_real"))),
+               ("PSNR real 80 ms earlier", lambda r: r["psnr_real_80ms_earlier"]),
                ("SSIM synth / render", lambda r: (r["ssim_synthesized"], r["ssim_raw"])),
                ("sharpness / real: synth, render, generated", lambda r: (ratio(r, "sharpness_synthesized", "sharpness_real"),
                                                                           ratio(r, "sharpness_raw", "sharpness_real"),

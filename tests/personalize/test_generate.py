@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -16,6 +17,7 @@ from personalize.generate import GenerateConfig, generate, ping_pong, plan_frame
 from personalize.pipeline import Actor
 from personalize.samples import sample_speech
 from recon3d.errors import InputError
+from recon3d.facemodel import CoeffLayout
 from recon3d.video import probe, read_audio, read_frames
 from render.face import fill_mouth_hole
 from render.synthesis import FaceWarper
@@ -42,10 +44,12 @@ def test_pose_modes_take_the_pose_from_where_they_say():
     recon_angle = np.radians(np.array([3.0, 6.0, 8.0]) * np.sin(t / np.array([11.0, 17.0, 15.0]))).astype(np.float32)
     recon_trans = rng.normal(0, 0.05, (200, 3)).astype(np.float32)
     motion = swaying_motion(120)
+    recon = dataclasses.replace(CoeffLayout(2, 4, 0).zeros(200), angle=torch.from_numpy(recon_angle),
+                                trans=torch.from_numpy(recon_trans))
     render = GenerateConfig(synthesis="render")
-    reassign = plan_frames(motion, recon_angle, recon_trans, "reassign", render)
-    predicted = plan_frames(motion, recon_angle, recon_trans, "predicted", render)
-    source = plan_frames(motion, recon_angle, recon_trans, "source", render)
+    reassign = plan_frames(motion, recon, "reassign", render)
+    predicted = plan_frames(motion, recon, "predicted", render)
+    source = plan_frames(motion, recon, "source", render)
     for plan in (reassign, predicted, source):
         assert plan.num_frames == 120
         np.testing.assert_array_equal(plan.exp, motion.exp.numpy())
@@ -61,10 +65,10 @@ def test_pose_modes_take_the_pose_from_where_they_say():
     np.testing.assert_array_equal(source.background, np.arange(120))
     np.testing.assert_array_equal(source.angle, recon_angle[:120])
     with pytest.raises(ValueError, match="unknown pose mode"):
-        plan_frames(motion, recon_angle, recon_trans, "mirror")
+        plan_frames(motion, recon, "mirror")
     # Image synthesis warps the head to the predicted pose itself: its backgrounds hold or play on
     # (never faster than the video, nor backwards) from frames nearer the pose than the keyframes'.
-    held = plan_frames(motion, recon_angle, recon_trans, "predicted", GenerateConfig(synthesis="image"))
+    held = plan_frames(motion, recon, "predicted", GenerateConfig(synthesis="image"))
     np.testing.assert_array_equal(held.angle, motion.angle.numpy())
     steps = np.diff(held.background)
     assert ((steps == 0) | (steps == 1)).mean() > 0.9
