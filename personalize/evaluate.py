@@ -191,30 +191,37 @@ def _video_scores(video: Path, track: FaceTrack, reference: np.ndarray, count: i
             "sharpness_generated": float(np.mean([sharpness(frame, face_box(p, size)) for frame, p in zip(frames, points)]))}
 
 
-def _image_metrics(actor: Actor, recon: Reconstruction, crops: np.ndarray, track: FaceTrack, heldout: Path,
+def heldout_plan(actor: Actor, recon: Reconstruction, config: GenerateConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per held-out frame (reconstructed as `recon`): the actor's frame lending its background
+    (as `generate` picks them under a predicted pose) and the one lending its mouth (-1: painted)."""
+    trained, target = actor.recon.split("cpu"), recon.split("cpu")
+    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), target.exp.numpy(),
+                                       trained.exp.numpy(), actor.face_model.exp_prior_std, config)
+    mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained), config.mouth)
+    return background, mouth
+
+
+def _image_metrics(actor: Actor, recon: Reconstruction, track: FaceTrack, heldout: Path,
                    reference: np.ndarray, config: EvaluateConfig,
                    device: torch.device) -> tuple[dict, dict[str, np.ndarray], np.ndarray]:
     """Face-box metrics, at the held-out video's own resolution, of the actor's face made from the
-    real held-out coefficients as `generate` makes it, each frame from the actor's training frame
-    keyframe-matched to its pose: synthesized from that frame's pixels (the default, with the
-    mouth interior retrieved), and the face model's render (raw) and its refinement, blended into
-    that frame with its head moved to the pose (`generate --synthesis render`). Plus the seam
+    real held-out coefficients as `generate` makes it, each frame from the same training frame
+    (`heldout_plan`): synthesized from that frame's pixels (the default, with the mouth interior
+    retrieved), and the face model's render (raw) and its refinement, blended into that frame with
+    its head moved to the pose (`generate --synthesis render`). Plus the seam
     measure along the face's outline of the synthesized frames and of the real ones. Over
     `config.image_frames` frames, evenly spaced; returns the metrics, face views of the sampled
     frames of each kind, and which frames those are."""
     chosen = evenly_spaced(track.num_frames, config.image_frames)
     trained, target = actor.recon.split("cpu"), recon.split("cpu")
-    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), target.exp.numpy(),
-                                       trained.exp.numpy(), actor.face_model.exp_prior_std, config.generate)
-    mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained),
-                         config.generate.mouth)
+    background, mouth = heldout_plan(actor, recon, config.generate)
     crop = track.crop  # the held-out clip's: its coefficients are fitted in it
     with actor.frames() as frames:
         rendered, coverage, followed = _render_into(actor, recon, frames, background, chosen, config, device)
         made = {"raw": rendered}
         refiner = actor.refiner if config.generate.refine else None
         if refiner:
-            region = face_region(crop.frame_to_crop(track.ibug68), crops.shape[1], refiner.refiner.size)
+            region = face_region(crop.frame_to_crop(track.ibug68), crop.size, refiner.refiner.size)
             made["refined"] = ActorRefiner(refiner.refiner, region).to(device).refine_sequence(rendered, coverage)
         warper = FaceWarper(actor.face_model, actor.recon.crop, actor.recon.camera, config.generate.warp, device)
         warps = [warp for batch in np.array_split(chosen, max(1, len(chosen) // 16))
@@ -304,7 +311,7 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
     step("track")
     track = track_video(heldout, TrackConfig(crop_size=actor.recon.crop.size), progress=progress)
     step("reconstruct")
-    recon, crops = reconstruct_clip(heldout, face_model, config.fit, track, device=device, progress=progress)
+    recon, _ = reconstruct_clip(heldout, face_model, config.fit, track, device=device, progress=progress)
     real_audio = read_audio(heldout, AUDIO_RATE, num_samples=round(track.num_frames * AUDIO_RATE / VIDEO_FPS))
     check_speech(heldout, real_audio, config.generate)
 
@@ -336,7 +343,7 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
                     "lmd": mouth_landmark_distance(track.ibug68, generated_track.ibug68),
                     "replay_lmd": mouth_landmark_distance(track.ibug68, train_landmarks)}
     reference = _identity_reference(actor, train_track, config.identity_frames)
-    image, samples, chosen = _image_metrics(actor, recon, crops, track, heldout, reference, config, device)
+    image, samples, chosen = _image_metrics(actor, recon, track, heldout, reference, config, device)
     metrics |= image
     metrics |= _video_scores(generated, generated_track, reference, config.identity_frames)
     metrics["seam_generated"] = result.seam_visibility

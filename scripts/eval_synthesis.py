@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from personalize.evaluate import EvaluateConfig, evaluate, heldout_video, read_report
-from personalize.generate import predicted_backgrounds
+from personalize.evaluate import EvaluateConfig, evaluate, heldout_plan, heldout_video, read_report
 from personalize.pipeline import Actor
 from recon3d.reconstruct import reconstruct_clip
 from recon3d.track import TrackConfig, track_video
@@ -40,7 +39,6 @@ from recon3d.video import iter_frames
 from refine.actor import ActorRefiner, face_alpha
 from refine.data import face_region, render_clip
 from refine.metrics import evenly_spaced, face_box, frame_difference, psnr, sharpness, ssim
-from render.mouth import match_mouths, mouth_shapes
 from render.synthesis import FaceWarper
 
 STILL_FRAMES = 25
@@ -92,10 +90,7 @@ def extras(actor: Actor, report: Path, config: EvaluateConfig) -> dict:
     still = still_window(track.ibug68, STILL_FRAMES)
     frames_still = np.arange(recon.num_frames)[still]
     trained, target = actor.recon.split("cpu"), recon.split("cpu")
-    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), target.exp.numpy(),
-                                       trained.exp.numpy(), actor.face_model.exp_prior_std, config.generate)
-    mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained),
-                         config.generate.mouth)
+    background, mouth = heldout_plan(actor, recon, config.generate)
     warper = FaceWarper(actor.face_model, actor.recon.crop, actor.recon.camera, config.generate.warp)
     index = torch.from_numpy(frames_still)
     warps = warper.warps(target[index], trained[torch.from_numpy(background[frames_still])],
