@@ -384,8 +384,10 @@ class GenerateCommand:
     Pose modes: predicted (the network's head pose, the real frame warped to follow it; always
     used for a photo actor), reassign (Yi et al.: the head pose of the matched real frame),
     source (dubbing: the actor video's own frames and head motion in order, only the face's
-    expression follows the new speech). Text is said in the actor's matched voice (see `talkface
-    speak`).
+    expression follows the new speech). The face is the actor's own frames warped to the new
+    expression and pose at the video's resolution, the mouth from the frame whose mouth is
+    nearest (--synthesis image), or the face model rendered (--synthesis render). Text is said in
+    the actor's matched voice (see `talkface speak`).
     """
 
     actor: Path = field(default=Path("out/actor"), metadata=option("actor bundle from `talkface personalize`"))
