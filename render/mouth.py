@@ -22,13 +22,11 @@ import numpy as np
 import torch
 
 from recon3d.facemodel import Coeffs, FaceModel
+from recon3d.landmarks import EYE_OUTER_CORNERS_IBUG, INNER_LIP_PAIRS_IBUG
 from render.keyframes import coherent_path
 
 MOUTH = slice(48, 68)
 """iBUG-68 outer and inner lip landmarks."""
-INNER_PAIRS = ((61, 67), (62, 66), (63, 65))
-"""Upper and lower inner-lip landmarks facing each other."""
-OUTER_EYE_CORNERS = (36, 45)
 
 
 @dataclass(frozen=True)
@@ -70,9 +68,9 @@ def mouth_shapes(model: FaceModel, coeffs: Coeffs) -> MouthShapes:
     landmarks = model.subset("landmarks")
     coeffs = coeffs.to(landmarks.mean_shape.device)
     points = landmarks.landmarks(landmarks.shape(coeffs.id, coeffs.exp)).cpu().double()
-    eyes = (points[:, OUTER_EYE_CORNERS[0]] - points[:, OUTER_EYE_CORNERS[1]]).norm(dim=-1)[:, None, None]
+    eyes = (points[:, EYE_OUTER_CORNERS_IBUG[0]] - points[:, EYE_OUTER_CORNERS_IBUG[1]]).norm(dim=-1)[:, None, None]
     points = points / eyes
-    upper, lower = (torch.tensor([pair[k] for pair in INNER_PAIRS]) for k in (0, 1))
+    upper, lower = (torch.tensor([pair[k] for pair in INNER_LIP_PAIRS_IBUG]) for k in (0, 1))
     opening = (points[:, upper] - points[:, lower]).norm(dim=-1).mean(1)
     mouth = points[:, MOUTH]
     mouth = mouth - mouth.mean(1, keepdim=True)

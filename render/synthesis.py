@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.path import Path
 from torch import Tensor
 
 from recon3d.crop import CropTransform
@@ -38,11 +39,9 @@ from recon3d.facemodel import Coeffs, FaceModel
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera, pose_vertices
 from render.composite import seam_visibility
-from render.face import paint_mouth
+from render.face import INNER_LIPS, paint_mouth
 from render.rasterize import RasterConfig, interpolate, rasterize
 
-INNER_LIPS = slice(60, 68)
-"""iBUG-68 inner-lip landmarks."""
 INTERPOLATIONS = {"cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
 SEAM_MARGIN = 8
 """Pixels around the face's box that the seam measure looks at (its band is 3 wide)."""
@@ -226,8 +225,6 @@ class FrameWarp:
 def mouth_triangles(model: FaceModel, faces: Tensor, grow: float = 1.15) -> Tensor:
     """(F,) bool: the triangles of `faces` on the lips, i.e. inside the outer-lip landmarks'
     contour (grown by `grow` about its centre) of the mean shape seen from the front."""
-    from matplotlib.path import Path
-
     mean = model.mean_shape.cpu().numpy()
     lips = model.landmarks(model.mean_shape).cpu().numpy()[48:60]
     centre = lips.mean(0)
