@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from pocketsphinx import Decoder, get_model_path
 from python_speech_features import mfcc
 
+from audio2pose.phones import PHONES, SPHINX_FRAME, phone_loop
 from recon3d.errors import InputError
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, read_audio
 
@@ -40,9 +39,6 @@ MFCC_STEP = 0.010
 """Seconds between MFCC rows."""
 ROWS_PER_FRAME = 4
 """MFCC rows per 25 fps video frame (40 ms / 10 ms)."""
-PHONES = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY",
-          "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH")
-"""The CMU phone set of PocketSphinx's US-English model; any other label (SIL, noise) is class 39."""
 
 
 @dataclass(frozen=True)
@@ -106,28 +102,15 @@ def mfcc_rows(audio: np.ndarray, num_frames: int, config: FeatureConfig = Featur
     return rows.astype(np.float32)
 
 
-def _phone_decoder() -> Decoder:
-    # A new decoder per utterance (0.15 s): one kept across calls adapts its running cepstral mean
-    # to what it decoded before, so the same speech would get other phones after other speech.
-    model = Path(get_model_path()) / "en-us"
-    return Decoder(hmm=str(model / "en-us"), allphone=str(model / "en-us-phone.lm.bin"), lw=2.0, beam=1e-20,
-                   pbeam=1e-20, samprate=AUDIO_RATE, loglevel="ERROR")
-
-
 def phone_rows(signal: np.ndarray, num_rows: int, sample_rate: int = AUDIO_RATE) -> np.ndarray:
     """`(num_rows, 40)` one-hot phones of `signal` on the MFCC grid (PocketSphinx's frames also
     start every 10 ms at sample 0 with a 25.6 ms window, so row i is its frame i)."""
     if sample_rate != AUDIO_RATE:
         raise ValueError(f"phone recognition needs {AUDIO_RATE} Hz audio, got {sample_rate}")
-    pcm = (np.clip(signal, -1, 1) * 32767).astype(np.int16).tobytes()
-    decoder = _phone_decoder()
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
     labels = np.full(num_rows, len(PHONES))
     index = {phone: i for i, phone in enumerate(PHONES)}
-    for segment in decoder.seg():
-        labels[segment.start_frame:segment.end_frame + 1] = index.get(segment.word, len(PHONES))
+    for phone in phone_loop(signal).phones:
+        labels[round(phone.start / SPHINX_FRAME):round(phone.end / SPHINX_FRAME)] = index.get(phone.label, len(PHONES))
     return np.eye(len(PHONES) + 1, dtype=np.float32)[labels]
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
+from audio2pose.phones import PhoneTimings, flite_phones
 from recon3d.errors import InputError
 from recon3d.video import AUDIO_RATE, read_audio
 
@@ -46,11 +47,13 @@ class SpeechSynthesizer(Protocol):
     def name(self) -> str:
         """Engine and voice (recorded with what it made, e.g. `flite:rms`)."""
 
-    def synthesize(self, text: str) -> tuple[np.ndarray, int]:
-        """`(N,)` float samples in [-1, 1] and their sample rate."""
+    def synthesize(self, text: str) -> tuple[np.ndarray, int, PhoneTimings | None]:
+        """`(N,)` float samples in [-1, 1], their sample rate, and the phones' timings where the
+        engine reports them."""
 
 
-def _run(argv: list[str], what: str) -> None:
+def _run(argv: list[str], what: str) -> str:
+    """The program's standard output."""
     try:
         result = subprocess.run(argv, capture_output=True, text=True)
     except FileNotFoundError:
@@ -58,6 +61,7 @@ def _run(argv: list[str], what: str) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise InputError(f"{what} failed (exit code {result.returncode}): {detail[-1] if detail else 'no message'}")
+    return result.stdout
 
 
 def _read_speech(path: Path, what: str) -> tuple[np.ndarray, int]:
@@ -87,13 +91,13 @@ class FliteSynthesizer:
             raise InputError("speech synthesis needs CMU Flite: install it (`sudo apt-get install flite`, "
                              "`brew install flite`) or plug in your own engine with --tts-command")
 
-    def synthesize(self, text: str) -> tuple[np.ndarray, int]:
+    def synthesize(self, text: str) -> tuple[np.ndarray, int, PhoneTimings]:
         self.check_installed()
         with tempfile.TemporaryDirectory(prefix="talkface-tts-") as tmp:
             text_file, wav = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
             text_file.write_text(text, encoding="utf-8")
-            _run([self.program, "-voice", self.voice, "-f", str(text_file), "-o", str(wav)], "flite")
-            return _read_speech(wav, "flite")
+            psdur = _run([self.program, "-voice", self.voice, "-f", str(text_file), "-o", str(wav), "-psdur"], "flite")
+            return *_read_speech(wav, "flite"), flite_phones(psdur)
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class CommandSynthesizer:
     def name(self) -> str:
         return f"command:{shlex.split(self.command)[0]}"
 
-    def synthesize(self, text: str) -> tuple[np.ndarray, int]:
+    def synthesize(self, text: str) -> tuple[np.ndarray, int, None]:
         with tempfile.TemporaryDirectory(prefix="talkface-tts-") as tmp:
             text_file, wav = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
             text_file.write_text(text, encoding="utf-8")
@@ -123,7 +127,7 @@ class CommandSynthesizer:
             argv = [re.sub(r"\{(text|wav|reference)\}", lambda m: values[m.group(1)], arg)
                     for arg in shlex.split(self.command)]
             _run(argv, f"--tts-command {argv[0]}")
-            return _read_speech(wav, f"--tts-command {argv[0]}")
+            return *_read_speech(wav, f"--tts-command {argv[0]}"), None
 
 
 def check_text(text: str) -> str:
@@ -166,25 +170,41 @@ def _split_long(sentence: str, max_chars: int) -> Iterable[str]:
     yield from (sentence[i:i + max_chars] for i in range(0, len(sentence), max_chars))
 
 
-def sentence_speech(synthesizer: SpeechSynthesizer, sentence: str) -> np.ndarray:
-    """`(N,)` float32 16 kHz speech of one sentence."""
-    samples, rate = synthesizer.synthesize(sentence)
+@dataclass(frozen=True)
+class Speech:
+    """Synthesized speech: 16 kHz mono samples, the text, and the phones' timings where the
+    engine reports them (Flite does; a plugged-in engine's speech gets them by alignment)."""
+
+    audio: np.ndarray
+    text: str
+    phones: PhoneTimings | None = None
+
+
+def sentence_speech(synthesizer: SpeechSynthesizer, sentence: str) -> Speech:
+    """One sentence's speech, float32 at 16 kHz."""
+    samples, rate, phones = synthesizer.synthesize(sentence)
     if rate != AUDIO_RATE:
         samples = resample_poly(samples, AUDIO_RATE, rate)
-    return samples.astype(np.float32)
+    return Speech(samples.astype(np.float32), sentence, phones)
 
 
 def synthesize_text(text: str, synthesizer: SpeechSynthesizer, progress: bool = False,
-                    transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """`(N,)` float32 speech at 16 kHz for any length of text: a synthesizer call per sentence,
-    each passed through `transform` (voice matching) when given."""
+                    transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Speech:
+    """Speech for any length of text: a synthesizer call per sentence, each passed through
+    `transform` (voice matching, which keeps the timing) when given."""
     pieces = split_sentences(text)
     pause = np.zeros(int(SENTENCE_PAUSE * AUDIO_RATE), np.float32)
     chunks: list[np.ndarray] = []
+    timings: list[tuple[PhoneTimings, float]] = []
+    offset = 0
     for piece in tqdm(pieces, desc="speak", unit="sentence", disable=not progress or len(pieces) < 2, leave=False):
-        speech = sentence_speech(synthesizer, piece)
-        chunks.extend([speech if transform is None else transform(speech), pause])
-    speech = np.concatenate(chunks[:-1])
-    if not np.any(np.abs(speech) > 1e-3):
+        sentence = sentence_speech(synthesizer, piece)
+        if sentence.phones is not None:
+            timings.append((sentence.phones, offset / AUDIO_RATE))
+        chunks.extend([sentence.audio if transform is None else transform(sentence.audio), pause])
+        offset += len(sentence.audio) + len(pause)
+    audio = np.concatenate(chunks[:-1])
+    if not np.any(np.abs(audio) > 1e-3):
         raise InputError(f"{synthesizer.name} said nothing for the text {text[:60]!r}; check that it is English words")
-    return speech
+    phones = PhoneTimings.concatenate(timings, "synthesizer") if len(timings) == len(pieces) else None
+    return Speech(audio, " ".join(pieces), phones)

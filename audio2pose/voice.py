@@ -32,7 +32,8 @@ import pyworld
 from tqdm import tqdm
 
 from audio2pose.metrics import speaker_embedding, transcribe, word_error_rate
-from audio2pose.tts import FLITE_VOICES, FliteSynthesizer, SpeechSynthesizer, sentence_speech, split_sentences, synthesize_text
+from audio2pose.tts import (FLITE_VOICES, FliteSynthesizer, Speech, SpeechSynthesizer, sentence_speech, split_sentences,
+                            synthesize_text)
 from recon3d.errors import InputError
 from recon3d.video import AUDIO_RATE, atomic_path
 
@@ -199,7 +200,7 @@ def learn_voice(speech: np.ndarray | None, config: VoiceConfig = VoiceConfig(),
     """The voice model of an actor from their 16 kHz speech (None: no speech, the default voice
     unmatched), and the candidates it was chosen from, most similar first."""
     passage = split_sentences(REFERENCE_TEXT)
-    readings = {voice: [sentence_speech(FliteSynthesizer(voice), piece) for piece in passage] for voice in FLITE_VOICES}
+    readings = {voice: [sentence_speech(FliteSynthesizer(voice), piece).audio for piece in passage] for voice in FLITE_VOICES}
     sources = {voice: voice_stats(reading, config) for voice, reading in readings.items()}
     default = FLITE_VOICES[0]
     if speech is None:
@@ -237,8 +238,8 @@ def learn_voice(speech: np.ndarray | None, config: VoiceConfig = VoiceConfig(),
     return model, candidates
 
 
-def speak(text: str, voice: VoiceModel, synthesizer: SpeechSynthesizer | None = None, progress: bool = False) -> np.ndarray:
-    """`(N,)` float32 16 kHz speech of `text` in the actor's voice: their matched Flite voice, or a
+def speak(text: str, voice: VoiceModel, synthesizer: SpeechSynthesizer | None = None, progress: bool = False) -> Speech:
+    """Speech of `text` in the actor's voice (float32, 16 kHz): their matched Flite voice, or a
     plugged-in `synthesizer` (a cloning engine: its speech is used as it comes)."""
     if synthesizer is not None:
         speech = synthesize_text(text, synthesizer, progress=progress)
@@ -246,5 +247,5 @@ def speak(text: str, voice: VoiceModel, synthesizer: SpeechSynthesizer | None = 
         match = None if voice.target is None else (
             lambda audio: convert(audio, voice.source, voice.target, voice.spread, voice.config))
         speech = synthesize_text(text, FliteSynthesizer(voice.base_voice), progress=progress, transform=match)
-    peak = float(np.abs(speech).max())
-    return speech * (PEAK / peak) if peak > PEAK else speech
+    peak = float(np.abs(speech.audio).max())
+    return dataclasses.replace(speech, audio=speech.audio * (PEAK / peak)) if peak > PEAK else speech

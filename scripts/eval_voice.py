@@ -58,11 +58,11 @@ def evaluate_clip(clip: Path) -> dict:
     model, _ = learn_voice(recording)
     learn_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    matched = [speak(sentence, model) for sentence in HARVARD_LIST_1]
+    matched = [speak(sentence, model).audio for sentence in HARVARD_LIST_1]
     speak_seconds = time.perf_counter() - start
     audio_seconds = sum(len(audio) for audio in matched) / AUDIO_RATE
-    default = [sentence_speech(FliteSynthesizer(FLITE_VOICES[0]), s) for s in HARVARD_LIST_1]
-    base = [sentence_speech(FliteSynthesizer(model.base_voice), s) for s in HARVARD_LIST_1]
+    default = [sentence_speech(FliteSynthesizer(FLITE_VOICES[0]), s).audio for s in HARVARD_LIST_1]
+    base = [sentence_speech(FliteSynthesizer(model.base_voice), s).audio for s in HARVARD_LIST_1]
     return {
         "clip": clip.name, "base_voice": model.base_voice, "spread": model.spread,
         "f0_hz": round(model.target.f0_hz, 1),

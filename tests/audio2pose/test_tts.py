@@ -36,7 +36,7 @@ def test_text_with_nothing_to_say_is_refused(text, message):
 @requires_flite
 def test_a_sentence_lasts_as_long_as_speech_does():
     words = "The quick brown fox jumps over the lazy dog near the river bank".split()
-    speech = synthesize_text(" ".join(words) + ".", FliteSynthesizer())
+    speech = synthesize_text(" ".join(words) + ".", FliteSynthesizer()).audio
     seconds = len(speech) / AUDIO_RATE
     assert len(words) / 5 < seconds < len(words) / 1.5  # 90 to 300 words a minute
     assert speech.dtype == np.float32 and np.abs(speech).max() <= 1
@@ -45,11 +45,11 @@ def test_a_sentence_lasts_as_long_as_speech_does():
 @requires_flite
 def test_numbers_are_read_out_and_long_text_is_said_sentence_by_sentence():
     flite = FliteSynthesizer()
-    digits = synthesize_text("I paid 1234 dollars.", flite)
-    spelled = synthesize_text("I paid one thousand two hundred thirty four dollars.", flite)
+    digits = synthesize_text("I paid 1234 dollars.", flite).audio
+    spelled = synthesize_text("I paid one thousand two hundred thirty four dollars.", flite).audio
     assert abs(len(digits) - len(spelled)) < 0.1 * len(spelled)
-    one = synthesize_text("This is sentence number seven.", flite)
-    many = synthesize_text(" ".join(f"This is sentence number {n}." for n in range(1, 13)), flite)
+    one = synthesize_text("This is sentence number seven.", flite).audio
+    many = synthesize_text(" ".join(f"This is sentence number {n}." for n in range(1, 13)), flite).audio
     assert 12 * 0.8 < len(many) / len(one) < 12 * 1.4
 
 
@@ -62,8 +62,8 @@ def test_a_plugged_in_engine_is_run_with_its_placeholders(flite, tmp_path):
     reference = tmp_path / "actor.wav"
     reference.write_bytes(b"")
     engine = CommandSynthesizer(f"{flite} -voice slt -f {{text}} -o {{wav}}", reference)
-    speech, rate = engine.synthesize("Hello world.")
-    assert rate == AUDIO_RATE and len(speech) > 0.3 * rate and engine.name == f"command:{flite}"
+    speech, rate, phones = engine.synthesize("Hello world.")
+    assert phones is None and rate == AUDIO_RATE and len(speech) > 0.3 * rate and engine.name == f"command:{flite}"
 
 
 @pytest.mark.parametrize("command, message", [

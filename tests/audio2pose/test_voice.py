@@ -29,9 +29,9 @@ def test_word_error_rate_counts_edits_over_reference_words():
 
 def test_matching_moves_pitch_and_timbre_to_the_actor(actor_speech):
     # From the female voice to a man's: a long way to go in both.
-    passage = [sentence_speech(FliteSynthesizer("slt"), s) for s in split_sentences(REFERENCE_TEXT)]
+    passage = [sentence_speech(FliteSynthesizer("slt"), s).audio for s in split_sentences(REFERENCE_TEXT)]
     source, target = voice_stats(passage), voice_stats([actor_speech], recorded=True)
-    said = sentence_speech(FliteSynthesizer("slt"), SENTENCE)
+    said = sentence_speech(FliteSynthesizer("slt"), SENTENCE).audio
     before = voice_stats([said])
     after = voice_stats([convert(said, source, target)])
     assert abs(after.log_f0_mean - target.log_f0_mean) < 0.25 * abs(before.log_f0_mean - target.log_f0_mean)
@@ -53,10 +53,10 @@ def test_the_learned_voice_is_chosen_by_measure_saved_and_loaded(actor_speech, t
     assert (loaded.base_voice, loaded.spread, loaded.config) == (model.base_voice, model.spread, model.config)
     np.testing.assert_array_equal(loaded.target.cepstrum_std, model.target.cepstrum_std)
     np.testing.assert_array_equal(loaded.reference, model.reference)
-    speech = speak(SENTENCE, loaded)
-    np.testing.assert_array_equal(speech, speak(SENTENCE, model))
+    speech = speak(SENTENCE, loaded).audio
+    np.testing.assert_array_equal(speech, speak(SENTENCE, model).audio)
     said = voice_stats([speech])
-    unmatched = voice_stats([sentence_speech(FliteSynthesizer(model.base_voice), SENTENCE)])
+    unmatched = voice_stats([sentence_speech(FliteSynthesizer(model.base_voice), SENTENCE).audio])
     # Flite's men speak at about his height already, more monotonously: the intonation widens.
     assert abs(said.log_f0_std - model.target.log_f0_std) < 0.5 * abs(unmatched.log_f0_std - model.target.log_f0_std)
 
@@ -65,8 +65,8 @@ def test_without_speech_the_default_voice_speaks_unmatched(flite, tmp_path):
     model, candidates = learn_voice(None)
     assert model.target is None and candidates == [] and model.base_voice == "rms"
     model.save(tmp_path / "voice.npz")
-    speech = speak(SENTENCE, VoiceModel.load(tmp_path / "voice.npz"))
-    np.testing.assert_allclose(speech, sentence_speech(FliteSynthesizer("rms"), SENTENCE), atol=1e-6)
+    speech = speak(SENTENCE, VoiceModel.load(tmp_path / "voice.npz")).audio
+    np.testing.assert_allclose(speech, sentence_speech(FliteSynthesizer("rms"), SENTENCE).audio, atol=1e-6)
 
 
 def test_too_little_voiced_speech_is_refused(flite):
