@@ -13,6 +13,14 @@
   HS is the mean over the three angles. Its baselines: a static head (the mean training pose) and
   the training poses replayed. Velocity W1: the same distance between the distributions of the
   frame-to-frame angle changes (degrees per second): how alike the motion's speed is.
+- Articulation (`articulation_scores`), of a mouth-opening series against the phones of its
+  speech with their timings: the bilabial closure rate (the share of p/b/m whose frames, from
+  `CLOSURE_EARLY` s before to `CLOSURE_LATE` s after the phone, reach a closed mouth: an aperture
+  at most `CLOSED_FRACTION` of the clip's median open-vowel aperture); the open/closed contrast
+  (Michelson: (open - closed) / (open + closed) of the mean aperture over open-vowel frames and
+  the mean of each bilabial's least aperture); r with the phones' openness
+  (`audio2pose.visemes.phone_openness`) at the best lag within +-`MAX_LAG` frames, and that lag
+  (positive: the mouth leads the sound).
 - Voice: speaker similarity is the cosine of two GE2E speaker embeddings (resemblyzer: about
   0.94 for the same voice, 0.59 for different ones); intelligibility is the word error rate of
   PocketSphinx's bundled US-English recogniser against the words that were said.
@@ -29,6 +37,8 @@ import torch
 from pocketsphinx import Decoder
 from scipy.stats import wasserstein_distance
 
+from audio2pose.phones import PhoneTimings
+from audio2pose.visemes import BILABIALS, OPEN_VOWELS, frame_times, phone_openness
 from recon3d.facemodel import FaceModel
 from recon3d.landmarks import EYE_OUTER_CORNERS_IBUG, INNER_LIP_PAIRS_IBUG
 from recon3d.video import AUDIO_RATE
@@ -112,6 +122,46 @@ def pose_baselines(real_degrees: np.ndarray, train_degrees: np.ndarray, fps: flo
             scores |= velocity_w1(real_degrees, generated, fps)
         result |= {f"{name}_{key}": value for key, value in scores.items()}
     return result
+
+
+CLOSURE_EARLY = 0.12
+"""Seconds before a bilabial's sound in which its closure may come (anticipation)."""
+CLOSURE_LATE = 0.04
+"""... and after its end."""
+CLOSED_FRACTION = 0.25
+"""A mouth this open, or less, relative to the median open vowel's, counts as closed."""
+MAX_LAG = 5
+"""Frames of lead or lag searched for the openness correlation."""
+
+
+def articulation_scores(aperture: np.ndarray, timings: PhoneTimings, fps: float = 25.0) -> dict[str, float]:
+    """`closure_rate`, `contrast`, `openness_r` and `openness_lag` (frames, + = mouth first) of a
+    `(T,)` aperture series for speech with phone timings.
+    NaN where the speech has no bilabial or no open vowel."""
+    aperture = np.asarray(aperture, np.float64)
+    times = frame_times(len(aperture), fps)
+    open_frames = np.zeros(len(aperture), bool)
+    for phone in timings.phones:
+        if phone.label in OPEN_VOWELS:
+            open_frames |= (times >= phone.start) & (times < phone.end)
+    opened = float(aperture[open_frames].mean()) if open_frames.any() else float("nan")
+    closed_at = CLOSED_FRACTION * float(np.median(aperture[open_frames])) if open_frames.any() else float("nan")
+    least = []
+    for phone in timings.phones:
+        if phone.label in BILABIALS:
+            frames = (times >= phone.start - CLOSURE_EARLY) & (times <= phone.end + CLOSURE_LATE)
+            if frames.any():
+                least.append(float(aperture[frames].min()))
+    closed = float(np.mean(least)) if least else float("nan")
+    openness = phone_openness(timings, len(aperture), fps)
+    lags = range(-MAX_LAG, MAX_LAG + 1)
+    # lag k: the mouth at frame t against the sound at frame t + k.
+    rs = [pearson(aperture[max(0, -k):len(aperture) - max(0, k)], openness[max(0, k):len(openness) - max(0, -k)])
+          for k in lags]
+    best = int(np.argmax(rs))
+    return {"closure_rate": float(np.mean(np.array(least) <= closed_at)) if least else float("nan"),
+            "contrast": (opened - closed) / (opened + closed) if least and open_frames.any() else float("nan"),
+            "openness_r": float(rs[best]), "openness_lag": float(list(lags)[best])}
 
 
 @functools.cache

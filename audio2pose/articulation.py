@@ -1,0 +1,213 @@
+"""Phone-driven mouth motion: viseme weights -> the face model's expression coefficients.
+
+The audio2pose network cannot learn articulation from ten seconds of an actor (README, audio2pose
+benchmark: mouth r 0.19); phones carry it. A frame's mouth is
+
+    closed + openness(t) (open - closed) + sum_v w_v(t) detail_v
+
+with `audio2pose.visemes` giving the weights w and the openness, and the actor's `MouthShapes`:
+their closed and open mouths (the means of their least and most open frames: no phones needed)
+and per-viseme details (rounding, lip to teeth: what openness does not say), each learned from
+their aligned footage and shrunk to the face model's prior by how often it was seen. Only the
+mouth part of that expression is used (`mouth_projection`): the rest of the face (brows, eyes,
+cheeks) stays the network's.
+
+Priors per face model: ICT-FaceKit's expressions are ARKit blendshapes, so its prior is a table
+of blendshape weights per viseme (`ICT_VISEMES`, as ARKit-driven avatars are rigged); other
+models (built-in, BFM) learn theirs from a corpus (`corpus_prior`, written by
+`scripts/train_general_audio2pose.py` beside the general model). A photo actor has only the
+prior's closed and open mouths and details, on the photo's own face.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from audio2pose.general import models_dir
+from audio2pose.metrics import mouth_aperture
+from audio2pose.phones import PhoneTimings
+from audio2pose.visemes import VISEMES, VisemeConfig, viseme_openness, viseme_weights
+from recon3d.errors import InputError
+from recon3d.facemodel import FaceModel
+from recon3d.video import atomic_path
+
+MOUTH_SHARE = 0.5
+"""An expression direction is the mouth's when more than this share of its motion is near the mouth."""
+ICT_OPEN = {"jawOpen": 0.45, "mouthLowerDown_L": 0.3, "mouthLowerDown_R": 0.3, "mouthUpperUp_L": 0.15,
+            "mouthUpperUp_R": 0.15}
+"""ICT-FaceKit's open /a/ in ARKit blendshape weights (its neutral is the closed mouth)."""
+ICT_VISEMES = {
+    "PP": {"mouthPress_L": 0.3, "mouthPress_R": 0.3, "mouthRollLower": 0.1},
+    "FF": {"mouthRollLower": 0.5, "mouthUpperUp_L": 0.2, "mouthUpperUp_R": 0.2, "mouthShrugUpper": 0.2},
+    "TH": {"mouthRollLower": 0.15},
+    "CH": {"mouthFunnel": 0.4, "mouthPucker": 0.2, "mouthShrugUpper": 0.2},
+    "SS": {"mouthStretch_L": 0.2, "mouthStretch_R": 0.2},
+    "RR": {"mouthFunnel": 0.2, "mouthPucker": 0.2},
+    "E": {"mouthStretch_L": 0.25, "mouthStretch_R": 0.25},
+    "ih": {"mouthStretch_L": 0.3, "mouthStretch_R": 0.3, "mouthSmile_L": 0.1, "mouthSmile_R": 0.1},
+    "oh": {"mouthFunnel": 0.5, "mouthPucker": 0.2},
+    "ou": {"mouthPucker": 0.6, "mouthFunnel": 0.3},
+}
+"""ARKit weights per viseme beyond its openness (after the Oculus/ARKit viseme rigs)."""
+PRIOR_PREFIX = "general-mouth-"
+
+
+@dataclass(frozen=True)
+class ArticulationConfig:
+    visemes: VisemeConfig = field(default_factory=VisemeConfig)
+    extreme_fraction: float = 0.1
+    """The closed and open mouths are the means of this share of the least and most open frames."""
+    prior_weight: float = 10.0
+    """Frames (extremes) or frame-weights (visemes) at which an actor's own shape counts as much as the prior's."""
+
+
+@dataclass(frozen=True)
+class MouthShapes:
+    """An actor's (or a face model's prior) mouth in expression coefficients."""
+
+    closed: np.ndarray
+    """(K,) the closed mouth."""
+    open: np.ndarray
+    """(K,) the open /a/."""
+    details: np.ndarray
+    """(V, K) per viseme (`VISEMES`), what it adds to its openness' mouth."""
+    extreme_count: float
+    """Frames behind `closed` and `open` (0 for a table)."""
+    counts: np.ndarray
+    """(V,) frame-weights behind each detail."""
+
+    def save(self, path: str | os.PathLike) -> None:
+        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, closed=self.closed, open=self.open, details=self.details,
+                     extreme_count=np.float64(self.extreme_count), counts=self.counts)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MouthShapes:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(data["closed"], data["open"], data["details"], float(data["extreme_count"]), data["counts"])
+        except (OSError, KeyError, ValueError) as err:
+            raise InputError(f"{path}: not a readable mouth-shapes file ({err}); rerun `talkface personalize`") from None
+
+
+def mouth_projection(face_model: FaceModel, width: float = 0.6) -> np.ndarray:
+    """`(K, K)` projection onto the expression directions that move mostly the mouth (more than
+    `MOUTH_SHARE` of their motion within about `width` eye-corner distances of the mouth centre):
+    the generalised eigenvectors of the mouth-weighted against the whole face's basis Gram matrix."""
+    basis = face_model.exp_basis[face_model.region("face")].double().cpu().numpy()  # (V, 3, K)
+    mean = face_model.mean_shape.double().cpu().numpy()
+    landmarks = mean[face_model.landmark_idx.cpu().numpy()]
+    centre, eyes = landmarks[48:68].mean(0), np.linalg.norm(landmarks[36] - landmarks[45])
+    distance = np.linalg.norm(mean[face_model.region("face").cpu().numpy()] - centre, axis=1)
+    near = np.exp(-((distance / (width * eyes)) ** 2))
+    mouth = np.einsum("v,vik,vil->kl", near, basis, basis)
+    total = np.einsum("vik,vil->kl", basis, basis) + 1e-9 * np.eye(basis.shape[2])
+    share, vectors = scipy.linalg.eigh(mouth, total)  # vectors.T @ total @ vectors = I
+    chosen = vectors[:, share > MOUTH_SHARE]
+    return (chosen @ chosen.T @ total).astype(np.float32)
+
+
+def articulated_exp(weights: np.ndarray, shapes: MouthShapes) -> np.ndarray:
+    """`(T, K)` the mouth's expression for per-frame viseme weights `(T, V)`."""
+    openness = viseme_openness(weights)[:, None]
+    return shapes.closed + openness * (shapes.open - shapes.closed) + weights @ shapes.details
+
+
+def articulate(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, projection: np.ndarray,
+               fps: float = 25.0, config: ArticulationConfig = ArticulationConfig(),
+               exp_range: tuple[float, float] | None = None) -> np.ndarray:
+    """`(T, K)` expressions whose mouth follows the phones and whose rest is `exp`'s (the network's)."""
+    mouth = articulated_exp(viseme_weights(timings, len(exp), fps, config.visemes), shapes)
+    rest = np.eye(len(projection), dtype=np.float32) - projection
+    out = (mouth @ projection.T + exp @ rest.T).astype(exp.dtype)
+    return out if exp_range is None else np.clip(out, *exp_range)
+
+
+def footage_shapes(exp: np.ndarray, aperture: np.ndarray, timings: PhoneTimings | None, fps: float = 25.0,
+                   config: ArticulationConfig = ArticulationConfig()) -> MouthShapes:
+    """An actor's own mouth shapes from their `(N, K)` reconstructed expressions, their `(N,)`
+    mouth aperture and (when known) the phones of their speech: closed and open from the
+    apertures alone, the details as the weighted mean of what openness leaves unexplained."""
+    count = max(1, int(round(config.extreme_fraction * len(exp))))
+    order = np.argsort(aperture, kind="stable")
+    closed, opened = exp[order[:count]].mean(0), exp[order[-count:]].mean(0)
+    details, counts = np.zeros((len(VISEMES), exp.shape[1]), np.float32), np.zeros(len(VISEMES))
+    if timings is not None and timings.phones:
+        weights = viseme_weights(timings, len(exp), fps, config.visemes)
+        residual = exp - articulated_exp(weights, MouthShapes(closed, opened, details, count, counts))
+        counts = weights.sum(0)
+        details = (weights.T @ residual) / np.maximum(counts, 1e-9)[:, None]
+    details[VISEMES.index("PP")] = 0.0  # the closed mouth is the closure itself: nothing may open it
+    return MouthShapes(closed.astype(np.float32), opened.astype(np.float32), details.astype(np.float32),
+                       float(count), counts)
+
+
+def shrink(own: MouthShapes, prior: MouthShapes | None, config: ArticulationConfig = ArticulationConfig()) -> MouthShapes:
+    """The actor's shapes pulled towards the prior's by how little they were seen (each shape
+    weighs `count / (count + prior_weight)`)."""
+    if prior is None:
+        return own
+    k = config.prior_weight
+    a = own.extreme_count / (own.extreme_count + k)
+    b = (own.counts / (own.counts + k))[:, None]
+    return MouthShapes(
+        (a * own.closed + (1 - a) * prior.closed).astype(np.float32),
+        (a * own.open + (1 - a) * prior.open).astype(np.float32),
+        (b * own.details + (1 - b) * prior.details).astype(np.float32),
+        own.extreme_count + prior.extreme_count, own.counts + prior.counts)
+
+
+def table_prior(face_model: FaceModel) -> MouthShapes | None:
+    """The prior of a face model whose expressions are ARKit blendshapes (ICT-FaceKit); None for others."""
+    names = face_model.exp_names or ()
+    if not set(ICT_OPEN) <= set(names):
+        return None
+    index = {name: i for i, name in enumerate(names)}
+
+    def weights(table: dict[str, float]) -> np.ndarray:
+        out = np.zeros(len(names), np.float32)
+        for name, value in table.items():
+            if name in index:
+                out[index[name]] = value
+        return out
+
+    details = np.stack([weights(ICT_VISEMES.get(v, {})) for v in VISEMES])
+    return MouthShapes(np.zeros(len(names), np.float32), weights(ICT_OPEN), details, 0.0, np.zeros(len(VISEMES)))
+
+
+def corpus_prior_path(face_model_name: str) -> Path:
+    return models_dir() / f"{PRIOR_PREFIX}{face_model_name}.npz"
+
+
+def corpus_prior(clips: list[MouthShapes]) -> MouthShapes:
+    """The mean of several actors' own shapes (each detail weighted by how often it was seen)."""
+    counts = np.stack([c.counts for c in clips])  # (C, V)
+    details = np.einsum("cv,cvk->vk", counts, np.stack([c.details for c in clips])) / np.maximum(counts.sum(0), 1e-9)[:, None]
+    return MouthShapes(np.mean([c.closed for c in clips], 0).astype(np.float32),
+                       np.mean([c.open for c in clips], 0).astype(np.float32), details.astype(np.float32),
+                       float(sum(c.extreme_count for c in clips)), counts.sum(0))
+
+
+def face_model_prior(face_model: FaceModel) -> MouthShapes | None:
+    """The face model's prior: its blendshape table, else its corpus prior where one was trained."""
+    table = table_prior(face_model)
+    if table is not None:
+        return table
+    path = corpus_prior_path(face_model.name)
+    return MouthShapes.load(path) if path.is_file() else None
+
+
+def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor) -> MouthShapes:
+    """The shapes with `closed` moved along the opening axis to where this face's lips meet (a
+    mean of closed frames, or another face's closed mouth, may leave them a little apart)."""
+    steps = np.linspace(-1.0, 0.5, 31, dtype=np.float32)
+    candidates = shapes.closed + steps[:, None] * (shapes.open - shapes.closed)
+    gaps = mouth_aperture(face_model, id.cpu().float(), torch.from_numpy(candidates))
+    closed = candidates[int(np.argmin(gaps))]
+    return MouthShapes(closed, shapes.open, shapes.details, shapes.extreme_count, shapes.counts)
