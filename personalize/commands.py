@@ -15,10 +15,10 @@ from scipy.io import wavfile
 
 from audio2pose.model import AudioToPoseConfig
 from audio2pose.train import FinetuneConfig, PretrainAudio2PoseConfig, TrainConfig, pretrain_audio2pose
-from audio2pose.tts import CommandSynthesizer
+from audio2pose.tts import CommandSynthesizer, Speech
 from audio2pose.voice import speak
 from personalize.evaluate import EvaluateConfig, evaluate, evaluate_batch
-from personalize.generate import GenerateConfig, PoseMode, Synthesis, check_output, generate
+from personalize.generate import Articulation, GenerateConfig, PoseMode, Synthesis, check_output, generate
 from personalize.jobs import JobsConfig, run_jobs
 from personalize.manifest import read_manifest
 from personalize.pipeline import Actor, PersonalizeConfig, personalize
@@ -356,7 +356,7 @@ def read_text(text: str | None, text_file: Path | None) -> str | None:
         raise InputError(f"{text_file}: not UTF-8 text; save it as UTF-8") from None
 
 
-def say_text(actor: Actor, text: str, tts_command: str | None, progress: bool) -> np.ndarray:
+def say_text(actor: Actor, text: str, tts_command: str | None, progress: bool) -> Speech:
     """16 kHz speech of `text` in the actor's voice (or by the plugged-in engine)."""
     voice = actor.voice
     with tempfile.TemporaryDirectory(prefix="talkface-reference-") as tmp:
@@ -369,7 +369,7 @@ def say_text(actor: Actor, text: str, tts_command: str | None, progress: bool) -
             engine = CommandSynthesizer(tts_command, reference)
         start = time.perf_counter()
         speech = speak(text, voice, engine, progress)
-    log.info("said %d characters in %.1f s of speech (%s) in %.1f s", len(text), len(speech) / AUDIO_RATE,
+    log.info("said %d characters in %.1f s of speech (%s) in %.1f s", len(text), len(speech.audio) / AUDIO_RATE,
              engine.name if engine else f"flite:{voice.base_voice}" + (" matched" if voice.target else ""),
              time.perf_counter() - start)
     return speech
@@ -401,6 +401,11 @@ class GenerateCommand:
     pose_amplitude: float = field(default=GenerateConfig.pose_amplitude, metadata=option(
         "spread of the predicted head motion, in units of the actor's own"))
     max_seconds: float = field(default=GenerateConfig.max_seconds, metadata=option("longest speech accepted"))
+    transcript: str | None = field(default=None, metadata=option(
+        "the words said in --audio, to align the mouth's phones to (default: the words are recognised)"))
+    articulation: Articulation = field(default=GenerateConfig.articulation, metadata=option(
+        "where the mouth's motion comes from: phones (the speech's phones on the actor's own mouth shapes) "
+        "or network (the audio2pose network's expression)"))
     synthesis: Synthesis = field(default=GenerateConfig.synthesis, metadata=option(
         "how the face is made: image (the actor's own frames warped to the new face, at the video's resolution) "
         "or render (the face model rendered with the actor's albedo, then refined)"))
@@ -414,6 +419,8 @@ class GenerateCommand:
         text = read_text(self.text, self.text_file)
         if text is not None and self.audio is not None:
             raise InputError("give the speech as --audio or as text (--text, --text-file), not both")
+        if text is not None and self.transcript is not None:
+            raise InputError("--transcript is for --audio: text input is spoken with its own phone timings")
         check_output(self.output)  # before the text is said
         actor = Actor.load(self.actor, self.face_model)
         if text is not None:
@@ -424,8 +431,9 @@ class GenerateCommand:
                 audio = sample_speech()
                 log.info("no --audio given: saying %s", audio)
         config = GenerateConfig(pose_mode=self.pose_mode, pose_amplitude=self.pose_amplitude,
-                                max_seconds=self.max_seconds, synthesis=self.synthesis, refine=self.refine)
-        result = generate(actor, audio, self.output, config, resolve_device(self.device), progress)
+                                max_seconds=self.max_seconds, synthesis=self.synthesis, refine=self.refine,
+                                articulation=self.articulation)
+        result = generate(actor, audio, self.output, config, resolve_device(self.device), progress, self.transcript)
         log.info("wrote %s", result.output)
 
 
@@ -451,7 +459,7 @@ class SpeakCommand:
             raise InputError("nothing to say: give the text with --text or --text-file")
         if self.output.suffix.lower() != ".wav":
             raise InputError(f"{self.output}: the output is a wav file; give a name ending in .wav")
-        speech = say_text(Actor.load(self.actor), text, self.tts_command, progress)
+        speech = say_text(Actor.load(self.actor), text, self.tts_command, progress).audio
         self.output.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.output) as tmp:
             wavfile.write(tmp, AUDIO_RATE, (np.clip(speech, -1, 1) * 32767).astype(np.int16))
@@ -482,6 +490,9 @@ class EvaluateCommand:
         "manifest of actors (YAML or CSV, as for `talkface jobs run`) to evaluate each of"))
     actors: Path | None = field(default=None, metadata=option("folder of the manifest's actor bundles (ROOT/<name>)"))
     pose_mode: PoseMode = field(default=GenerateConfig.pose_mode, metadata=option("where the head pose comes from"))
+    articulation: Articulation = field(default=GenerateConfig.articulation, metadata=option(
+        "where the mouth's motion comes from: phones (the speech's phones on the actor's own mouth shapes) "
+        "or network (the audio2pose network's expression)"))
     synthesis: Synthesis = field(default=GenerateConfig.synthesis, metadata=option(
         "how the generated video's face is made (as `talkface generate --synthesis`)"))
     face_model: str | None = field(default=None, metadata=option(
@@ -489,7 +500,8 @@ class EvaluateCommand:
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
-        config = EvaluateConfig(generate=GenerateConfig(pose_mode=self.pose_mode, synthesis=self.synthesis),
+        config = EvaluateConfig(generate=GenerateConfig(pose_mode=self.pose_mode, synthesis=self.synthesis,
+                                                        articulation=self.articulation),
                                 face_model=self.face_model)
         if self.batch is None:
             if self.actor is None or self.actors is not None:

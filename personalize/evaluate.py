@@ -350,8 +350,8 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
     if text is not None:
         actor_speech = speaker_embedding(real_audio)
         unmatched = speak(text, dataclasses.replace(actor.voice, target=None))
-        metrics |= {"speaker_similarity": float(speaker_embedding(speech) @ actor_speech),
-                    "speaker_similarity_unmatched": float(speaker_embedding(unmatched) @ actor_speech)}
+        metrics |= {"speaker_similarity": float(speaker_embedding(speech.audio) @ actor_speech),
+                    "speaker_similarity_unmatched": float(speaker_embedding(unmatched.audio) @ actor_speech)}
     measured = Measured(
         metrics={key: _finite(metrics.get(key)) for key in metric_keys()},
         real_degrees=real_deg, generated_degrees=generated_deg, static_degrees=train_deg.mean(0),

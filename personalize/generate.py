@@ -1,7 +1,10 @@
 """`talkface generate`: a new video of an actor saying the contents of a speech file.
 
 Per output frame (25 fps, frame t covering [t/25, (t+1)/25) s of the speech):
-1. the actor's audio2pose network predicts expression and head pose from the speech;
+1. the actor's audio2pose network predicts expression and head pose from the speech, and the
+   mouth follows the speech's phones (`articulation="phones"`, the default,
+   `audio2pose.articulation`): the synthesizer's own phone timings for text, a transcript or the
+   decoded words force-aligned for audio;
 2. a background frame of the actor's video is chosen and the head pose settled (`plan_frames`,
    one of `POSE_MODES`);
 3. the face is synthesized from the actor's own pixels (`synthesis="image"`, the default,
@@ -30,8 +33,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from audio2pose.articulation import articulate, mouth_projection
 from audio2pose.features import audio_features, load_speech, num_video_frames
 from audio2pose.model import POSE_AMPLITUDE, Motion
+from audio2pose.phones import PhoneTimings, speech_phones
+from audio2pose.tts import Speech
 from personalize.pipeline import Actor, BackgroundFrames
 from recon3d.crop import CropTransform
 from recon3d.errors import InputError
@@ -49,6 +55,7 @@ log = logging.getLogger("talkface")
 
 PoseMode = Literal["reassign", "predicted", "source"]
 Synthesis = Literal["image", "render"]
+Articulation = Literal["phones", "network"]
 POSE_MODES: tuple[str, ...] = ("reassign", "predicted", "source")
 """reassign: Yi et al.: each output frame takes the pose of its matched background frame, so face
 and background agree exactly. predicted: the network's pose; the background frame's head is warped
@@ -71,6 +78,9 @@ class GenerateConfig:
     """Quietest speech accepted (RMS of [-1, 1] samples, about -60 dBFS)."""
     batch_frames: int = 16
     """Frames rendered and composited together (bounds memory)."""
+    articulation: Articulation = "phones"
+    """Where the mouth's motion comes from. phones: the speech's phones, as visemes on the actor's
+    own mouth shapes; network: the audio2pose network's expression as it is (README, articulation)."""
     synthesis: Synthesis = "image"
     """How the face is made. image: the actor's own frames warped to the new expression and pose
     at the video's resolution (`render.synthesis`); render: the face model rendered with the
@@ -189,12 +199,18 @@ def check_speech(path: Path | str, audio: np.ndarray, config: GenerateConfig) ->
 
 
 def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: GenerateConfig,
-                device: torch.device | str = "cpu") -> tuple[FramePlan, str]:
+                device: torch.device | str = "cpu", phones: PhoneTimings | None = None) -> tuple[FramePlan, str]:
     """What `generate` renders for `audio` (16 kHz mono, `num_frames` at 25 fps): the frame plan
-    and the pose mode used (always predicted for a one-shot actor, whose one frame has one pose)."""
+    and the pose mode used (always predicted for a one-shot actor, whose one frame has one pose).
+    With `config.articulation` "phones", the mouth follows `phones` (decoded from the audio when None)."""
     network = actor.audio2pose.to(device)
     mode = "predicted" if actor.is_photo else config.pose_mode
     motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
+    if config.articulation == "phones":
+        phones = phones if phones is not None else speech_phones(audio)
+        exp = articulate(motion.exp.cpu().numpy(), phones, actor.mouth, mouth_projection(actor.face_model),
+                         VIDEO_FPS, exp_range=actor.face_model.exp_range)
+        motion = dataclasses.replace(motion, exp=torch.from_numpy(exp))
     coeffs = actor.recon.split("cpu")
     plan = plan_frames(motion, coeffs, mode, config, actor.face_model.exp_prior_std)
     if config.synthesis == "image":
@@ -210,27 +226,45 @@ def plan_mouths(actor: Actor, plan: FramePlan, config: MouthConfig = MouthConfig
     return match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, coeffs), config)
 
 
+def speech_timings(audio: np.ndarray, speech: Speech | None, transcript: str | None,
+                   config: GenerateConfig) -> PhoneTimings | None:
+    """The phones the mouth follows: a synthesizer's own, else the text or transcript aligned,
+    else the decoded words aligned; None when the network articulates."""
+    if config.articulation != "phones":
+        return None
+    if speech is not None and speech.phones is not None:
+        return speech.phones
+    timings = speech_phones(audio, speech.text if speech is not None else transcript)
+    log.info("mouth: %d phones (%s)", len(timings.phones), timings.source)
+    return timings
+
+
 def generate(
     actor: Actor,
-    speech: str | os.PathLike | np.ndarray,
+    speech: str | os.PathLike | np.ndarray | Speech,
     output: str | os.PathLike,
     config: GenerateConfig | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    transcript: str | None = None,
 ) -> GenerateResult:
     """Writes OUTPUT (mp4, the actor video's size, 25 fps, the speech as its audio) atomically:
-    on any error no file is left under that name. `speech`: a speech file, or 16 kHz samples
-    (`audio2pose.voice.speak`'s)."""
+    on any error no file is left under that name. `speech`: a speech file, 16 kHz samples, or
+    synthesized speech (`audio2pose.voice.speak`'s, with its phone timings); `transcript`: the
+    words said in a speech file or samples, to align the mouth to (default: decoded)."""
     start = time.perf_counter()
     config, device, output = config or GenerateConfig(), torch.device(device), Path(output)
     check_output(output)
+    spoken = speech if isinstance(speech, Speech) else None
+    if spoken is not None:
+        speech = spoken.audio
     if isinstance(speech, np.ndarray):
         audio, num_frames, source = speech, num_video_frames(len(speech)), "the synthesized speech"
     else:
         audio, num_frames = load_speech(speech, None, actor.audio2pose.config.features)
         source = Path(speech)
     check_speech(source, audio, config)
-    plan, mode = plan_speech(actor, audio, num_frames, config, device)
+    plan, mode = plan_speech(actor, audio, num_frames, config, device, speech_timings(audio, spoken, transcript, config))
     if mode != config.pose_mode:
         log.info("one-shot actor (a photo): pose mode predicted, the photo's head warped to follow the speech")
     recon = actor.recon

@@ -11,6 +11,7 @@ Stages, each a function of the ones before it (`STAGES`, in order):
 | audio2pose | audio2pose.pt | the actor's audio -> expression + head pose network |
 | voice | voice.npz | the actor's voice for text input (`audio2pose.voice`): a Flite voice and its match |
 | refine | refine.pt | the actor's memory-augmented GAN (`refine`), fine-tuned on the clip's renders and frames |
+| articulation | mouth.npz | the actor's mouth per viseme (`audio2pose.articulation`), from their aligned speech |
 
 A video actor's network is trained on its own speech and reconstruction (from scratch: on the 20
 shared clips that beat fine-tuning the general model, see README). A photo is a one-shot actor:
@@ -40,8 +41,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from audio2pose.articulation import (ArticulationConfig, MouthShapes, corpus_prior_path, face_model_prior, footage_shapes,
+                                     settle_closure, shrink, table_prior)
 from audio2pose.general import general_model_path, load_general_model
+from audio2pose.metrics import mouth_aperture
 from audio2pose.model import AudioToPose, target_statistics
+from audio2pose.phones import speech_phones
 from audio2pose.train import FinetuneConfig, finetune, motion_clip, reconstruction_targets
 from audio2pose.tts import FliteSynthesizer
 from audio2pose.voice import VoiceConfig, VoiceModel, learn_voice
@@ -59,7 +64,7 @@ from refine.train import CHECKPOINT_NAME, RefineTrainConfig, refinement_psnr, tr
 
 log = logging.getLogger("talkface")
 
-STAGES = ("ingest", "track", "reconstruct", "albedo", "audio2pose", "voice", "refine")
+STAGES = ("ingest", "track", "reconstruct", "albedo", "audio2pose", "voice", "refine", "articulation")
 LOG_NAME = "personalize.log"
 REFINER_NAME = "refine.pt"
 REFINE_WORK = "refine-training"
@@ -93,6 +98,8 @@ class PersonalizeConfig:
     face (README, image-based synthesis)."""
     refine_init: str | None = None
     """A general refiner (`talkface pretrain refine`) to fine-tune from; default: from scratch."""
+    articulation: ArticulationConfig = field(default_factory=ArticulationConfig)
+    """How the actor's mouth shapes are learned and the phones drive them."""
     end: float | None = None
     """Learn from the video up to this time only (seconds); the rest stays unseen, for `talkface
     evaluate --start`. None: the whole video."""
@@ -208,6 +215,31 @@ def refine(ctx: StageContext) -> dict:
             "mask": round(last["mask"], 4), "train_psnr_raw": round(raw, 3), "train_psnr": round(refined, 3)}
 
 
+def articulation(ctx: StageContext) -> dict:
+    recon = Reconstruction.load(ctx.bundle.path("coeffs.npz"))
+    coeffs = recon.split("cpu")
+    prior = face_model_prior(ctx.face_model)
+    config = ctx.config.articulation
+    if ctx.info.is_image:
+        if prior is None:
+            raise InputError(f"no mouth prior for face model {ctx.face_model.name!r} at "
+                             f"{corpus_prior_path(ctx.face_model.name)}; a photo actor needs one: run "
+                             "`scripts/train_general_audio2pose.py --face-model SPEC --corpus DIR`")
+        own = MouthShapes(prior.closed, prior.open, prior.details, 0.0, np.zeros_like(prior.counts))
+        source = "none (a photo)"
+    else:
+        audio = read_audio(ctx.video, AUDIO_RATE, round(recon.num_frames * AUDIO_RATE / VIDEO_FPS))
+        timings = speech_phones(audio)
+        aperture = mouth_aperture(ctx.face_model, coeffs.id[0], coeffs.exp)
+        own = footage_shapes(coeffs.exp.numpy(), aperture, timings, VIDEO_FPS, config)
+        source = timings.source
+    shapes = settle_closure(shrink(own, prior, config), ctx.face_model, coeffs.id[0])
+    shapes.save(ctx.bundle.path("mouth.npz"))
+    log.info("articulation: mouth shapes from %s phones%s", source, "" if prior is None else ", shrunk to the face model's prior")
+    return {"phones": source, "prior": prior is not None, "extreme_frames": own.extreme_count,
+            "viseme_frames": round(float(own.counts.sum()), 1)}
+
+
 STAGE_FILES: dict[str, tuple[Callable[[StageContext], dict], tuple[str, ...]]] = {
     "ingest": (ingest, ("frames.zip",)),
     "track": (track, ("track.npz",)),
@@ -216,6 +248,7 @@ STAGE_FILES: dict[str, tuple[Callable[[StageContext], dict], tuple[str, ...]]] =
     "audio2pose": (audio2pose, ("audio2pose.pt",)),
     "voice": (voice, ("voice.npz",)),
     "refine": (refine, (REFINER_NAME,)),
+    "articulation": (articulation, ("mouth.npz",)),
 }
 """Stage name -> (the function that runs it, the bundle files it may write: those it wrote are
 recorded)."""
@@ -256,7 +289,14 @@ def stage_settings(config: PersonalizeConfig, face_model: FaceModel, info: Media
                   "sample": file_sha256(config.voice_sample) if config.voice_sample else None},
         "refine": {"refine": asdict(config.refine),
                    "init": file_sha256(config.refine_init) if config.refine_init else None},
+        "articulation": {"articulation": asdict(config.articulation),
+                         "prior": _prior_fingerprint(face_model)},
     }
+
+
+def _prior_fingerprint(face_model: FaceModel) -> str | None:
+    path = corpus_prior_path(face_model.name)
+    return file_sha256(path) if table_prior(face_model) is None and path.is_file() else None
 
 
 def check_source(video: Path, info: MediaInfo, config: PersonalizeConfig) -> None:
@@ -410,6 +450,7 @@ class Actor:
     voice: VoiceModel
     refiner: ActorRefiner | None
     """None for an actor without refinement (a photo, or made with 0 refine steps)."""
+    mouth: MouthShapes
 
     @property
     def is_photo(self) -> bool:
@@ -444,7 +485,8 @@ class Actor:
         refiner = None
         if REFINER_NAME in bundle.manifest["stages"]["refine"]["files"]:
             refiner = ActorRefiner.load(bundle.path(REFINER_NAME), f"rerun `talkface personalize` for {bundle.root}")
-        return cls(bundle, recon, network, model, VoiceModel.load(bundle.path("voice.npz")), refiner)
+        return cls(bundle, recon, network, model, VoiceModel.load(bundle.path("voice.npz")), refiner,
+                   MouthShapes.load(bundle.path("mouth.npz")))
 
     @contextlib.contextmanager
     def frames(self) -> Iterator[BackgroundFrames]:

@@ -43,10 +43,13 @@ system_package chromium chromium "the report's browser test needs it"
 # One-shot (photo) actors need a general audio2pose model; trained weights are not shipped, so it
 # is trained here once (about a minute) from a corpus of talking-head clips when there is one.
 corpus="${TALKFACE_CORPUS:-${TALKFACE_SHARED_DATA:-../shared/data}/clips}"
-general="$("$venv/bin/python" -c 'from audio2pose.general import general_model_path
+# Its mouth prior (the corpus' mouth shapes per viseme) is written beside it.
+read -r general prior < <("$venv/bin/python" -c 'from audio2pose.general import general_model_path
+from audio2pose.articulation import corpus_prior_path
 from recon3d.facemodels import load_face_model
-print(general_model_path(load_face_model("builtin").name))')"
-if [ ! -f "$general" ]; then
+name = load_face_model("builtin").name
+print(general_model_path(name), corpus_prior_path(name))')
+if [ ! -f "$general" ] || [ ! -f "$prior" ]; then
   if [ -d "$corpus" ]; then
     echo "training the general audio2pose model for photo actors on $corpus (once)"
     "$venv/bin/python" scripts/train_general_audio2pose.py --face-model builtin --corpus "$corpus" 2>&1 | tail -3

@@ -4,7 +4,10 @@ Runs `audio2pose.train.pretrain_audio2pose` (seed 0) into a work folder (resumab
 command; reconstructions already in WORK/cache are reused), then writes
 `$TALKFACE_HOME/models/general-audio2pose-<face model name>.pt` (`audio2pose.general`): weights,
 style statistics and config, no optimizer state, plus a small `provenance` dict (corpus clips,
-steps, final losses, toolkit version). `scripts/setup.sh` runs it for the built-in face model:
+steps, final losses, toolkit version), and, for a face model whose expressions are not ARKit
+blendshapes, its mouth prior `$TALKFACE_HOME/models/general-mouth-<face model name>.npz`
+(`audio2pose.articulation.corpus_prior`: the clips' own mouth shapes, from their decoded and
+aligned speech, averaged). `scripts/setup.sh` runs it for the built-in face model:
 
     .venv/bin/python scripts/train_general_audio2pose.py --face-model builtin --corpus ../shared/data/clips
 
@@ -23,14 +26,32 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from audio2pose.articulation import corpus_prior, corpus_prior_path, footage_shapes, table_prior
 from audio2pose.general import general_model_path
+from audio2pose.metrics import mouth_aperture
 from audio2pose.model import AudioToPose
+from audio2pose.phones import speech_phones
 from audio2pose.train import PretrainAudio2PoseConfig, pretrain_audio2pose
 from personalize.bundle import toolkit_version
 from recon3d.facemodels import load_face_model
 from recon3d.facemodels.paths import talkface_home
 from recon3d.fit import FitConfig
 from recon3d.pretrain import corpus_videos
+from recon3d.reconstruct import Reconstruction
+from recon3d.video import AUDIO_RATE, VIDEO_FPS, read_audio
+
+
+def write_mouth_prior(videos: list[Path], cache: Path, face_model) -> None:
+    clips = []
+    for video in videos:
+        coeffs = Reconstruction.load(cache / f"{video.stem}.coeffs.npz").split("cpu")
+        aperture = mouth_aperture(face_model, coeffs.id[0], coeffs.exp)
+        audio = read_audio(video, AUDIO_RATE, round(len(coeffs.exp) * AUDIO_RATE / VIDEO_FPS))
+        clips.append(footage_shapes(coeffs.exp.numpy(), aperture, speech_phones(audio)))
+    path = corpus_prior_path(face_model.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    corpus_prior(clips).save(path)
+    print(f"{path}: mouth prior of {len(clips)} clips")
 
 
 def main() -> None:
@@ -71,6 +92,8 @@ def main() -> None:
     pretrain_audio2pose(args.corpus, args.work, face_model, config, args.device, progress=False)
     elapsed = time.perf_counter() - start
 
+    if table_prior(face_model) is None:
+        write_mouth_prior(videos, args.work / "cache", face_model)
     model, checkpoint = AudioToPose.load_checkpoint(args.work / "audio2pose.pt", face_model.name)
     history = json.loads(checkpoint["history"])
     last = history[-1]
