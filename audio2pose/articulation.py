@@ -120,10 +120,10 @@ def articulated_exp(weights: np.ndarray, shapes: MouthShapes) -> np.ndarray:
 
 
 def articulate(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, projection: np.ndarray,
-               fps: float = 25.0, config: ArticulationConfig = ArticulationConfig(),
+               fps: float = 25.0, config: VisemeConfig = VisemeConfig(),
                exp_range: tuple[float, float] | None = None) -> np.ndarray:
     """`(T, K)` expressions whose mouth follows the phones and whose rest is `exp`'s (the network's)."""
-    mouth = articulated_exp(viseme_weights(timings, len(exp), fps, config.visemes), shapes)
+    mouth = articulated_exp(viseme_weights(timings, len(exp), fps, config), shapes)
     rest = np.eye(len(projection), dtype=np.float32) - projection
     out = (mouth @ projection.T + exp @ rest.T).astype(exp.dtype)
     return out if exp_range is None else np.clip(out, *exp_range)
@@ -143,6 +143,10 @@ def footage_shapes(exp: np.ndarray, aperture: np.ndarray, timings: PhoneTimings 
         residual = exp - articulated_exp(weights, MouthShapes(closed, opened, details, count, counts))
         counts = weights.sum(0)
         details = (weights.T @ residual) / np.maximum(counts, 1e-9)[:, None]
+        # How far each viseme opens is the table's (phones of decoded speech misplace some
+        # frames, and their openness errors would follow); the details keep only the rest.
+        axis = (opened - closed) / max(float(np.linalg.norm(opened - closed)), 1e-9)
+        details -= np.outer(details @ axis, axis)
     details[VISEMES.index("PP")] = 0.0  # the closed mouth is the closure itself: nothing may open it
     return MouthShapes(closed.astype(np.float32), opened.astype(np.float32), details.astype(np.float32),
                        float(count), counts)

@@ -8,17 +8,20 @@ Timing (`viseme_weights`), each rule from the speech-production literature:
   acoustic onset by 20-120 ms in running speech (Schwartz & Savariaux 2014, PLoS Comput Biol
   10(7)); `VisemeConfig.lead` (60 ms) shifts every target that much earlier.
 - Coarticulation: each phone's shape has a dominance over time (Cohen & Massaro 1993): a plateau
-  over the phone and a Gaussian tail of `spread` either side; a frame's shape is the
+  over the phone (a peak at its middle for the weak shapes below) and a Gaussian tail of
+  `spread` either side; a frame's shape is the
   dominance-weighted mean of the phones around it. Tongue-articulated consonants (t d n l s z k g
   ng r y hh) barely use the lips and take the neighbouring vowels' shape (low dominance: "lips of
   /t/ in 'tea' are spread, in 'two' rounded", Benguerel & Cowan 1974); vowels, labials and
-  pauses dominate.
+  pauses dominate. The jaw still rises for them, /s/ most (its teeth nearly meet), so their
+  dominance is not nil.
 - Closures: p, b, m are made by closing the lips, always, however short the phone (Löfqvist &
   Gracco 1997: bilabial closures of 60-120 ms in running speech). Every frame inside a shifted
   bilabial phone, and at least the `closure_hold` frames nearest its middle, are fully closed
   (weight 1 on PP); f, v put the lower lip to the teeth the same way (FF at `labiodental_weight`).
-- No flicker: the weights are a smooth function of time (dominance tails of `spread`), and a held
-  closure lasts at least `closure_hold` frames (80 ms: two video frames), never one alone.
+- No flicker: the weights are a smooth function of time (dominance tails of `spread`), averaged
+  over each frame's 1/fps, and a held closure lasts at least `closure_hold` frames (80 ms: two
+  video frames), never one alone.
 """
 
 from __future__ import annotations
@@ -52,10 +55,11 @@ OPENNESS = {"sil": 0.0, "PP": 0.0, "FF": 0.1, "TH": 0.25, "DD": 0.3, "kk": 0.3, 
             "RR": 0.3, "aa": 1.0, "E": 0.7, "ih": 0.45, "oh": 0.8, "ou": 0.35}
 """How far the lips part for each viseme, 0 closed to 1 an open /a/ (a plain table, as Rhubarb's
 mouth shapes A-H): the reference the articulation benchmark correlates against."""
-DOMINANCE = {"sil": 1.0, "PP": 1.0, "FF": 1.0, "TH": 0.6, "DD": 0.3, "kk": 0.2, "CH": 0.8, "SS": 0.4, "nn": 0.3,
+DOMINANCE = {"sil": 1.0, "PP": 1.0, "FF": 1.0, "TH": 0.7, "DD": 0.6, "kk": 0.4, "CH": 0.8, "SS": 0.8, "nn": 0.5,
              "RR": 0.6, "aa": 1.0, "E": 1.0, "ih": 1.0, "oh": 1.0, "ou": 1.0}
 """How strongly each viseme holds the lips against its neighbours (see the module docstring)."""
 BILABIALS = frozenset({"P", "B", "M"})
+SUBSAMPLES = 4
 OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 
 
@@ -63,8 +67,8 @@ OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 class VisemeConfig:
     lead: float = 0.06
     """Seconds the mouth leads the sound (20-120 ms measured)."""
-    spread: float = 0.05
-    """Seconds of each phone's dominance tail (coarticulation reach)."""
+    spread: float = 0.04
+    """Seconds of each phone's dominance tail (coarticulation reach; 30-80 ms measured, README)."""
     closure_hold: int = 2
     """Fewest frames a bilabial closure is held."""
     labiodental_weight: float = 0.8
@@ -82,14 +86,20 @@ def viseme_weights(timings: PhoneTimings, num_frames: int, fps: float = 25.0,
     frames before the first and after the last phone are silence."""
     times = frame_times(num_frames, fps)
     index = {v: i for i, v in enumerate(VISEMES)}
-    dominance = np.zeros((num_frames, len(VISEMES)))
+    # Each frame's weights are averaged over SUBSAMPLES instants of its 1/fps (as an exposure
+    # integrates), so that a shape's course does not alias against the frame grid.
+    offsets = (np.arange(SUBSAMPLES) + 0.5) / SUBSAMPLES - 0.5
+    instants = (times[:, None] + offsets[None] / fps).reshape(-1)
+    dominance = np.zeros((len(instants), len(VISEMES)))
     dominance[:, index["sil"]] = 1e-6  # where no phone reaches, the mouth rests
     for phone in timings.phones:
         viseme = PHONE_VISEMES[phone.label]
         start, end = phone.start - config.lead, phone.end - config.lead
-        outside = np.maximum(0.0, np.maximum(start - times, times - end))
+        if DOMINANCE[viseme] < 1.0:  # a weak shape peaks mid-phone, so its neighbours dip once into it
+            start = end = 0.5 * (start + end)
+        outside = np.maximum(0.0, np.maximum(start - instants, instants - end))
         dominance[:, index[viseme]] += DOMINANCE[viseme] * np.exp(-0.5 * (outside / config.spread) ** 2)
-    weights = dominance / dominance.sum(1, keepdims=True)
+    weights = (dominance / dominance.sum(1, keepdims=True)).reshape(num_frames, SUBSAMPLES, -1).mean(1)
     for phone in timings.phones:
         if phone.label in BILABIALS:
             _hold(weights, times, phone.start - config.lead, phone.end - config.lead, index["PP"], 1.0, config.closure_hold)

@@ -38,6 +38,7 @@ from audio2pose.features import audio_features, load_speech, num_video_frames
 from audio2pose.model import POSE_AMPLITUDE, Motion
 from audio2pose.phones import PhoneTimings, speech_phones
 from audio2pose.tts import Speech
+from audio2pose.visemes import VisemeConfig
 from personalize.pipeline import Actor, BackgroundFrames
 from recon3d.crop import CropTransform
 from recon3d.errors import InputError
@@ -81,6 +82,8 @@ class GenerateConfig:
     articulation: Articulation = "phones"
     """Where the mouth's motion comes from. phones: the speech's phones, as visemes on the actor's
     own mouth shapes; network: the audio2pose network's expression as it is (README, articulation)."""
+    visemes: VisemeConfig = field(default_factory=VisemeConfig)
+    """With articulation "phones": the timing rules (lead, coarticulation, closure holds)."""
     synthesis: Synthesis = "image"
     """How the face is made. image: the actor's own frames warped to the new expression and pose
     at the video's resolution (`render.synthesis`); render: the face model rendered with the
@@ -209,7 +212,7 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
     if config.articulation == "phones":
         phones = phones if phones is not None else speech_phones(audio)
         exp = articulate(motion.exp.cpu().numpy(), phones, actor.mouth, mouth_projection(actor.face_model),
-                         VIDEO_FPS, exp_range=actor.face_model.exp_range)
+                         VIDEO_FPS, config.visemes, actor.face_model.exp_range)
         motion = dataclasses.replace(motion, exp=torch.from_numpy(exp))
     coeffs = actor.recon.split("cpu")
     plan = plan_frames(motion, coeffs, mode, config, actor.face_model.exp_prior_std)

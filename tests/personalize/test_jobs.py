@@ -147,7 +147,7 @@ def test_unfinished_stages_are_those_personalize_would_run(resumed):
     assert unfinished_stages(command.video, command.actor, config) == []
     # A changed setting: its stage and those after it; another video: all.
     changed = dataclasses.replace(command, audio2pose_steps=5).config(torch.device("cpu"))
-    assert unfinished_stages(command.video, command.actor, changed) == ["audio2pose", "voice", "refine"]
+    assert unfinished_stages(command.video, command.actor, changed) == ["audio2pose", "voice", "refine", "articulation"]
     assert unfinished_stages(Path(ben["video"]), command.actor, config) == list(STAGES)
 
 

@@ -7,9 +7,14 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
+from audio2pose.features import num_video_frames
+from audio2pose.metrics import articulation_scores, mouth_aperture
+from audio2pose.tts import FliteSynthesizer, synthesize_text
 from personalize import pipeline
 from personalize.bundle import MANIFEST_NAME
+from personalize.generate import GenerateConfig, plan_speech
 from personalize.pipeline import STAGES, Actor, PersonalizeConfig, personalize
 from recon3d.errors import InputError
 from tests.conftest import encode_video
@@ -34,6 +39,11 @@ def test_bundle_holds_every_stage_with_metrics_and_loads(actor_dir):
     assert voice["matched"] and voice["base_voice"] == actor.voice.base_voice
     assert actor.voice.target is not None and abs(actor.voice.target.f0_hz - voice["f0_hz"]) < 0.1
     assert abs(len(actor.voice.reference) / 16000 - frames / 25) < 0.1  # all of its speech
+    mouth = manifest["stages"]["articulation"]["metrics"]
+    assert mouth["phones"] in ("decoded", "phone-loop") and mouth["viseme_frames"] > 0.9 * frames
+    gaps = mouth_aperture(actor.face_model, actor.recon.split("cpu").id[0],
+                          torch.from_numpy(np.stack([actor.mouth.closed, actor.mouth.open])))
+    assert gaps[0] < 0.3 * gaps[1]  # the actor's closed mouth is closed, their open one open
     refine = manifest["stages"]["refine"]
     assert refine["metrics"]["refined"] and "refine.pt" in refine["files"] and actor.refiner is not None
     assert actor.refiner.refiner.size == refine["metrics"]["size"] == 32
@@ -44,12 +54,26 @@ def test_bundle_holds_every_stage_with_metrics_and_loads(actor_dir):
     assert not (actor_dir / pipeline.REFINE_WORK / "refine_train.pt").exists()
 
 
+def test_the_mouth_follows_the_phones_deterministically(actor_dir, flite):
+    actor = Actor.load(actor_dir)
+    speech = synthesize_text("Bob paid a man.", FliteSynthesizer("rms"))
+    frames = num_video_frames(len(speech.audio))
+    plans = [plan_speech(actor, speech.audio, frames, GenerateConfig(), "cpu", speech.phones)[0] for _ in range(2)]
+    np.testing.assert_array_equal(plans[0].exp, plans[1].exp)
+    gaps = mouth_aperture(actor.face_model, actor.recon.split("cpu").id[0], torch.from_numpy(plans[0].exp))
+    scores = articulation_scores(gaps, speech.phones)
+    assert scores["closure_rate"] == 1.0 and scores["contrast"] > 0.5
+    network = plan_speech(actor, speech.audio, frames, GenerateConfig(articulation="network"), "cpu")[0]
+    # Only the mouth moved: the network's pose is kept.
+    np.testing.assert_array_equal(network.angle, plans[0].angle)
+
+
 def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips, tmp_path, monkeypatch):
     root = tmp_path / "actor"
     shutil.copytree(actor_dir, root)
     manifest = json.loads((root / MANIFEST_NAME).read_text())
     # As a job killed during the albedo stage leaves it: earlier stages recorded, later ones not.
-    for name in ("albedo", "audio2pose", "voice", "refine"):
+    for name in ("albedo", "audio2pose", "voice", "refine", "articulation"):
         del manifest["stages"][name]
     (root / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="unfinished .*stage albedo"):
@@ -59,7 +83,7 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     for name, (run, files) in list(pipeline.STAGE_FILES.items()):
         monkeypatch.setitem(pipeline.STAGE_FILES, name, (lambda ctx, run=run, name=name: ran.append(name) or run(ctx), files))
     personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
-    assert ran == ["albedo", "audio2pose", "voice", "refine"]
+    assert ran == ["albedo", "audio2pose", "voice", "refine", "articulation"]
     resumed = json.loads((root / MANIFEST_NAME).read_text())
     for name in ("ingest", "track", "reconstruct"):
         assert resumed["stages"][name] == manifest["stages"][name]
@@ -70,7 +94,7 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     config = tiny_config()
     config.finetune.scratch.steps = 5
     personalize(clips / ACTOR_CLIP, root, config, progress=False)
-    assert ran == ["audio2pose", "voice", "refine"]
+    assert ran == ["audio2pose", "voice", "refine", "articulation"]
 
 
 def test_a_corrupt_or_partial_bundle_is_reported_never_used(actor_dir, tmp_path):
