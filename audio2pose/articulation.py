@@ -143,10 +143,6 @@ def footage_shapes(exp: np.ndarray, aperture: np.ndarray, timings: PhoneTimings 
         residual = exp - articulated_exp(weights, MouthShapes(closed, opened, details, count, counts))
         counts = weights.sum(0)
         details = (weights.T @ residual) / np.maximum(counts, 1e-9)[:, None]
-        # How far each viseme opens is the table's (phones of decoded speech misplace some
-        # frames, and their openness errors would follow); the details keep only the rest.
-        axis = (opened - closed) / max(float(np.linalg.norm(opened - closed)), 1e-9)
-        details -= np.outer(details @ axis, axis)
     details[VISEMES.index("PP")] = 0.0  # the closed mouth is the closure itself: nothing may open it
     return MouthShapes(closed.astype(np.float32), opened.astype(np.float32), details.astype(np.float32),
                        float(count), counts)
