@@ -233,7 +233,7 @@ def articulation(ctx: StageContext) -> dict:
         aperture = mouth_aperture(ctx.face_model, coeffs.id[0], coeffs.exp)
         own = footage_shapes(coeffs.exp.numpy(), aperture, timings, VIDEO_FPS, config)
         source = timings.source
-    shapes = settle_closure(shrink(own, prior, config), ctx.face_model, coeffs.id[0])
+    shapes = settle_closure(shrink(own, prior, config), ctx.face_model, coeffs.id[0], coeffs.exp.numpy().mean(0))
     shapes.save(ctx.bundle.path("mouth.npz"))
     log.info("articulation: mouth shapes from %s phones%s", source, "" if prior is None else ", shrunk to the face model's prior")
     return {"phones": source, "prior": prior is not None, "extreme_frames": own.extreme_count,

@@ -106,7 +106,7 @@ def test_footage_shapes_articulate_on_the_face_and_are_deterministic(builtin):
     again = footage_shapes(exp, aperture, said)
     np.testing.assert_array_equal(own.details, again.details)
     new = timings(("SIL", 0.0, 0.1), ("B", 0.1, 0.2), ("AA", 0.2, 0.5), ("M", 0.5, 0.6), ("AA", 0.6, 0.9))
-    settled = settle_closure(own, builtin, id)  # as personalize does: where this face's lips meet
+    settled = settle_closure(own, builtin, id, np.zeros(k, np.float32))  # as personalize does: where this face's lips meet
     driven = articulate(np.zeros((25, k), np.float32), new, settled, mouth_projection(builtin))
     scores = articulation_scores(mouth_aperture(builtin, id, torch.from_numpy(driven)), new)
     assert scores["closure_rate"] == 1.0 and scores["contrast"] > 0.6 and scores["openness_r"] > 0.6

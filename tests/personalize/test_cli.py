@@ -179,6 +179,9 @@ def test_speak_and_generate_say_text_in_the_actors_voice(actor_dir, tmp_path):
                  "--device", "cpu"]) == 0
     info = probe(video)
     assert info.has_audio and (info.width, info.height) == (224, 224) and 1.5 < info.duration < 6
+    # The same words as a speech file, the mouth aligned to their transcript.
+    assert main(["-q", "generate", "--actor", str(actor_dir), "--audio", str(speech), "--transcript", text, "-o",
+                 str(video), "--device", "cpu"]) == 0
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -191,6 +194,7 @@ def test_speak_and_generate_say_text_in_the_actors_voice(actor_dir, tmp_path):
     (["speak", "--text", "hi", "--tts-command", "false {wav}"], "failed (exit code 1)"),
     (["generate", "--text", "hi", "--audio", "speech.wav"], "not both"),
     (["generate", "--text", "   "], "text is empty"),
+    (["generate", "--text", "hi", "--transcript", "hi"], "--transcript is for --audio"),
 ])
 def test_bad_text_exits_2_with_one_line_and_writes_nothing(actor_dir, tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
