@@ -30,7 +30,7 @@ import scipy.linalg
 import torch
 
 from audio2pose.general import models_dir
-from audio2pose.metrics import mouth_aperture
+from audio2pose.metrics import landmark_aperture
 from audio2pose.phones import PhoneTimings
 from audio2pose.visemes import VISEMES, VisemeConfig, viseme_openness, viseme_weights
 from recon3d.errors import InputError
@@ -133,6 +133,38 @@ def articulate(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, proj
     return out if exp_range is None else np.clip(out, *exp_range)
 
 
+def lip_gaps(face_model: FaceModel, id: torch.Tensor, exp: np.ndarray) -> np.ndarray:
+    """`(N,)` `audio2pose.metrics.mouth_aperture` of `(N, K)` expressions, from the landmark
+    vertices alone (cheap enough to search over)."""
+    rows = face_model.landmark_idx
+    mean, id_basis, exp_basis = face_model.mean_shape[rows], face_model.id_basis[rows], face_model.exp_basis[rows]
+    with torch.no_grad():
+        points = (mean + torch.einsum("lck,k->lc", id_basis, id.to(mean))
+                  + torch.einsum("lck,nk->nlc", exp_basis, torch.from_numpy(np.asarray(exp, np.float32)).to(mean)))
+    return landmark_aperture(points.cpu().numpy())
+
+
+def close_lips(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor,
+               fps: float = 25.0, config: VisemeConfig = VisemeConfig()) -> np.ndarray:
+    """`exp` with each held bilabial closure frame moved along the mouth's opening axis to where
+    the lips meet given that frame's own rest of the face (the network's brows and cheeks still
+    pull the lips a little)."""
+    held = viseme_weights(timings, len(exp), fps, config)[:, VISEMES.index("PP")] >= 0.999
+    if not held.any():
+        return exp
+    projection = mouth_projection(face_model)
+    axis = (shapes.open - shapes.closed) @ projection.T
+    steps = np.linspace(-0.5, 0.5, 21, dtype=np.float32)
+    frames = exp[held]
+    candidates = frames[:, None] + steps[None, :, None] * axis  # (F, S, K)
+    if face_model.exp_range is not None:
+        candidates = np.clip(candidates, *face_model.exp_range)
+    gaps = lip_gaps(face_model, id, candidates.reshape(-1, exp.shape[1])).reshape(len(frames), len(steps))
+    out = exp.copy()
+    out[held] = candidates[np.arange(len(frames)), gaps.argmin(1)]
+    return out
+
+
 def footage_shapes(exp: np.ndarray, aperture: np.ndarray, timings: PhoneTimings | None, fps: float = 25.0,
                    config: ArticulationConfig = ArticulationConfig()) -> MouthShapes:
     """An actor's own mouth shapes from their `(N, K)` reconstructed expressions, their `(N,)`
@@ -219,6 +251,5 @@ def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor,
     faces = candidates @ projection.T + rest @ (np.eye(len(projection), dtype=np.float32) - projection).T
     if face_model.exp_range is not None:
         faces = np.clip(faces, *face_model.exp_range)
-    gaps = mouth_aperture(face_model, id.cpu().float(), torch.from_numpy(faces.astype(np.float32)))
-    closed = candidates[int(np.argmin(gaps))]
+    closed = candidates[int(np.argmin(lip_gaps(face_model, id, faces)))]
     return MouthShapes(closed, shapes.open, shapes.details, shapes.extreme_count, shapes.counts)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audio2pose.articulation import articulate, mouth_projection
+from audio2pose.articulation import articulate, close_lips, mouth_projection
 from audio2pose.features import audio_features, load_speech, num_video_frames
 from audio2pose.model import POSE_AMPLITUDE, Motion
 from audio2pose.phones import PhoneTimings, speech_phones
@@ -213,6 +213,8 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
         phones = phones if phones is not None else speech_phones(audio)
         exp = articulate(motion.exp.cpu().numpy(), phones, actor.mouth, mouth_projection(actor.face_model),
                          VIDEO_FPS, config.visemes, actor.face_model.exp_range)
+        exp = close_lips(exp, phones, actor.mouth, actor.face_model, actor.recon.split("cpu").id[0], VIDEO_FPS,
+                         config.visemes)
         motion = dataclasses.replace(motion, exp=torch.from_numpy(exp))
     coeffs = actor.recon.split("cpu")
     plan = plan_frames(motion, coeffs, mode, config, actor.face_model.exp_prior_std)
