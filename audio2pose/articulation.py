@@ -103,7 +103,8 @@ class MouthShapes:
 def mouth_projection(face_model: FaceModel, width: float = 0.6) -> np.ndarray:
     """`(K, K)` projection onto the expression directions that move mostly the mouth (more than
     `MOUTH_SHARE` of their motion within about `width` eye-corner distances of the mouth centre):
-    the generalised eigenvectors of the mouth-weighted against the whole face's basis Gram matrix."""
+    for blendshapes those blendshapes, else the generalised eigenvectors of the mouth-weighted
+    against the whole face's basis Gram matrix."""
     basis = face_model.exp_basis[face_model.region("face")].double().cpu().numpy()  # (V, 3, K)
     mean = face_model.mean_shape.double().cpu().numpy()
     landmarks = mean[face_model.landmark_idx.cpu().numpy()]
@@ -112,6 +113,10 @@ def mouth_projection(face_model: FaceModel, width: float = 0.6) -> np.ndarray:
     near = np.exp(-((distance / (width * eyes)) ** 2))
     mouth = np.einsum("v,vik,vil->kl", near, basis, basis)
     total = np.einsum("vik,vil->kl", basis, basis) + 1e-9 * np.eye(basis.shape[2])
+    if table_prior(face_model) is not None:
+        # Blendshapes are already local: the mouth's are whole columns, and any mix of them would
+        # leak a smile or a cheek puff of the rest of the face into the lips.
+        return np.diag(np.diag(mouth) / np.diag(total) > MOUTH_SHARE).astype(np.float32)
     share, vectors = scipy.linalg.eigh(mouth, total)  # vectors.T @ total @ vectors = I
     chosen = vectors[:, share > MOUTH_SHARE]
     return (chosen @ chosen.T @ total).astype(np.float32)
