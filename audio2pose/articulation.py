@@ -138,6 +138,11 @@ def articulate(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, proj
     return out if exp_range is None else np.clip(out, *exp_range)
 
 
+def temper(exp: np.ndarray, centre: np.ndarray, projection: np.ndarray, amplitude: float) -> np.ndarray:
+    """`exp` with its mouth part's distance from the `(K,)` expression `centre` scaled by `amplitude`."""
+    return (exp + (amplitude - 1.0) * (exp - centre) @ projection.T).astype(exp.dtype)
+
+
 def lip_gaps(face_model: FaceModel, id: torch.Tensor, exp: np.ndarray) -> np.ndarray:
     """`(N,)` `audio2pose.metrics.mouth_aperture` of `(N, K)` expressions, from the landmark
     vertices alone (cheap enough to search over)."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from audio2pose.articulation import (MouthShapes, articulate, articulated_exp, footage_shapes, mouth_projection,
-                                     settle_closure, shrink, table_prior)
+                                     settle_closure, shrink, table_prior, temper)
 from audio2pose.metrics import articulation_scores, mouth_aperture
 from audio2pose.phones import SILENCE, Phone, PhoneTimings, align_words, flite_phones, speech_phones, transcript_words
 from audio2pose.tts import FliteSynthesizer, synthesize_text
@@ -88,6 +88,17 @@ def test_the_mouth_projection_keeps_the_rest_of_the_face(builtin):
     eyes = builtin.landmark_idx[36:48]
     # What the projection took away moved the lips far more than the eyes.
     assert moved[:, mouth].norm(dim=-1).mean() > 3 * moved[:, eyes].norm(dim=-1).mean()
+
+
+def test_tempering_scales_only_the_mouth_about_the_centre(builtin):
+    projection = mouth_projection(builtin)
+    rng = np.random.default_rng(2)
+    exp, centre = rng.standard_normal((2, 6, len(projection))).astype(np.float32)
+    tempered = temper(exp, centre[0], projection, 0.5)
+    rest = np.eye(len(projection)) - projection
+    np.testing.assert_allclose(tempered @ rest.T, exp @ rest.T, atol=1e-5)
+    np.testing.assert_allclose((tempered - centre[0]) @ projection.T, 0.5 * (exp - centre[0]) @ projection.T, atol=1e-5)
+    np.testing.assert_array_equal(temper(exp, centre[0], projection, 1.0), exp)
 
 
 def test_footage_shapes_articulate_on_the_face_and_are_deterministic(builtin):
