@@ -85,11 +85,11 @@ class GenerateConfig:
     """Where the mouth's motion comes from. phones: the speech's phones, as visemes on the actor's
     own mouth shapes; network: the audio2pose network's expression as it is (README, articulation)."""
     visemes: VisemeConfig = field(default_factory=VisemeConfig)
+    """With articulation "phones": the timing rules (lead, coarticulation, closure holds)."""
     guessed_amplitude: float = 0.75
     """With phones recognised from the audio (no text, no transcript), some of them wrong: how far
     the mouth moves from the actor's mean, in units of its full articulation (closures are still
     closed). On held-out real speech 0.75 keeps mouth r and lowers LMD below the network's (README)."""
-    """With articulation "phones": the timing rules (lead, coarticulation, closure holds)."""
     synthesis: Synthesis = "image"
     """How the face is made. image: the actor's own frames warped to the new expression and pose
     at the video's resolution (`render.synthesis`); render: the face model rendered with the
@@ -217,13 +217,12 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
     motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
     if config.articulation == "phones":
         phones = phones if phones is not None else speech_phones(audio)
-        projection = mouth_projection(actor.face_model)
+        projection, filmed = mouth_projection(actor.face_model), actor.recon.split("cpu")
         exp = articulate(motion.exp.cpu().numpy(), phones, actor.mouth, projection, VIDEO_FPS, config.visemes,
                          actor.face_model.exp_range)
         if phones.source in GUESSED_PHONES:
-            exp = temper(exp, actor.recon.split("cpu").exp.numpy().mean(0), projection, config.guessed_amplitude)
-        exp = close_lips(exp, phones, actor.mouth, actor.face_model, actor.recon.split("cpu").id[0], VIDEO_FPS,
-                         config.visemes)
+            exp = temper(exp, filmed.exp.numpy().mean(0), projection, config.guessed_amplitude)
+        exp = close_lips(exp, phones, actor.mouth, actor.face_model, filmed.id[0], VIDEO_FPS, config.visemes)
         motion = dataclasses.replace(motion, exp=torch.from_numpy(exp))
     coeffs = actor.recon.split("cpu")
     plan = plan_frames(motion, coeffs, mode, config, actor.face_model.exp_prior_std)

@@ -99,7 +99,8 @@ class PersonalizeConfig:
     refine_init: str | None = None
     """A general refiner (`talkface pretrain refine`) to fine-tune from; default: from scratch."""
     articulation: ArticulationConfig = field(default_factory=ArticulationConfig)
-    """How the actor's mouth shapes are learned and the phones drive them."""
+    """How the actor's mouth shapes are learned from their aligned footage (how phones then drive
+    them is `personalize.generate.GenerateConfig.visemes`)."""
     end: float | None = None
     """Learn from the video up to this time only (seconds); the rest stays unseen, for `talkface
     evaluate --start`. None: the whole video."""
@@ -225,7 +226,7 @@ def articulation(ctx: StageContext) -> dict:
             raise InputError(f"no mouth prior for face model {ctx.face_model.name!r} at "
                              f"{corpus_prior_path(ctx.face_model.name)}; a photo actor needs one: run "
                              "`scripts/train_general_audio2pose.py --face-model SPEC --corpus DIR`")
-        own = MouthShapes(prior.closed, prior.open, prior.details, 0.0, np.zeros_like(prior.counts))
+        own = MouthShapes(prior.closed, prior.open, prior.details, 0.0, np.zeros_like(prior.counts))  # all prior
         source = "none (a photo)"
     else:
         audio = read_audio(ctx.video, AUDIO_RATE, round(recon.num_frames * AUDIO_RATE / VIDEO_FPS))
