@@ -143,15 +143,17 @@ def temper(exp: np.ndarray, centre: np.ndarray, projection: np.ndarray, amplitud
     return (exp + (amplitude - 1.0) * (exp - centre) @ projection.T).astype(exp.dtype)
 
 
-def lip_gaps(face_model: FaceModel, id: torch.Tensor, exp: np.ndarray) -> np.ndarray:
+def lip_gaps(face_model: FaceModel, id: torch.Tensor, exp: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """`(N,)` `audio2pose.metrics.mouth_aperture` of `(N, K)` expressions, from the landmark
-    vertices alone (cheap enough to search over)."""
+    vertices alone (cheap enough to search over); of a tensor, a differentiable tensor."""
     rows = face_model.landmark_idx
     mean, id_basis, exp_basis = face_model.mean_shape[rows], face_model.id_basis[rows], face_model.exp_basis[rows]
-    with torch.no_grad():
-        points = (mean + torch.einsum("lck,k->lc", id_basis, id.to(mean))
-                  + torch.einsum("lck,nk->nlc", exp_basis, torch.from_numpy(np.asarray(exp, np.float32)).to(mean)))
-    return landmark_aperture(points.cpu().numpy())
+    as_tensor = torch.is_tensor(exp)
+    exp = exp.to(mean) if as_tensor else torch.from_numpy(np.asarray(exp, np.float32)).to(mean)
+    with torch.set_grad_enabled(as_tensor and exp.requires_grad):
+        points = (mean + torch.einsum("lck,k->lc", id_basis, id.to(mean)) + torch.einsum("lck,nk->nlc", exp_basis, exp))
+        gaps = landmark_aperture(points)
+    return gaps if as_tensor else gaps.cpu().numpy()
 
 
 def close_lips(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor,
@@ -251,15 +253,33 @@ def face_model_prior(face_model: FaceModel) -> MouthShapes | None:
     return MouthShapes.load(path) if path.is_file() else None
 
 
-def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor, rest: np.ndarray) -> MouthShapes:
-    """The shapes with `closed` moved along the opening axis to where this face's lips meet, with
-    the rest of the face at the `(K,)` expression `rest` (the actor's mean): a mean of closed
-    frames, or another face's closed mouth, may leave them a little apart."""
+def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor, rest: np.ndarray,
+                   iterations: int = 150) -> MouthShapes:
+    """The shapes with `closed` moved to where this face's lips meet, with the rest of the face at
+    the `(K,)` expression `rest` (the actor's mean): a mean of closed frames, or another face's
+    closed mouth, may leave them a little apart. First along the opening axis, then by gradient
+    descent within the mouth's expression subspace (a face whose identity holds the lips a little
+    apart, as ICT-FaceKit's fit of a smiling photo, needs more than the axis: its lips meet with
+    a touch of mouthClose/mouthPress)."""
     steps = np.linspace(-1.0, 0.5, 31, dtype=np.float32)
     candidates = shapes.closed + steps[:, None] * (shapes.open - shapes.closed)
     projection = mouth_projection(face_model)
     faces = candidates @ projection.T + rest @ (np.eye(len(projection), dtype=np.float32) - projection).T
     if face_model.exp_range is not None:
         faces = np.clip(faces, *face_model.exp_range)
-    closed = candidates[int(np.argmin(lip_gaps(face_model, id, faces)))]
+    best = int(np.argmin(lip_gaps(face_model, id, faces)))
+    start, mouth = torch.from_numpy(faces[best : best + 1]), torch.from_numpy(projection)
+    delta = torch.zeros_like(start, requires_grad=True)
+    optimizer = torch.optim.Adam([delta], lr=0.005)
+    least, closed = float(lip_gaps(face_model, id, faces[best : best + 1])[0]), faces[best] @ projection.T
+    for _ in range(iterations):
+        face = start + delta @ mouth.T
+        if face_model.exp_range is not None:
+            face = face.clamp(*face_model.exp_range)
+        gap = lip_gaps(face_model, id, face)[0]
+        if float(gap.detach()) < least:
+            least, closed = float(gap.detach()), (face.detach()[0] @ mouth.T).numpy()
+        optimizer.zero_grad()
+        gap.backward()
+        optimizer.step()
     return MouthShapes(closed, shapes.open, shapes.details, shapes.extreme_count, shapes.counts)

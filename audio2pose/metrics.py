@@ -51,11 +51,11 @@ MOUTH_IBUG = np.arange(48, 68)
 
 def landmark_aperture(ibug68: np.ndarray) -> np.ndarray:
     """`(T,)` inner-lip aperture over the outer-eye-corner distance of `(T, 68, D)` landmarks (D = 2
-    tracked pixels, or 3 model-space points)."""
+    tracked pixels, or 3 model-space points): an array, or a tensor (differentiable)."""
     upper, lower = (list(side) for side in zip(*INNER_LIP_PAIRS_IBUG))
-    gap = np.linalg.norm(ibug68[:, upper] - ibug68[:, lower], axis=-1).mean(-1)
+    gap = (((ibug68[:, upper] - ibug68[:, lower]) ** 2).sum(-1) ** 0.5).mean(-1)
     a, b = EYE_OUTER_CORNERS_IBUG
-    return gap / np.linalg.norm(ibug68[:, a] - ibug68[:, b], axis=-1)
+    return gap / ((ibug68[:, a] - ibug68[:, b]) ** 2).sum(-1) ** 0.5
 
 
 @torch.no_grad()

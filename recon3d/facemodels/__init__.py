@@ -33,7 +33,7 @@ from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.facemodels.bfm import load_bfm
 from recon3d.facemodels.builtin import build_mediapipe_face_model, load_builtin
-from recon3d.facemodels.ict import ICT_URL, convert_ict, is_ict_folder, load_ict, missing_ict_message
+from recon3d.facemodels.ict import CONVERTER_VERSION, ICT_URL, convert_ict, is_ict_folder, load_ict, missing_ict_message
 from recon3d.facemodels.paths import cache_dir, default_face_model_path, talkface_home
 
 log = logging.getLogger("talkface")
@@ -66,9 +66,11 @@ def _find_ict_folder(root: Path, depth: int = 3) -> Path | None:
 
 
 def _load_archive(path: Path) -> FaceModel:
-    """An archive of FaceXModel: unpacked to a temporary folder, converted, cached by the archive's identity."""
+    """An archive of FaceXModel: unpacked to a temporary folder, converted, cached by the archive's
+    identity and the converter's version."""
     stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = f"{CONVERTER_VERSION} {path.resolve()} {stat.st_size} {stat.st_mtime_ns}"
+    key = hashlib.sha1(key.encode()).hexdigest()[:16]
     cached = cache_dir() / f"ict-archive-{key}.npz"
     if cached.is_file():
         try:

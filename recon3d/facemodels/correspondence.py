@@ -9,6 +9,11 @@ face: the built-in model's mean shape (mediapipe's geometry) is aligned to the m
 transform on the inner-face landmarks first, then on all points), the model's identity is fitted
 to it by ridge regression, and each mediapipe vertex takes its nearest model vertex; repeated a
 few times. The result is deterministic and computed once, at conversion.
+
+The inner lips need one more step (`inner_lip_silhouette`): a scanned model's lips roll inward
+past the place nearest mediapipe's inner-lip vertex, and seen from the front that roll is the
+lip's edge. Fitted to a photo with the mouth open, landmarks on the lips' front leave the roll
+lying over the teeth, and the lips cannot meet without showing them.
 """
 
 from __future__ import annotations
@@ -58,3 +63,30 @@ def tracker_correspondence(
         weights = np.ones(num_points)
         target = shape[match]
     return match
+
+
+UPPER_INNER_LIP = (61, 62, 63)
+LOWER_INNER_LIP = (65, 66, 67)
+"""iBUG-68 inner-lip landmarks between the mouth corners (60 and 64)."""
+
+
+def inner_lip_silhouette(open_shape: np.ndarray, landmark_idx: np.ndarray, candidates: np.ndarray,
+                         column: float = 0.015, depth: float = 0.2, reach: float = 0.15) -> np.ndarray:
+    """(68,) `landmark_idx` with each inner-lip landmark between the corners moved to the vertex
+    of its lip that bounds the mouth opening seen from the front (the lowest of the upper lip,
+    the highest of the lower) in its column, in `open_shape` ((V, 3), the model with its mouth
+    open, +y up, +z to the camera). Candidates lie within `column` across, `depth` behind and
+    `reach` up or down of the landmark (model units); a landmark without any stays."""
+    out = landmark_idx.copy()
+    points = open_shape[landmark_idx]
+    middle = points[60:68, 1].mean()
+    for k in UPPER_INNER_LIP + LOWER_INNER_LIP:
+        upper = k in UPPER_INNER_LIP
+        x, y, z = points[k]
+        near = open_shape[candidates]
+        chosen = candidates[(np.abs(near[:, 0] - x) < column) & (near[:, 2] > z - depth)
+                            & (np.abs(near[:, 1] - y) < reach) & ((near[:, 1] > middle) == upper)]
+        if len(chosen):
+            heights = open_shape[chosen, 1]
+            out[k] = chosen[np.argmin(heights) if upper else np.argmax(heights)]
+    return out

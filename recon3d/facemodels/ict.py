@@ -42,7 +42,7 @@ from scipy.sparse.csgraph import connected_components
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.facemodels.builtin import load_builtin
-from recon3d.facemodels.correspondence import tracker_correspondence
+from recon3d.facemodels.correspondence import inner_lip_silhouette, tracker_correspondence
 from recon3d.facemodels.geometry import head_origin, polygons_to_triangles, skin_vertices
 from recon3d.facemodels.paths import cache_dir
 
@@ -56,7 +56,9 @@ CM_TO_DM = 0.1
 HELPER_MATERIALS = ("M_LacrimalFluid", "M_EyeBlend", "M_EyeOcclusion", "M_EyeLashes")
 EYE_MATERIALS = ("M_ScleraLeft", "M_IrisLeft", "M_ScleraRight", "M_IrisRight")
 EYE_UV_TILE = 4
-CONVERTER_VERSION = 2  # 2: landmark vertices matched to the tracker's
+JAW_OPEN, OPEN_JAW = "jawOpen", 0.4
+"""The blendshape and weight of the open mouth on which the inner lips' silhouette is found."""
+CONVERTER_VERSION = 3  # 2: landmark vertices matched to the tracker's; 3: inner lips on their silhouette
 """Bump when the conversion changes, so cached models are rebuilt."""
 
 
@@ -202,6 +204,9 @@ def convert_ict(folder: str | Path) -> FaceModel:
     tracker_idx = tracker_correspondence(mean_shape, id_basis, face, landmark_idx, reference,
                                          builtin.landmark_idx.numpy())
     ict_landmark_idx, landmark_idx = landmark_idx, tracker_idx[builtin.landmark_idx.numpy()]
+    if JAW_OPEN in expression_names:
+        open_shape = mean_shape + OPEN_JAW * exp_basis[..., expression_names.index(JAW_OPEN)]
+        landmark_idx = inner_lip_silhouette(open_shape, landmark_idx, face)
     regions = {
         "face": face,
         "skin": skin_vertices(mean_shape, faces, face, mean_shape[ict_landmark_idx]),

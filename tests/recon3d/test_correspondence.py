@@ -5,7 +5,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from recon3d.facemodels import load_face_model
-from recon3d.facemodels.correspondence import tracker_correspondence
+from recon3d.facemodels.correspondence import inner_lip_silhouette, tracker_correspondence
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +44,17 @@ def test_matches_stay_among_the_candidates(builtin):
     match = tracker_correspondence(builtin.mean_shape.numpy(), builtin.id_basis.numpy(), candidates,
                                    landmark_idx, reference, reference_landmarks)
     assert np.isin(match, candidates).all()
+
+
+def test_inner_lip_landmarks_move_to_the_edge_of_the_opening_seen_from_the_front():
+    """Each lip rolls inward past its landmark: the vertex of that lip nearest the other one, in
+    the landmark's column, is the edge a tracker sees; a landmark with no such vertex stays."""
+    landmark_idx = np.arange(68)
+    shape = np.full((68, 3), 10.0)  # the rest of the face far from the mouth
+    shape[60:68] = [[-2, 0, 0], [-1, 0.5, 0], [0, 0.5, 0], [1, 0.5, 0], [2, 0, 0], [1, -0.5, 0], [0, -0.5, 0],
+                    [-1, -0.5, 0]]
+    rolled = np.array([[0, 0.3, -0.05], [0, -0.35, -0.05], [0, 0.2, -5.0], [0.5, 0.1, 0.0]])  # last two: too deep, other column
+    shape = np.concatenate([shape, rolled])
+    out = inner_lip_silhouette(shape, landmark_idx, np.arange(len(shape)), column=0.2, depth=0.2, reach=1.0)
+    assert out[62] == 68 and out[66] == 69  # the middle of the upper and lower lip
+    assert (out[[61, 63, 65, 67]] == [61, 63, 65, 67]).all() and (out[:60] == landmark_idx[:60]).all()
