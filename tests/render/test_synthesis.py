@@ -17,7 +17,9 @@ from render.camera import PerspectiveCamera, pose_vertices
 from render.composite import image_to_uint8
 from render.mouth import MouthConfig, MouthShapes, match_mouths, mouth_shapes
 from render.renderer import render_mesh
-from render.synthesis import FaceWarper, boundary_loops, fill_smooth, mouth_loop
+from render.rasterize import RasterConfig, rasterize
+from render.synthesis import (FaceWarper, boundary_loops, fill_smooth, inner_lip_contour, inside_polygon,
+                              lips_out_of_opening, mouth_loop, nearest_on_polygon)
 
 CROP = CropTransform(x0=30.0, y0=12.0, side=200.0, size=128, frame_width=280, frame_height=250)
 CAMERA = PerspectiveCamera.deep3d(128)
@@ -43,11 +45,17 @@ def window_grid(warper: FaceWarper) -> np.ndarray:
 
 
 def opening_exp(model) -> torch.Tensor:
-    """An expression that opens the mouth: the expression mode that opens it most, at 3 std."""
-    shapes = mouth_shapes(model, neutral(model, model.layout.exp_dim, exp=torch.eye(model.layout.exp_dim)))
-    base = mouth_shapes(model, neutral(model)).opening[0]
-    mode = int(np.argmax(np.abs(shapes.opening - base)))
-    sign = 1.0 if shapes.opening[mode] > base else -1.0
+    """An expression that opens the mouth: the expression mode that parts the inner lips most (the
+    upper one up, the lower down; a mode that pushes them through each other does not count), at
+    3 std."""
+    def parting(coeffs) -> np.ndarray:
+        lips = model.landmarks(model.shape(coeffs.id, coeffs.exp))
+        return (lips[:, [61, 62, 63], 1] - lips[:, [67, 66, 65], 1]).mean(1).numpy()
+
+    shapes = parting(neutral(model, model.layout.exp_dim, exp=torch.eye(model.layout.exp_dim)))
+    base = parting(neutral(model))[0]
+    mode = int(np.argmax(np.abs(shapes - base)))
+    sign = 1.0 if shapes[mode] > base else -1.0
     exp = torch.zeros(model.layout.exp_dim)
     exp[mode] = 3.0 * sign * model.exp_prior_std
     return exp
@@ -211,6 +219,56 @@ def shapes(openings, offsets) -> MouthShapes:
     points = np.zeros((len(openings), 20, 3), np.float32)
     points[..., 0] = np.asarray(offsets, np.float32)[:, None]
     return MouthShapes(points, np.asarray(openings, np.float64), np.zeros((len(openings), 3)))
+
+
+def test_points_inside_a_polygon_and_the_nearest_point_of_its_outline():
+    square = torch.tensor([[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]]])
+    points = torch.tensor([[[1.0, 1.5], [3.5, 2.0], [5.0, 2.0], [-1.0, -1.0], [2.0, 3.9]]])
+    assert inside_polygon(points, square)[0].tolist() == [True, True, False, False, True]
+    torch.testing.assert_close(nearest_on_polygon(points, square)[0],
+                               torch.tensor([[0.0, 1.5], [4.0, 2.0], [4.0, 2.0], [0.0, 0.0], [2.0, 4.0]]))
+
+
+def test_the_inner_lip_contour_passes_through_the_landmarks_and_follows_their_curve():
+    # A smile: the corners (0 and 4) higher (smaller y) than the middle of each lip.
+    angles = torch.linspace(0, 2 * np.pi, 9)[:-1]
+    lips = torch.stack([3 * torch.cos(angles), torch.sin(angles)], -1)[None]  # an ellipse's 8 points
+    contour = inner_lip_contour(lips, subdivisions=4)
+    assert contour.shape == (1, 32, 2)
+    torch.testing.assert_close(contour[0, ::4], lips[0])
+    # Between the landmarks the curve bulges outward as the ellipse does, where a chord would cut in.
+    radius = ((contour[0, :, 0] / 3) ** 2 + contour[0, :, 1] ** 2).sqrt()
+    chord = ((((lips[0] + lips[0].roll(-1, 0)) / 2)[:, 0] / 3) ** 2 + ((lips[0] + lips[0].roll(-1, 0)) / 2)[:, 1] ** 2).sqrt()
+    assert (radius[2::4] > chord + 0.02).sum() >= 6
+
+
+def test_lip_vertices_inside_a_frame_opening_sample_its_rim():
+    lips = torch.tensor([[[0.0, 0.0], [1.0, -1.0], [2.0, -1.0], [3.0, -1.0], [4.0, 0.0], [3.0, 1.0], [2.0, 1.0],
+                          [1.0, 1.0]]])
+    positions = torch.tensor([[[2.0, -0.8], [2.0, 0.9], [2.0, -0.8], [2.0, -3.0]]])
+    on_lips = torch.tensor([True, True, False, True])
+    moved = lips_out_of_opening(positions, on_lips, lips)
+    assert abs(float(moved[0, 0, 1]) + 1.0) < 0.05 and abs(float(moved[0, 1, 1]) - 1.0) < 0.05  # onto each lip's rim
+    torch.testing.assert_close(moved[0, 2:], positions[0, 2:])  # not a lip vertex; outside the opening
+
+
+def test_ict_facekit_lips_do_not_cover_its_open_mouth(ict_model):
+    """Seen from the front with the jaw open, the face mesh's lips stay outside its inner-lip
+    landmarks' contour: ICT-FaceKit's lips roll inward, and with landmarks on their front a fit to
+    an open mouth laid a quarter of the opening's area of lip over the teeth."""
+    warper = FaceWarper(ict_model, CROP, CAMERA)
+    exp = torch.zeros(ict_model.layout.exp_dim)
+    exp[list(ict_model.exp_names).index("jawOpen")] = 0.4
+    opened = neutral(ict_model, exp=exp, trans=[0.0, 0.0, -0.5])
+    screen = warper.screen(opened)
+    height, width = warper.window_size
+    triangles = rasterize(screen, warper.faces, RasterConfig(image_size=(height, width))).tri_ids[0]
+    on_lips = (triangles >= 0) & (warper.labels[triangles.clamp(min=0)] == 1)
+    contour = inner_lip_contour(screen[:, warper.model.landmark_idx[60:68], :2])
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    pixels = torch.stack([xs, ys], -1).reshape(1, -1, 2).float() + 0.5
+    inside = inside_polygon(pixels, contour)[0].reshape(height, width)
+    assert inside.sum() > 50 and (inside & on_lips).sum() < 0.1 * inside.sum()
 
 
 def test_mouths_are_matched_by_shape_and_the_choice_does_not_flicker():
