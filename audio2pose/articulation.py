@@ -39,8 +39,13 @@ from recon3d.video import atomic_path
 
 MOUTH_SHARE = 0.5
 """An expression direction is the mouth's when more than this share of its motion is near the mouth."""
-ICT_OPEN = {"jawOpen": 0.45, "mouthLowerDown_L": 0.3, "mouthLowerDown_R": 0.3, "mouthUpperUp_L": 0.15,
-            "mouthUpperUp_R": 0.15}
+ICT_OPEN = {
+    "jawOpen": 0.45,
+    "mouthLowerDown_L": 0.3,
+    "mouthLowerDown_R": 0.3,
+    "mouthUpperUp_L": 0.15,
+    "mouthUpperUp_R": 0.15,
+}
 """ICT-FaceKit's open /a/ in ARKit blendshape weights (its neutral is the closed mouth)."""
 ICT_VISEMES = {
     "FF": {"mouthRollLower": 0.5, "mouthUpperUp_L": 0.2, "mouthUpperUp_R": 0.2, "mouthShrugUpper": 0.2},
@@ -88,8 +93,14 @@ class MouthShapes:
 
     def save(self, path: str | os.PathLike) -> None:
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
-            np.savez(f, closed=self.closed, open=self.open, details=self.details,
-                     extreme_count=np.float64(self.extreme_count), counts=self.counts)
+            np.savez(
+                f,
+                closed=self.closed,
+                open=self.open,
+                details=self.details,
+                extreme_count=np.float64(self.extreme_count),
+                counts=self.counts,
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MouthShapes:
@@ -97,7 +108,9 @@ class MouthShapes:
             with np.load(path, allow_pickle=False) as data:
                 return cls(data["closed"], data["open"], data["details"], float(data["extreme_count"]), data["counts"])
         except (OSError, KeyError, ValueError) as err:
-            raise InputError(f"{path}: not a readable mouth-shapes file ({err}); rerun `talkface personalize`") from None
+            raise InputError(
+                f"{path}: not a readable mouth-shapes file ({err}); rerun `talkface personalize`"
+            ) from None
 
 
 def mouth_projection(face_model: FaceModel, width: float = 0.6) -> np.ndarray:
@@ -128,9 +141,15 @@ def articulated_exp(weights: np.ndarray, shapes: MouthShapes) -> np.ndarray:
     return shapes.closed + openness * (shapes.open - shapes.closed) + weights @ shapes.details
 
 
-def articulate(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, projection: np.ndarray,
-               fps: float = 25.0, config: VisemeConfig = VisemeConfig(),
-               exp_range: tuple[float, float] | None = None) -> np.ndarray:
+def articulate(
+    exp: np.ndarray,
+    timings: PhoneTimings,
+    shapes: MouthShapes,
+    projection: np.ndarray,
+    fps: float = 25.0,
+    config: VisemeConfig = VisemeConfig(),
+    exp_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """`(T, K)` expressions whose mouth follows the phones and whose rest is `exp`'s (the network's)."""
     mouth = articulated_exp(viseme_weights(timings, len(exp), fps, config), shapes)
     rest = np.eye(len(projection), dtype=np.float32) - projection
@@ -143,21 +162,29 @@ def temper(exp: np.ndarray, centre: np.ndarray, projection: np.ndarray, amplitud
     return (exp + (amplitude - 1.0) * (exp - centre) @ projection.T).astype(exp.dtype)
 
 
-def lip_gaps(face_model: FaceModel, id: torch.Tensor, exp: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def lip_gaps(face_model: FaceModel, id: torch.Tensor, exp: np.ndarray) -> np.ndarray:
     """`(N,)` `audio2pose.metrics.mouth_aperture` of `(N, K)` expressions, from the landmark
-    vertices alone (cheap enough to search over); of a tensor, a differentiable tensor."""
+    vertices alone (cheap enough to search over)."""
     rows = face_model.landmark_idx
     mean, id_basis, exp_basis = face_model.mean_shape[rows], face_model.id_basis[rows], face_model.exp_basis[rows]
-    as_tensor = torch.is_tensor(exp)
-    exp = exp.to(mean) if as_tensor else torch.from_numpy(np.asarray(exp, np.float32)).to(mean)
-    with torch.set_grad_enabled(as_tensor and exp.requires_grad):
-        points = (mean + torch.einsum("lck,k->lc", id_basis, id.to(mean)) + torch.einsum("lck,nk->nlc", exp_basis, exp))
-        gaps = landmark_aperture(points)
-    return gaps if as_tensor else gaps.cpu().numpy()
+    with torch.no_grad():
+        points = (
+            mean
+            + torch.einsum("lck,k->lc", id_basis, id.to(mean))
+            + torch.einsum("lck,nk->nlc", exp_basis, torch.from_numpy(np.asarray(exp, np.float32)).to(mean))
+        )
+    return landmark_aperture(points.cpu().numpy())
 
 
-def close_lips(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor,
-               fps: float = 25.0, config: VisemeConfig = VisemeConfig()) -> np.ndarray:
+def close_lips(
+    exp: np.ndarray,
+    timings: PhoneTimings,
+    shapes: MouthShapes,
+    face_model: FaceModel,
+    id: torch.Tensor,
+    fps: float = 25.0,
+    config: VisemeConfig = VisemeConfig(),
+) -> np.ndarray:
     """`exp` with each held bilabial closure frame moved along the mouth's opening axis to where
     the lips meet given that frame's own rest of the face (the network's brows and cheeks still
     pull the lips a little)."""
@@ -177,8 +204,13 @@ def close_lips(exp: np.ndarray, timings: PhoneTimings, shapes: MouthShapes, face
     return out
 
 
-def footage_shapes(exp: np.ndarray, aperture: np.ndarray, timings: PhoneTimings | None, fps: float = 25.0,
-                   config: ArticulationConfig = ArticulationConfig()) -> MouthShapes:
+def footage_shapes(
+    exp: np.ndarray,
+    aperture: np.ndarray,
+    timings: PhoneTimings | None,
+    fps: float = 25.0,
+    config: ArticulationConfig = ArticulationConfig(),
+) -> MouthShapes:
     """An actor's own mouth shapes from their `(N, K)` reconstructed expressions, their `(N,)`
     mouth aperture and (when known) the phones of their speech: closed and open from the
     apertures alone, the details as the weighted mean of what openness leaves unexplained."""
@@ -194,11 +226,14 @@ def footage_shapes(exp: np.ndarray, aperture: np.ndarray, timings: PhoneTimings 
         axis = (opened - closed) / max(float(np.linalg.norm(opened - closed)), 1e-9)
         details -= (1 - config.own_openness) * np.outer(details @ axis, axis)
     details[VISEMES.index("PP")] = 0.0  # the closed mouth is the closure itself: nothing may open it
-    return MouthShapes(closed.astype(np.float32), opened.astype(np.float32), details.astype(np.float32),
-                       float(count), counts)
+    return MouthShapes(
+        closed.astype(np.float32), opened.astype(np.float32), details.astype(np.float32), float(count), counts
+    )
 
 
-def shrink(own: MouthShapes, prior: MouthShapes | None, config: ArticulationConfig = ArticulationConfig()) -> MouthShapes:
+def shrink(
+    own: MouthShapes, prior: MouthShapes | None, config: ArticulationConfig = ArticulationConfig()
+) -> MouthShapes:
     """The actor's shapes pulled towards the prior's by how little they were seen (each shape
     weighs `count / (count + prior_weight)`)."""
     if prior is None:
@@ -210,7 +245,9 @@ def shrink(own: MouthShapes, prior: MouthShapes | None, config: ArticulationConf
         (a * own.closed + (1 - a) * prior.closed).astype(np.float32),
         (a * own.open + (1 - a) * prior.open).astype(np.float32),
         (b * own.details + (1 - b) * prior.details).astype(np.float32),
-        own.extreme_count + prior.extreme_count, own.counts + prior.counts)
+        own.extreme_count + prior.extreme_count,
+        own.counts + prior.counts,
+    )
 
 
 def table_prior(face_model: FaceModel) -> MouthShapes | None:
@@ -238,10 +275,16 @@ def corpus_prior_path(face_model_name: str) -> Path:
 def corpus_prior(clips: list[MouthShapes]) -> MouthShapes:
     """The mean of several actors' own shapes (each detail weighted by how often it was seen)."""
     counts = np.stack([c.counts for c in clips])  # (C, V)
-    details = np.einsum("cv,cvk->vk", counts, np.stack([c.details for c in clips])) / np.maximum(counts.sum(0), 1e-9)[:, None]
-    return MouthShapes(np.mean([c.closed for c in clips], 0).astype(np.float32),
-                       np.mean([c.open for c in clips], 0).astype(np.float32), details.astype(np.float32),
-                       float(sum(c.extreme_count for c in clips)), counts.sum(0))
+    details = (
+        np.einsum("cv,cvk->vk", counts, np.stack([c.details for c in clips])) / np.maximum(counts.sum(0), 1e-9)[:, None]
+    )
+    return MouthShapes(
+        np.mean([c.closed for c in clips], 0).astype(np.float32),
+        np.mean([c.open for c in clips], 0).astype(np.float32),
+        details.astype(np.float32),
+        float(sum(c.extreme_count for c in clips)),
+        counts.sum(0),
+    )
 
 
 def face_model_prior(face_model: FaceModel) -> MouthShapes | None:
@@ -253,33 +296,15 @@ def face_model_prior(face_model: FaceModel) -> MouthShapes | None:
     return MouthShapes.load(path) if path.is_file() else None
 
 
-def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor, rest: np.ndarray,
-                   iterations: int = 150) -> MouthShapes:
-    """The shapes with `closed` moved to where this face's lips meet, with the rest of the face at
-    the `(K,)` expression `rest` (the actor's mean): a mean of closed frames, or another face's
-    closed mouth, may leave them a little apart. First along the opening axis, then by gradient
-    descent within the mouth's expression subspace (a face whose identity holds the lips a little
-    apart, as ICT-FaceKit's fit of a smiling photo, needs more than the axis: its lips meet with
-    a touch of mouthClose/mouthPress)."""
+def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor, rest: np.ndarray) -> MouthShapes:
+    """The shapes with `closed` moved along the opening axis to where this face's lips meet, with
+    the rest of the face at the `(K,)` expression `rest` (the actor's mean): a mean of closed
+    frames, or another face's closed mouth, may leave them a little apart."""
     steps = np.linspace(-1.0, 0.5, 31, dtype=np.float32)
     candidates = shapes.closed + steps[:, None] * (shapes.open - shapes.closed)
     projection = mouth_projection(face_model)
     faces = candidates @ projection.T + rest @ (np.eye(len(projection), dtype=np.float32) - projection).T
     if face_model.exp_range is not None:
         faces = np.clip(faces, *face_model.exp_range)
-    best = int(np.argmin(lip_gaps(face_model, id, faces)))
-    start, mouth = torch.from_numpy(faces[best : best + 1]), torch.from_numpy(projection)
-    delta = torch.zeros_like(start, requires_grad=True)
-    optimizer = torch.optim.Adam([delta], lr=0.005)
-    least, closed = float(lip_gaps(face_model, id, faces[best : best + 1])[0]), faces[best] @ projection.T
-    for _ in range(iterations):
-        face = start + delta @ mouth.T
-        if face_model.exp_range is not None:
-            face = face.clamp(*face_model.exp_range)
-        gap = lip_gaps(face_model, id, face)[0]
-        if float(gap.detach()) < least:
-            least, closed = float(gap.detach()), (face.detach()[0] @ mouth.T).numpy()
-        optimizer.zero_grad()
-        gap.backward()
-        optimizer.step()
+    closed = candidates[int(np.argmin(lip_gaps(face_model, id, faces)))]
     return MouthShapes(closed, shapes.open, shapes.details, shapes.extreme_count, shapes.counts)

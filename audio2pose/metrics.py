@@ -51,11 +51,11 @@ MOUTH_IBUG = np.arange(48, 68)
 
 def landmark_aperture(ibug68: np.ndarray) -> np.ndarray:
     """`(T,)` inner-lip aperture over the outer-eye-corner distance of `(T, 68, D)` landmarks (D = 2
-    tracked pixels, or 3 model-space points): an array, or a tensor (differentiable)."""
+    tracked pixels, or 3 model-space points)."""
     upper, lower = (list(side) for side in zip(*INNER_LIP_PAIRS_IBUG))
-    gap = (((ibug68[:, upper] - ibug68[:, lower]) ** 2).sum(-1) ** 0.5).mean(-1)
+    gap = np.linalg.norm(ibug68[:, upper] - ibug68[:, lower], axis=-1).mean(-1)
     a, b = EYE_OUTER_CORNERS_IBUG
-    return gap / ((ibug68[:, a] - ibug68[:, b]) ** 2).sum(-1) ** 0.5
+    return gap / np.linalg.norm(ibug68[:, a] - ibug68[:, b], axis=-1)
 
 
 @torch.no_grad()
@@ -106,8 +106,12 @@ def velocity_w1(real_degrees: np.ndarray, generated_degrees: np.ndarray, fps: fl
     distributions of frame-to-frame angle change, for `(T, 3)` series at `fps`; NaN where either
     has a single frame (no motion to compare, as a photo actor's replayed training poses)."""
     real, generated = np.diff(real_degrees, axis=0) * fps, np.diff(generated_degrees, axis=0) * fps
-    return {f"velocity_w1_{name}": float(wasserstein_distance(real[:, i], generated[:, i]))
-            if len(real) and len(generated) else float("nan") for i, name in enumerate(ANGLE_NAMES)}
+    return {
+        f"velocity_w1_{name}": float(wasserstein_distance(real[:, i], generated[:, i]))
+        if len(real) and len(generated)
+        else float("nan")
+        for i, name in enumerate(ANGLE_NAMES)
+    }
 
 
 def pose_baselines(real_degrees: np.ndarray, train_degrees: np.ndarray, fps: float | None = None) -> dict[str, float]:
@@ -156,12 +160,17 @@ def articulation_scores(aperture: np.ndarray, timings: PhoneTimings, fps: float 
     openness = phone_openness(timings, len(aperture), fps)
     lags = range(-MAX_LAG, MAX_LAG + 1)
     # lag k: the mouth at frame t against the sound at frame t + k.
-    rs = [pearson(aperture[max(0, -k):len(aperture) - max(0, k)], openness[max(0, k):len(openness) - max(0, -k)])
-          for k in lags]
+    rs = [
+        pearson(aperture[max(0, -k) : len(aperture) - max(0, k)], openness[max(0, k) : len(openness) - max(0, -k)])
+        for k in lags
+    ]
     best = int(np.argmax(rs))
-    return {"closure_rate": float(np.mean(np.array(least) <= closed_at)) if least else float("nan"),
-            "contrast": (opened - closed) / (opened + closed) if least and open_frames.any() else float("nan"),
-            "openness_r": float(rs[best]), "openness_lag": float(list(lags)[best])}
+    return {
+        "closure_rate": float(np.mean(np.array(least) <= closed_at)) if least else float("nan"),
+        "contrast": (opened - closed) / (opened + closed) if least and open_frames.any() else float("nan"),
+        "openness_r": float(rs[best]),
+        "openness_lag": float(list(lags)[best]),
+    }
 
 
 @functools.cache

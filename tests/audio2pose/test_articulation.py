@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from audio2pose.articulation import (MouthShapes, articulate, articulated_exp, footage_shapes, lip_gaps,
-                                     mouth_projection, settle_closure, shrink, table_prior, temper)
+from audio2pose.articulation import (
+    MouthShapes,
+    articulate,
+    articulated_exp,
+    footage_shapes,
+    mouth_projection,
+    settle_closure,
+    shrink,
+    table_prior,
+    temper,
+)
 from audio2pose.metrics import articulation_scores, mouth_aperture
 from audio2pose.phones import SILENCE, Phone, PhoneTimings, align_words, flite_phones, speech_phones, transcript_words
 from audio2pose.tts import FliteSynthesizer, synthesize_text
@@ -54,7 +63,9 @@ def test_tongue_consonants_take_the_vowels_shape_and_weights_change_smoothly():
 def test_phone_openness_is_the_table_at_the_sound():
     said = timings(("M", 0.0, 0.2), ("AA", 0.2, 0.6))
     openness = phone_openness(said, 20)
-    assert openness[1] == 0.0 and openness[10] == pytest.approx(1.0) and openness[18] == 0.0  # after the last phone: silence
+    assert (
+        openness[1] == 0.0 and openness[10] == pytest.approx(1.0) and openness[18] == 0.0
+    )  # after the last phone: silence
 
 
 def test_scores_reward_a_mouth_that_closes_on_bilabials():
@@ -83,7 +94,8 @@ def test_the_mouth_projection_keeps_the_rest_of_the_face(builtin):
     kept = exp @ (np.eye(len(projection)) - projection).T
     id = torch.zeros(builtin.id_basis.shape[2])
     moved = builtin.shape(id, torch.from_numpy(exp.astype(np.float32))) - builtin.shape(
-        id, torch.from_numpy(kept.astype(np.float32)))
+        id, torch.from_numpy(kept.astype(np.float32))
+    )
     mouth = builtin.landmark_idx[48:68]
     eyes = builtin.landmark_idx[36:48]
     # What the projection took away moved the lips far more than the eyes.
@@ -117,49 +129,12 @@ def test_footage_shapes_articulate_on_the_face_and_are_deterministic(builtin):
     again = footage_shapes(exp, aperture, said)
     np.testing.assert_array_equal(own.details, again.details)
     new = timings(("SIL", 0.0, 0.1), ("B", 0.1, 0.2), ("AA", 0.2, 0.5), ("M", 0.5, 0.6), ("AA", 0.6, 0.9))
-    settled = settle_closure(own, builtin, id, np.zeros(k, np.float32))  # as personalize does: where this face's lips meet
+    settled = settle_closure(
+        own, builtin, id, np.zeros(k, np.float32)
+    )  # as personalize does: where this face's lips meet
     driven = articulate(np.zeros((25, k), np.float32), new, settled, mouth_projection(builtin))
     scores = articulation_scores(mouth_aperture(builtin, id, torch.from_numpy(driven)), new)
     assert scores["closure_rate"] == 1.0 and scores["contrast"] > 0.6 and scores["openness_r"] > 0.6
-
-
-def _parted_identity(model, parting: float) -> torch.Tensor:
-    """An identity whose inner lips are `parting` (model units) further apart at rest."""
-    basis = model.id_basis[model.landmark_idx]
-    slope = (basis[[61, 62, 63], 1] - basis[[67, 66, 65], 1]).mean(0)  # parting per identity coefficient
-    return parting * slope / (slope @ slope)
-
-
-@pytest.mark.parametrize("face_model", ["builtin", "ict"])
-def test_closure_is_settled_where_an_identity_holds_the_lips_apart(face_model, builtin, request):
-    """A face fitted to a photo of a smile may keep the lips apart in its identity (ICT-FaceKit's
-    fit of the astronaut did): the closed mouth is searched in the mouth's whole subspace, not only
-    along the opening axis, and within the blendshapes' range."""
-    model = builtin if face_model == "builtin" else request.getfixturevalue("ict_model")
-    k = model.exp_basis.shape[2]
-    id, rest = _parted_identity(model, 0.03), np.zeros(k, np.float32)
-    projection = mouth_projection(model)
-    opening = np.zeros(k, np.float32)
-    opening[list(model.exp_names).index("jawOpen") if model.exp_range is not None else 0] = 1.0
-    shapes = MouthShapes(np.zeros(k, np.float32), opening, np.zeros((len(VISEMES), k), np.float32), 0.0,
-                         np.zeros(len(VISEMES)))
-    apart = lip_gaps(model, id, rest[None])[0]
-    along_axis = settle_closure(shapes, model, id, rest, iterations=0)
-    settled = settle_closure(shapes, model, id, rest)
-    gap = lip_gaps(model, id, (settled.closed @ projection.T)[None])[0]
-    assert gap < 0.2 * apart and gap < lip_gaps(model, id, (along_axis.closed @ projection.T)[None])[0]
-    if model.exp_range is not None:
-        assert model.exp_range[0] <= settled.closed.min() and settled.closed.max() <= model.exp_range[1]
-    np.testing.assert_array_equal(settled.open, shapes.open)
-
-
-def test_lip_gaps_of_a_tensor_are_differentiable(builtin):
-    exp = torch.zeros(2, builtin.exp_basis.shape[2], requires_grad=True)
-    gaps = lip_gaps(builtin, torch.zeros(builtin.id_basis.shape[2]), exp)
-    gaps.sum().backward()
-    assert torch.is_tensor(gaps) and exp.grad.abs().sum() > 0
-    np.testing.assert_allclose(gaps.detach().numpy(), lip_gaps(builtin, torch.zeros(builtin.id_basis.shape[2]),
-                                                              exp.detach().numpy()), rtol=1e-6)
 
 
 def test_shrinking_weighs_the_actor_by_how_often_a_shape_was_seen():
@@ -175,8 +150,15 @@ def test_shrinking_weighs_the_actor_by_how_often_a_shape_was_seen():
 
 def test_an_arkit_prior_closes_on_bilabials_and_opens_the_jaw_on_vowels():
     class Named:
-        exp_names = ("jawOpen", "mouthLowerDown_L", "mouthLowerDown_R", "mouthUpperUp_L", "mouthUpperUp_R",
-                     "mouthPucker", "mouthFunnel")
+        exp_names = (
+            "jawOpen",
+            "mouthLowerDown_L",
+            "mouthLowerDown_R",
+            "mouthUpperUp_L",
+            "mouthUpperUp_R",
+            "mouthPucker",
+            "mouthFunnel",
+        )
 
     prior = table_prior(Named())
     weights = np.eye(len(VISEMES))
@@ -193,7 +175,8 @@ def test_alignment_finds_the_words_where_flite_said_them():
     aligned = align_words(speech.audio, transcript_words(speech.text))
     assert aligned is not None and aligned.source == "transcript"
     assert [p.label for p in aligned.phones if p.label != SILENCE] == [
-        p.label for p in exact.phones if p.label != SILENCE]
+        p.label for p in exact.phones if p.label != SILENCE
+    ]
     exact_bilabials = [p for p in exact.phones if p.label in BILABIALS]
     aligned_bilabials = [p for p in aligned.phones if p.label in BILABIALS]
     # Each closure within 40 ms (a video frame) of Flite's own timing.
