@@ -89,11 +89,18 @@ def mfcc_rows(audio: np.ndarray, num_frames: int, config: FeatureConfig = Featur
     body = int(round(num_frames * frame_samples))
     signal = np.zeros(total, np.float64)
     clip = np.asarray(audio, np.float64).reshape(-1)[:body]
-    signal[pad_before:pad_before + len(clip)] = clip[: max(0, total - pad_before)]
+    signal[pad_before : pad_before + len(clip)] = clip[: max(0, total - pad_before)]
     if config.dither:
         signal += config.dither * np.random.default_rng(0).standard_normal(total)
-    rows = mfcc(signal, samplerate=sr, winlen=window / sr, winstep=step / sr, numcep=config.num_cepstra + 1,
-                nfft=max(512, 1 << (window - 1).bit_length()), winfunc=np.hamming)[:, 1:]
+    rows = mfcc(
+        signal,
+        samplerate=sr,
+        winlen=window / sr,
+        winstep=step / sr,
+        numcep=config.num_cepstra + 1,
+        nfft=max(512, 1 << (window - 1).bit_length()),
+        winfunc=np.hamming,
+    )[:, 1:]
     rows = rows[:num_rows]
     if config.normalize:
         rows = (rows - rows.mean(0)) / (rows.std(0) + 1e-5)
@@ -110,11 +117,15 @@ def phone_rows(signal: np.ndarray, num_rows: int, sample_rate: int = AUDIO_RATE)
     labels = np.full(num_rows, len(PHONES))
     index = {phone: i for i, phone in enumerate(PHONES)}
     for phone in phone_loop(signal).phones:
-        labels[round(phone.start / SPHINX_FRAME):round(phone.end / SPHINX_FRAME)] = index.get(phone.label, len(PHONES))
+        labels[round(phone.start / SPHINX_FRAME) : round(phone.end / SPHINX_FRAME)] = index.get(
+            phone.label, len(PHONES)
+        )
     return np.eye(len(PHONES) + 1, dtype=np.float32)[labels]
 
 
-def audio_features(audio: np.ndarray, num_frames: int | None = None, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+def audio_features(
+    audio: np.ndarray, num_frames: int | None = None, config: FeatureConfig = FeatureConfig()
+) -> np.ndarray:
     """`(T, 28, config.num_columns)` float32 MFCC (+ phone) windows, one per video frame, for mono audio at
     `config.sample_rate`; T = `num_frames`, or the audio's length in 25 fps frames."""
     audio = np.asarray(audio)
@@ -127,7 +138,9 @@ def audio_features(audio: np.ndarray, num_frames: int | None = None, config: Fea
     return rows[starts]
 
 
-def load_speech(path: str | os.PathLike, num_frames: int | None = None, config: FeatureConfig = FeatureConfig()) -> tuple[np.ndarray, int]:
+def load_speech(
+    path: str | os.PathLike, num_frames: int | None = None, config: FeatureConfig = FeatureConfig()
+) -> tuple[np.ndarray, int]:
     """A speech file's (or a video's soundtrack's) mono audio at `config.sample_rate` and its
     length in video frames (`num_frames` when given: trimmed or padded with silence)."""
     samples = None if num_frames is None else int(round(num_frames * config.sample_rate / VIDEO_FPS))

@@ -43,7 +43,7 @@ def trained_general_models() -> list[str]:
     """Names of the face models a general model has been trained for."""
     if not models_dir().is_dir():
         return []
-    return sorted(path.name[len(PREFIX):-len(SUFFIX)] for path in models_dir().glob(f"{PREFIX}*{SUFFIX}"))
+    return sorted(path.name[len(PREFIX) : -len(SUFFIX)] for path in models_dir().glob(f"{PREFIX}*{SUFFIX}"))
 
 
 def load_general_model(face_model_name: str) -> AudioToPose:
@@ -51,8 +51,10 @@ def load_general_model(face_model_name: str) -> AudioToPose:
     path = general_model_path(face_model_name)
     if not path.is_file():
         trained = ", ".join(trained_general_models()) or "none"
-        raise InputError(f"no general audio2pose model for face model {face_model_name!r} in {models_dir()} "
-                         f"(trained: {trained}); a photo actor needs one: run `scripts/train_general_audio2pose.py "
-                         "--face-model SPEC --corpus DIR` (setup.sh does it for the built-in model when it finds "
-                         "../shared/data/clips)")
+        raise InputError(
+            f"no general audio2pose model for face model {face_model_name!r} in {models_dir()} "
+            f"(trained: {trained}); a photo actor needs one: run `scripts/train_general_audio2pose.py "
+            "--face-model SPEC --corpus DIR` (setup.sh does it for the built-in model when it finds "
+            "../shared/data/clips)"
+        )
     return AudioToPose.load(path, face_model_name).eval()

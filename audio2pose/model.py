@@ -47,7 +47,9 @@ class AudioToPoseConfig:
     embedding: tuple[int, ...] = (64,)
     """Fully connected layers from the pooled CNN map to the LSTM input."""
     lstm_hidden: int = 64
+    """Hidden units of each LSTM layer."""
     lstm_layers: int = 1
+    """LSTM layers."""
     dropout: float = 0.5
     """Dropout on the embedding and between LSTM layers."""
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -74,7 +76,7 @@ class Motion:
     @classmethod
     def from_targets(cls, targets: torch.Tensor, exp_dim: int) -> Motion:
         """Splits `(T, exp_dim + 6)` rows of [exp | angle | trans]."""
-        return cls(targets[:, :exp_dim], targets[:, exp_dim:exp_dim + 3], targets[:, exp_dim + 3:])
+        return cls(targets[:, :exp_dim], targets[:, exp_dim : exp_dim + 3], targets[:, exp_dim + 3 :])
 
     def targets(self) -> torch.Tensor:
         return torch.cat([self.exp, self.angle, self.trans], dim=-1)
@@ -128,8 +130,13 @@ class AudioToPose(nn.Module):
             fc += [nn.Linear(flat, size), nn.ReLU(inplace=True), nn.Dropout(self.config.dropout)]
             flat = size
         self.embed = nn.Sequential(*fc)
-        self.lstm = nn.LSTM(flat, self.config.lstm_hidden, self.config.lstm_layers, batch_first=True,
-                            dropout=self.config.dropout if self.config.lstm_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            flat,
+            self.config.lstm_hidden,
+            self.config.lstm_layers,
+            batch_first=True,
+            dropout=self.config.dropout if self.config.lstm_layers > 1 else 0.0,
+        )
         self.head = nn.Linear(self.config.lstm_hidden, self.output_dim)
         self.register_buffer("target_mean", torch.zeros(self.output_dim))
         self.register_buffer("target_std", torch.ones(self.output_dim))
@@ -166,21 +173,26 @@ class AudioToPose(nn.Module):
         features = torch.as_tensor(features, dtype=torch.float32, device=device)
         outputs = self(features[None])[0]
         if pose_amplitude is not None:
-            outputs = torch.cat([outputs[:, :self.exp_dim], restyle_pose(outputs[:, self.exp_dim:], pose_amplitude)], dim=-1)
+            outputs = torch.cat(
+                [outputs[:, : self.exp_dim], restyle_pose(outputs[:, self.exp_dim :], pose_amplitude)], dim=-1
+            )
         outputs = self.denormalize(outputs)
         self.train(was_training)
         return Motion.from_targets(outputs, self.exp_dim)
 
     def save(self, path: str | os.PathLike, face_model: str, extra: dict | None = None) -> None:
         """Weights, style statistics and config, for the named face model, atomically."""
-        write_checkpoint(path, {
-            "format_version": CHECKPOINT_FORMAT_VERSION,
-            "config": asdict(self.config),
-            "exp_dim": self.exp_dim,
-            "face_model": face_model,
-            "state_dict": self.state_dict(),
-            **(extra or {}),
-        })
+        write_checkpoint(
+            path,
+            {
+                "format_version": CHECKPOINT_FORMAT_VERSION,
+                "config": asdict(self.config),
+                "exp_dim": self.exp_dim,
+                "face_model": face_model,
+                "state_dict": self.state_dict(),
+                **(extra or {}),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, face_model: str | None = None) -> AudioToPose:
@@ -194,8 +206,10 @@ class AudioToPose(nn.Module):
         hint = "rerun `talkface pretrain audio2pose`"
         checkpoint = read_checkpoint(path, "audio2pose", CHECKPOINT_FORMAT_VERSION, hint)
         if face_model is not None and checkpoint.get("face_model") != face_model:
-            raise InputError(f"{path}: audio2pose model trained for face model {checkpoint.get('face_model')!r}, "
-                             f"not {face_model!r}; pass the same --face-model or retrain it")
+            raise InputError(
+                f"{path}: audio2pose model trained for face model {checkpoint.get('face_model')!r}, "
+                f"not {face_model!r}; pass the same --face-model or retrain it"
+            )
         with malformed_checkpoint(path, "audio2pose", hint):
             config = dict(checkpoint["config"])
             features = FeatureConfig(**config.pop("features"))
@@ -216,7 +230,9 @@ class LossWeights:
     exp_smooth: float = 1e-4
 
 
-def motion_loss(outputs: torch.Tensor, targets: torch.Tensor, exp_dim: int, weights: LossWeights = LossWeights()) -> dict[str, torch.Tensor]:
+def motion_loss(
+    outputs: torch.Tensor, targets: torch.Tensor, exp_dim: int, weights: LossWeights = LossWeights()
+) -> dict[str, torch.Tensor]:
     """The loss terms for `(B, T, D)` outputs and targets (both normalised). The smoothness terms
     sum the squared frame-to-frame change over coefficients and average over frames; they act on
     the outputs only, damping jitter the targets may not have."""
@@ -227,6 +243,10 @@ def motion_loss(outputs: torch.Tensor, targets: torch.Tensor, exp_dim: int, weig
         "pose_smooth": (pose.diff(dim=-2) ** 2).sum(-1).mean() if outputs.shape[-2] > 1 else outputs.new_zeros(()),
         "exp_smooth": (exp.diff(dim=-2) ** 2).sum(-1).mean() if outputs.shape[-2] > 1 else outputs.new_zeros(()),
     }
-    terms["total"] = (terms["exp"] + weights.pose * terms["pose"] + weights.pose_smooth * terms["pose_smooth"]
-                      + weights.exp_smooth * terms["exp_smooth"])
+    terms["total"] = (
+        terms["exp"]
+        + weights.pose * terms["pose"]
+        + weights.pose_smooth * terms["pose_smooth"]
+        + weights.exp_smooth * terms["exp_smooth"]
+    )
     return terms

@@ -21,8 +21,47 @@ from pocketsphinx import Decoder, get_model_path
 
 from recon3d.video import AUDIO_RATE
 
-PHONES = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY",
-          "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH")
+PHONES = (
+    "AA",
+    "AE",
+    "AH",
+    "AO",
+    "AW",
+    "AY",
+    "B",
+    "CH",
+    "D",
+    "DH",
+    "EH",
+    "ER",
+    "EY",
+    "F",
+    "G",
+    "HH",
+    "IH",
+    "IY",
+    "JH",
+    "K",
+    "L",
+    "M",
+    "N",
+    "NG",
+    "OW",
+    "OY",
+    "P",
+    "R",
+    "S",
+    "SH",
+    "T",
+    "TH",
+    "UH",
+    "UW",
+    "V",
+    "W",
+    "Y",
+    "Z",
+    "ZH",
+)
 """The CMU phone set of PocketSphinx's US-English model; anything else is silence ("SIL")."""
 SILENCE = "SIL"
 SPHINX_FRAME = 0.010
@@ -92,23 +131,39 @@ def _word_decoder() -> Decoder:
     # it decoded before, so the same speech would get other results after other speech.
     model = _model_dir()
     # FATAL: a failed alignment is reported by returning None, not on stderr.
-    return Decoder(hmm=str(model / "en-us"), lm=str(model / "en-us.lm.bin"), dict=str(model / "cmudict-en-us.dict"),
-                   samprate=AUDIO_RATE, loglevel="FATAL")
+    return Decoder(
+        hmm=str(model / "en-us"),
+        lm=str(model / "en-us.lm.bin"),
+        dict=str(model / "cmudict-en-us.dict"),
+        samprate=AUDIO_RATE,
+        loglevel="FATAL",
+    )
 
 
 def phone_loop_decoder() -> Decoder:
     """PocketSphinx's phone recogniser (no words: a phone language model)."""
     model = _model_dir()
-    return Decoder(hmm=str(model / "en-us"), allphone=str(model / "en-us-phone.lm.bin"), lw=2.0, beam=1e-20,
-                   pbeam=1e-20, samprate=AUDIO_RATE, loglevel="ERROR")
+    return Decoder(
+        hmm=str(model / "en-us"),
+        allphone=str(model / "en-us-phone.lm.bin"),
+        lw=2.0,
+        beam=1e-20,
+        pbeam=1e-20,
+        samprate=AUDIO_RATE,
+        loglevel="ERROR",
+    )
 
 
 def phone_loop(audio: np.ndarray) -> PhoneTimings:
     """Phones of 16 kHz audio by the phone-loop recogniser."""
     decoder = phone_loop_decoder()
     _decode(decoder, _pcm(audio))
-    return PhoneTimings(tuple(Phone(_label(s.word), s.start_frame * SPHINX_FRAME, (s.end_frame + 1) * SPHINX_FRAME)
-                              for s in decoder.seg()), "phone-loop")
+    return PhoneTimings(
+        tuple(
+            Phone(_label(s.word), s.start_frame * SPHINX_FRAME, (s.end_frame + 1) * SPHINX_FRAME) for s in decoder.seg()
+        ),
+        "phone-loop",
+    )
 
 
 def transcript_words(text: str, decoder: Decoder | None = None) -> list[str]:
@@ -144,8 +199,11 @@ def align_words(audio: np.ndarray, words: list[str], source: str = "transcript")
     alignment = decoder.get_alignment()
     if alignment is None:
         return None
-    phones = [Phone(_label(phone.name), phone.start * SPHINX_FRAME, (phone.start + phone.duration) * SPHINX_FRAME)
-              for word in alignment for phone in word]
+    phones = [
+        Phone(_label(phone.name), phone.start * SPHINX_FRAME, (phone.start + phone.duration) * SPHINX_FRAME)
+        for word in alignment
+        for phone in word
+    ]
     if not phones:
         return None
     # The alignment covers the audio from its first frame: what precedes the first word's phone is
@@ -162,7 +220,9 @@ def _split_leading_silence(phones: list[Phone], audio: np.ndarray, threshold_db:
     if len(frames) < hop:
         return phones
     energy = np.sqrt(np.mean(frames[: len(frames) // hop * hop].reshape(-1, hop) ** 2, 1) + 1e-12)
-    loud = np.nonzero(20 * np.log10(energy / (np.sqrt(np.mean(np.asarray(audio, np.float64) ** 2)) + 1e-12)) > threshold_db)[0]
+    loud = np.nonzero(
+        20 * np.log10(energy / (np.sqrt(np.mean(np.asarray(audio, np.float64) ** 2)) + 1e-12)) > threshold_db
+    )[0]
     onset = (loud[0] if len(loud) else 0) * SPHINX_FRAME
     if onset <= first.start + 2 * SPHINX_FRAME or onset >= first.end - 2 * SPHINX_FRAME:
         return phones

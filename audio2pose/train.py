@@ -20,13 +20,23 @@ import torch
 from tqdm import tqdm
 
 from audio2pose.features import FeatureConfig, audio_features, load_speech
-from audio2pose.model import POSE_AMPLITUDE, POSE_DIM, AudioToPose, AudioToPoseConfig, LossWeights, Motion, motion_loss, target_statistics
+from audio2pose.model import (
+    POSE_AMPLITUDE,
+    POSE_DIM,
+    AudioToPose,
+    AudioToPoseConfig,
+    LossWeights,
+    Motion,
+    motion_loss,
+    target_statistics,
+)
+from recon3d.corpus import CorpusCache
 from recon3d.distributed import World
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.fit import FitConfig
 from recon3d.pretrain import corpus_videos
-from recon3d.reconstruct import Reconstruction, reconstruct_clip
+from recon3d.reconstruct import Reconstruction
 from recon3d.video import atomic_path
 
 log = logging.getLogger("talkface")
@@ -37,16 +47,20 @@ class TrainConfig:
     """The optimisation, shared by corpus training and per-actor fine-tuning."""
 
     steps: int = 600
+    """Optimisation steps."""
     batch_size: int = 16
+    """Windows per step."""
     seq_len: int = 32
     """Frames per training window (shorter clips use their whole length)."""
     lr: float = 1e-3
+    """Learning rate."""
     betas: tuple[float, float] = (0.5, 0.999)
     """Adam betas of Yi et al."""
     weight_decay: float = 0.0
     """Decoupled weight decay (AdamW)."""
     weights: LossWeights = field(default_factory=LossWeights)
     seed: int = 0
+    """Random seed of the initialisation and the windows."""
 
 
 @dataclass
@@ -66,18 +80,24 @@ class MotionClip:
     def split(self, fraction: float) -> tuple[MotionClip, MotionClip]:
         """The first `fraction` of the frames and the rest."""
         cut = int(round(fraction * self.num_frames))
-        return (MotionClip(self.name, self.features[:cut], self.targets[:cut]),
-                MotionClip(self.name, self.features[cut:], self.targets[cut:]))
+        return (
+            MotionClip(self.name, self.features[:cut], self.targets[:cut]),
+            MotionClip(self.name, self.features[cut:], self.targets[cut:]),
+        )
 
 
 def reconstruction_targets(recon: Reconstruction) -> np.ndarray:
     """`(T, exp_dim + 6)` [exp | angle | trans] rows of a reconstruction."""
     layout = recon.layout
     coeffs = recon.coeffs
-    return np.concatenate([coeffs[:, layout.slice(name)] for name in ("exp", "angle", "trans")], axis=1).astype(np.float32)
+    return np.concatenate([coeffs[:, layout.slice(name)] for name in ("exp", "angle", "trans")], axis=1).astype(
+        np.float32
+    )
 
 
-def motion_clip(video: str | os.PathLike, recon: Reconstruction, features: FeatureConfig = FeatureConfig()) -> MotionClip:
+def motion_clip(
+    video: str | os.PathLike, recon: Reconstruction, features: FeatureConfig = FeatureConfig()
+) -> MotionClip:
     """A reconstructed clip with the features of its own soundtrack, frame for frame."""
     audio, num_frames = load_speech(video, recon.num_frames, features)
     return MotionClip(Path(video).stem, audio_features(audio, num_frames, features), reconstruction_targets(recon))
@@ -102,8 +122,9 @@ class WindowSampler:
         self.weights = starts / starts.sum()
         self.starts = starts.long()
 
-    def sample(self, batch_size: int, generator: torch.Generator, rows: slice = slice(None)
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, batch_size: int, generator: torch.Generator, rows: slice = slice(None)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`batch_size` windows drawn from `generator`, of which `rows` are returned (a process's
         share of a global batch: the draws do not depend on it)."""
         clip_ids = torch.multinomial(self.weights, batch_size, replacement=True, generator=generator)
@@ -134,8 +155,15 @@ def train_steps(
     network.train()
     sums: dict[str, float] = {}
     tail = max(1, config.steps // 10)
-    bar = tqdm(range(start, config.steps), desc="audio2pose", unit="step", disable=not progress,
-               initial=start, total=config.steps, leave=False)
+    bar = tqdm(
+        range(start, config.steps),
+        desc="audio2pose",
+        unit="step",
+        disable=not progress,
+        initial=start,
+        total=config.steps,
+        leave=False,
+    )
     for step in bar:
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         torch.manual_seed(world.seed(config.seed * 1_000_003 + step))  # dropout
@@ -188,7 +216,10 @@ def finetune(
         model = AudioToPose(clip.targets.shape[1] - POSE_DIM, config.model).to(device)
         train = config.scratch
     if model.output_dim != clip.targets.shape[1]:
-        raise ValueError(f"general model predicts {model.exp_dim} expression coefficients, the clip has {clip.targets.shape[1] - POSE_DIM}")
+        raise ValueError(
+            f"general model predicts {model.exp_dim} expression coefficients, "
+            f"the clip has {clip.targets.shape[1] - POSE_DIM}"
+        )
     targets = torch.from_numpy(clip.targets).to(device)
     model.set_style(*target_statistics(targets, model.exp_dim))
     sampler = WindowSampler([clip], train.seq_len, device)
@@ -198,7 +229,9 @@ def finetune(
 
 
 @torch.no_grad()
-def validation_loss(model: AudioToPose, clips: list[MotionClip], heads: list[MotionClip], weights: LossWeights) -> dict[str, float]:
+def validation_loss(
+    model: AudioToPose, clips: list[MotionClip], heads: list[MotionClip], weights: LossWeights
+) -> dict[str, float]:
     """Mean loss terms over whole held-out segments, each normalised by its clip's training part."""
     model.eval()
     device = model.target_mean.device
@@ -227,27 +260,6 @@ class PretrainAudio2PoseConfig:
     """Reconstruction of the corpus clips (the targets)."""
 
 
-def corpus_reconstructions(
-    videos: list[Path], model: FaceModel, cache: Path, fit: FitConfig, device: torch.device, progress: bool = True,
-    world: World = World(),
-) -> list[Reconstruction]:
-    """Each clip's reconstruction, cached in `cache` as `<stem>.coeffs.npz` (reused when it was
-    made with the same face model). Over several processes each reconstructs its share of the
-    missing clips, then all read every clip's file."""
-    cache.mkdir(parents=True, exist_ok=True)
-    recons: dict[int, Reconstruction] = {}
-    for i in tqdm(world.own(len(videos)), desc="reconstructing corpus", unit="clip", disable=not progress):
-        path = cache / f"{videos[i].stem}.coeffs.npz"
-        recon = Reconstruction.load(path) if path.exists() else None
-        if recon is None or recon.face_model != model.name or recon.num_vertices != model.num_vertices:
-            recon, _ = reconstruct_clip(videos[i], model, fit, device=device, progress=progress)
-            recon.save(path)
-        recons[i] = recon
-    world.barrier()
-    return [recons[i] if i in recons else Reconstruction.load(cache / f"{video.stem}.coeffs.npz")
-            for i, video in enumerate(videos)]
-
-
 def write_history(path: Path, history: list[dict]) -> None:
     """The loss curves as CSV, one row per record."""
     names = list(dict.fromkeys(key for record in history for key in record))
@@ -265,9 +277,11 @@ def pretrain_audio2pose(
     device: torch.device | str = "cpu",
     progress: bool = True,
     world: World = World(),
+    cache: CorpusCache | None = None,
 ) -> dict:
-    """Trains the general model on every clip of `corpus`; writes OUT/audio2pose.pt (weights,
-    optimizer state and history: a rerun resumes) and OUT/history.csv. Returns the last record.
+    """Trains the general model on every clip of `corpus` (reconstructed once into `cache`,
+    default the shared corpus cache); writes OUT/audio2pose.pt (weights, optimizer state and
+    history: a rerun resumes) and OUT/history.csv. Returns the last record.
     Over several processes (`world`, see `recon3d.distributed`) they share each batch and rank 0
     writes the files and scores the held-out part."""
     device = torch.device(device)
@@ -275,11 +289,15 @@ def pretrain_audio2pose(
     checkpoint_path = out_dir / "audio2pose.pt"
     videos = corpus_videos(corpus)
     world.check_batch(config.train.batch_size)
-    recons = corpus_reconstructions(videos, face_model, out_dir / "cache", config.fit, device, progress, world)
+    recons = (cache or CorpusCache()).reconstructions(videos, face_model, config.fit, device, progress, world)
     clips = [motion_clip(video, recon, config.model.features) for video, recon in zip(videos, recons)]
     heads, tails = zip(*(clip.split(1 - config.val_fraction) for clip in clips))
-    log.info("corpus: %d clips, %d training and %d held-out frames", len(clips),
-             sum(h.num_frames for h in heads), sum(t.num_frames for t in tails))
+    log.info(
+        "corpus: %d clips, %d training and %d held-out frames",
+        len(clips),
+        sum(h.num_frames for h in heads),
+        sum(t.num_frames for t in tails),
+    )
 
     train = config.train
     torch.manual_seed(train.seed)
@@ -293,8 +311,10 @@ def pretrain_audio2pose(
     if checkpoint_path.exists():
         saved, checkpoint = AudioToPose.load_checkpoint(checkpoint_path, face_model.name)
         if saved.config != config.model:
-            raise InputError(f"{checkpoint_path}: was trained with other network settings; give the same options "
-                             "to resume, or a new output folder")
+            raise InputError(
+                f"{checkpoint_path}: was trained with other network settings; give the same options "
+                "to resume, or a new output folder"
+            )
         model.load_state_dict(saved.state_dict())
         optimizer.load_state_dict(checkpoint["optimizer"])
         history = json.loads(checkpoint["history"])
@@ -318,11 +338,26 @@ def pretrain_audio2pose(
         if not world.is_main:
             return
         record.update({f"val_{k}": v for k, v in validation_loss(model, val_tails, val_heads, train.weights).items()})
-        log.info("step %d: loss %.4g (exp %.3g, pose %.3g), held-out %.4g (exp %.3g, pose %.3g)", step,
-                 record["train_total"], record["train_exp"], record["train_pose"],
-                 record.get("val_total", float("nan")), record.get("val_exp", float("nan")), record.get("val_pose", float("nan")))
-        model.save(checkpoint_path, face_model.name, {"optimizer": optimizer.state_dict(), "history": json.dumps(history),
-                                                      "step": step, "train": json.dumps(asdict(config))})
+        log.info(
+            "step %d: loss %.4g (exp %.3g, pose %.3g), held-out %.4g (exp %.3g, pose %.3g)",
+            step,
+            record["train_total"],
+            record["train_exp"],
+            record["train_pose"],
+            record.get("val_total", float("nan")),
+            record.get("val_exp", float("nan")),
+            record.get("val_pose", float("nan")),
+        )
+        model.save(
+            checkpoint_path,
+            face_model.name,
+            {
+                "optimizer": optimizer.state_dict(),
+                "history": json.dumps(history),
+                "step": step,
+                "train": json.dumps(asdict(config)),
+            },
+        )
         write_history(out_dir / "history.csv", history)
 
     if start < train.steps:
@@ -330,8 +365,12 @@ def pretrain_audio2pose(
     return history[-1] if history else {}
 
 
-def predict_motion(model: AudioToPose, speech: str | os.PathLike, num_frames: int | None = None,
-                   pose_amplitude: float | None = POSE_AMPLITUDE) -> Motion:
+def predict_motion(
+    model: AudioToPose,
+    speech: str | os.PathLike,
+    num_frames: int | None = None,
+    pose_amplitude: float | None = POSE_AMPLITUDE,
+) -> Motion:
     """The actor's expression and head pose for a speech (or video) file (`AudioToPose.predict`)."""
     audio, num_frames = load_speech(speech, num_frames, model.config.features)
     return model.predict(audio_features(audio, num_frames, model.config.features), pose_amplitude)

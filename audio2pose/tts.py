@@ -88,8 +88,10 @@ class FliteSynthesizer:
 
     def check_installed(self) -> None:
         if shutil.which(self.program) is None:
-            raise InputError("speech synthesis needs CMU Flite: install it (`sudo apt-get install flite`, "
-                             "`brew install flite`) or plug in your own engine with --tts-command")
+            raise InputError(
+                "speech synthesis needs CMU Flite: install it (`sudo apt-get install flite`, "
+                "`brew install flite`) or plug in your own engine with --tts-command"
+            )
 
     def synthesize(self, text: str) -> tuple[np.ndarray, int, PhoneTimings]:
         self.check_installed()
@@ -124,8 +126,10 @@ class CommandSynthesizer:
             text_file, wav = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
             text_file.write_text(text, encoding="utf-8")
             values = {"text": str(text_file), "wav": str(wav), "reference": str(self.reference)}
-            argv = [re.sub(r"\{(text|wav|reference)\}", lambda m: values[m.group(1)], arg)
-                    for arg in shlex.split(self.command)]
+            argv = [
+                re.sub(r"\{(text|wav|reference)\}", lambda m: values[m.group(1)], arg)
+                for arg in shlex.split(self.command)
+            ]
             _run(argv, f"--tts-command {argv[0]}")
             return *_read_speech(wav, f"--tts-command {argv[0]}"), None
 
@@ -167,7 +171,7 @@ def _split_long(sentence: str, max_chars: int) -> Iterable[str]:
                     piece = f"{piece} {part}" if piece else part
             yield from _split_long(piece, max_chars)
             return
-    yield from (sentence[i:i + max_chars] for i in range(0, len(sentence), max_chars))
+    yield from (sentence[i : i + max_chars] for i in range(0, len(sentence), max_chars))
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,12 @@ def sentence_speech(synthesizer: SpeechSynthesizer, sentence: str) -> Speech:
     return Speech(samples.astype(np.float32), sentence, phones)
 
 
-def synthesize_text(text: str, synthesizer: SpeechSynthesizer, progress: bool = False,
-                    transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Speech:
+def synthesize_text(
+    text: str,
+    synthesizer: SpeechSynthesizer,
+    progress: bool = False,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Speech:
     """Speech for any length of text: a synthesizer call per sentence, each passed through
     `transform` (voice matching, which keeps the timing) when given."""
     pieces = split_sentences(text)

@@ -35,28 +35,83 @@ from audio2pose.phones import SILENCE, PhoneTimings
 VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
 PHONE_VISEMES = {
     SILENCE: "sil",
-    "P": "PP", "B": "PP", "M": "PP",
-    "F": "FF", "V": "FF",
-    "TH": "TH", "DH": "TH",
-    "T": "DD", "D": "DD",
-    "K": "kk", "G": "kk", "NG": "kk", "HH": "kk",
-    "CH": "CH", "JH": "CH", "SH": "CH", "ZH": "CH",
-    "S": "SS", "Z": "SS",
-    "N": "nn", "L": "nn",
-    "R": "RR", "ER": "RR",
-    "AA": "aa", "AE": "aa", "AH": "aa", "AY": "aa", "AW": "aa",
-    "EH": "E", "EY": "E",
-    "IH": "ih", "IY": "ih", "Y": "ih",
-    "AO": "oh", "OW": "oh", "OY": "oh",
-    "UH": "ou", "UW": "ou", "W": "ou",
+    "P": "PP",
+    "B": "PP",
+    "M": "PP",
+    "F": "FF",
+    "V": "FF",
+    "TH": "TH",
+    "DH": "TH",
+    "T": "DD",
+    "D": "DD",
+    "K": "kk",
+    "G": "kk",
+    "NG": "kk",
+    "HH": "kk",
+    "CH": "CH",
+    "JH": "CH",
+    "SH": "CH",
+    "ZH": "CH",
+    "S": "SS",
+    "Z": "SS",
+    "N": "nn",
+    "L": "nn",
+    "R": "RR",
+    "ER": "RR",
+    "AA": "aa",
+    "AE": "aa",
+    "AH": "aa",
+    "AY": "aa",
+    "AW": "aa",
+    "EH": "E",
+    "EY": "E",
+    "IH": "ih",
+    "IY": "ih",
+    "Y": "ih",
+    "AO": "oh",
+    "OW": "oh",
+    "OY": "oh",
+    "UH": "ou",
+    "UW": "ou",
+    "W": "ou",
 }
 """CMU phone -> viseme (the Oculus grouping; HH, made at the glottis, grouped with the velars)."""
-OPENNESS = {"sil": 0.0, "PP": 0.0, "FF": 0.1, "TH": 0.25, "DD": 0.3, "kk": 0.3, "CH": 0.2, "SS": 0.15, "nn": 0.25,
-            "RR": 0.3, "aa": 1.0, "E": 0.7, "ih": 0.45, "oh": 0.8, "ou": 0.35}
+OPENNESS = {
+    "sil": 0.0,
+    "PP": 0.0,
+    "FF": 0.1,
+    "TH": 0.25,
+    "DD": 0.3,
+    "kk": 0.3,
+    "CH": 0.2,
+    "SS": 0.15,
+    "nn": 0.25,
+    "RR": 0.3,
+    "aa": 1.0,
+    "E": 0.7,
+    "ih": 0.45,
+    "oh": 0.8,
+    "ou": 0.35,
+}
 """How far the lips part for each viseme, 0 closed to 1 an open /a/ (a plain table, as Rhubarb's
 mouth shapes A-H): the reference the articulation benchmark correlates against."""
-DOMINANCE = {"sil": 1.0, "PP": 1.0, "FF": 1.0, "TH": 0.7, "DD": 0.6, "kk": 0.4, "CH": 0.8, "SS": 0.8, "nn": 0.5,
-             "RR": 0.6, "aa": 1.0, "E": 1.0, "ih": 1.0, "oh": 1.0, "ou": 1.0}
+DOMINANCE = {
+    "sil": 1.0,
+    "PP": 1.0,
+    "FF": 1.0,
+    "TH": 0.7,
+    "DD": 0.6,
+    "kk": 0.4,
+    "CH": 0.8,
+    "SS": 0.8,
+    "nn": 0.5,
+    "RR": 0.6,
+    "aa": 1.0,
+    "E": 1.0,
+    "ih": 1.0,
+    "oh": 1.0,
+    "ou": 1.0,
+}
 """How strongly each viseme holds the lips against its neighbours (see the module docstring)."""
 BILABIALS = frozenset({"P", "B", "M"})
 SUBSAMPLES = 4
@@ -80,8 +135,9 @@ def frame_times(num_frames: int, fps: float) -> np.ndarray:
     return np.arange(num_frames) / fps
 
 
-def viseme_weights(timings: PhoneTimings, num_frames: int, fps: float = 25.0,
-                   config: VisemeConfig = VisemeConfig()) -> np.ndarray:
+def viseme_weights(
+    timings: PhoneTimings, num_frames: int, fps: float = 25.0, config: VisemeConfig = VisemeConfig()
+) -> np.ndarray:
     """`(T, len(VISEMES))` per-frame viseme weights (rows sum to 1) for phones with their timings;
     frames before the first and after the last phone are silence."""
     times = frame_times(num_frames, fps)
@@ -102,15 +158,31 @@ def viseme_weights(timings: PhoneTimings, num_frames: int, fps: float = 25.0,
     weights = (dominance / dominance.sum(1, keepdims=True)).reshape(num_frames, SUBSAMPLES, -1).mean(1)
     for phone in timings.phones:
         if phone.label in BILABIALS:
-            _hold(weights, times, phone.start - config.lead, phone.end - config.lead, index["PP"], 1.0, config.closure_hold)
+            _hold(
+                weights,
+                times,
+                phone.start - config.lead,
+                phone.end - config.lead,
+                index["PP"],
+                1.0,
+                config.closure_hold,
+            )
         elif PHONE_VISEMES[phone.label] == "FF":
-            _hold(weights, times, phone.start - config.lead, phone.end - config.lead, index["FF"],
-                  config.labiodental_weight, 1)
+            _hold(
+                weights,
+                times,
+                phone.start - config.lead,
+                phone.end - config.lead,
+                index["FF"],
+                config.labiodental_weight,
+                1,
+            )
     return weights
 
 
-def _hold(weights: np.ndarray, times: np.ndarray, start: float, end: float, viseme: int, weight: float,
-          min_frames: int) -> None:
+def _hold(
+    weights: np.ndarray, times: np.ndarray, start: float, end: float, viseme: int, weight: float, min_frames: int
+) -> None:
     """Puts `weight` on `viseme` (the rest scaled to 1 - weight) on the frames inside [start, end],
     and on at least the `min_frames` frames nearest its middle."""
     inside = set(np.nonzero((times >= start) & (times <= end))[0].tolist())

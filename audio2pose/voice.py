@@ -32,15 +32,23 @@ import pyworld
 from tqdm import tqdm
 
 from audio2pose.metrics import speaker_embedding, transcribe, word_error_rate
-from audio2pose.tts import (FLITE_VOICES, FliteSynthesizer, Speech, SpeechSynthesizer, sentence_speech, split_sentences,
-                            synthesize_text)
+from audio2pose.tts import (
+    FLITE_VOICES,
+    FliteSynthesizer,
+    Speech,
+    SpeechSynthesizer,
+    sentence_speech,
+    split_sentences,
+    synthesize_text,
+)
 from recon3d.errors import InputError
 from recon3d.video import AUDIO_RATE, atomic_path
 
 REFERENCE_TEXT = (
     "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow. "
     "The rainbow is a division of white light into many beautiful colors. "
-    "These take the shape of a long round arch, with its path high above, and its two ends apparently beyond the horizon. "
+    "These take the shape of a long round arch, with its path high above, "
+    "and its two ends apparently beyond the horizon. "
     "There is, according to legend, a boiling pot of gold at one end. "
     "People look, but no one ever finds it. "
     "Throughout the centuries people have explained the rainbow in various ways."
@@ -97,11 +105,13 @@ def analyse(audio: np.ndarray, config: VoiceConfig = VoiceConfig(), recorded: bo
     voiced speech found on a VoxCeleb clip, at half its pitch)."""
     x = np.ascontiguousarray(audio, np.float64)
     if recorded:
-        f0, times = pyworld.harvest(x, AUDIO_RATE, f0_floor=config.f0_floor, f0_ceil=config.f0_ceil,
-                                    frame_period=config.frame_period)
+        f0, times = pyworld.harvest(
+            x, AUDIO_RATE, f0_floor=config.f0_floor, f0_ceil=config.f0_ceil, frame_period=config.frame_period
+        )
     else:
-        f0, times = pyworld.dio(x, AUDIO_RATE, f0_floor=config.f0_floor, f0_ceil=config.f0_ceil,
-                                frame_period=config.frame_period)
+        f0, times = pyworld.dio(
+            x, AUDIO_RATE, f0_floor=config.f0_floor, f0_ceil=config.f0_ceil, frame_period=config.frame_period
+        )
         f0 = pyworld.stonemask(x, f0, times, AUDIO_RATE)
     envelope = pyworld.cheaptrick(x, f0, times, AUDIO_RATE, fft_size=config.fft_size)
     aperiodicity = pyworld.d4c(x, f0, times, AUDIO_RATE, fft_size=config.fft_size)
@@ -109,34 +119,40 @@ def analyse(audio: np.ndarray, config: VoiceConfig = VoiceConfig(), recorded: bo
     return WorldFrames(f0, cepstra, aperiodicity)
 
 
-def voice_stats(utterances: list[np.ndarray], config: VoiceConfig = VoiceConfig(), recorded: bool = False) -> VoiceStats:
+def voice_stats(
+    utterances: list[np.ndarray], config: VoiceConfig = VoiceConfig(), recorded: bool = False
+) -> VoiceStats:
     """The statistics of a voice from some of its 16 kHz speech."""
     frames = [analyse(audio, config, recorded) for audio in utterances]
     voiced = [f.f0 > 0 for f in frames]
     log_f0 = np.concatenate([np.log(f.f0[v]) for f, v in zip(frames, voiced)])
     seconds = len(log_f0) * config.frame_period / 1000
     if seconds < config.min_voiced_seconds:
-        raise InputError(f"only {seconds:.1f} s of voiced speech found; the voice needs at least "
-                         f"{config.min_voiced_seconds:g} s of the actor speaking")
+        raise InputError(
+            f"only {seconds:.1f} s of voiced speech found; the voice needs at least "
+            f"{config.min_voiced_seconds:g} s of the actor speaking"
+        )
     cepstra = np.concatenate([f.cepstra[v] for f, v in zip(frames, voiced)])
     return VoiceStats(float(log_f0.mean()), float(log_f0.std()), cepstra.mean(0), cepstra.std(0), seconds)
 
 
-def convert(audio: np.ndarray, source: VoiceStats, target: VoiceStats, spread: float = 1.0,
-            config: VoiceConfig = VoiceConfig()) -> np.ndarray:
+def convert(
+    audio: np.ndarray, source: VoiceStats, target: VoiceStats, spread: float = 1.0, config: VoiceConfig = VoiceConfig()
+) -> np.ndarray:
     """16 kHz speech in the `source` voice moved to the `target` voice's statistics (`spread`: how
     much of the cepstral spread, 0 none, 1 all)."""
     frames = analyse(audio, config)
     f0 = frames.f0.copy()
     voiced = f0 > 0
-    f0[voiced] = np.exp((np.log(f0[voiced]) - source.log_f0_mean) / source.log_f0_std * target.log_f0_std
-                        + target.log_f0_mean)
+    f0[voiced] = np.exp(
+        (np.log(f0[voiced]) - source.log_f0_mean) / source.log_f0_std * target.log_f0_std + target.log_f0_mean
+    )
     cepstra = frames.cepstra.copy()
     scale = (target.cepstrum_std[1:] / source.cepstrum_std[1:]) ** spread
     cepstra[:, 1:] = (cepstra[:, 1:] - source.cepstrum_mean[1:]) * scale + target.cepstrum_mean[1:]
     envelope = pyworld.decode_spectral_envelope(np.ascontiguousarray(cepstra), AUDIO_RATE, config.fft_size)
     speech = pyworld.synthesize(f0, envelope, frames.aperiodicity, AUDIO_RATE, config.frame_period)
-    return speech[:len(audio)].astype(np.float32)
+    return speech[: len(audio)].astype(np.float32)
 
 
 SPREADS = (0.0, 0.5, 1.0)
@@ -164,8 +180,12 @@ class VoiceModel:
     config: VoiceConfig = VoiceConfig()
 
     def save(self, path: str | os.PathLike) -> None:
-        arrays = {"base_voice": np.array(self.base_voice), "spread": np.array(self.spread),
-                  "reference": self.reference.astype(np.float32), "config": np.array(json.dumps(asdict(self.config)))}
+        arrays = {
+            "base_voice": np.array(self.base_voice),
+            "spread": np.array(self.spread),
+            "reference": self.reference.astype(np.float32),
+            "config": np.array(json.dumps(asdict(self.config))),
+        }
         for role, stats in (("source", self.source), ("target", self.target)):
             if stats is not None:
                 arrays.update({f"{role}_{key}": np.asarray(value) for key, value in asdict(stats).items()})
@@ -175,14 +195,22 @@ class VoiceModel:
     @classmethod
     def load(cls, path: str | os.PathLike) -> VoiceModel:
         with np.load(path, allow_pickle=False) as data:
+
             def stats(role: str) -> VoiceStats | None:
                 if f"{role}_log_f0_mean" not in data:
                     return None
                 values = {key: data[f"{role}_{key}"] for key in VoiceStats.__dataclass_fields__}
                 return VoiceStats(**{key: value if value.ndim else float(value) for key, value in values.items()})
+
             config = VoiceConfig(**json.loads(str(data["config"])))
-            return cls(str(data["base_voice"]), stats("source"), stats("target"), float(data["spread"]),
-                       data["reference"], config)
+            return cls(
+                str(data["base_voice"]),
+                stats("source"),
+                stats("target"),
+                float(data["spread"]),
+                data["reference"],
+                config,
+            )
 
 
 @dataclass(frozen=True)
@@ -195,22 +223,26 @@ class Candidate:
     word_error_rate: float | None = None
 
 
-def learn_voice(speech: np.ndarray | None, config: VoiceConfig = VoiceConfig(),
-                progress: bool = False) -> tuple[VoiceModel, list[Candidate]]:
+def learn_voice(
+    speech: np.ndarray | None, config: VoiceConfig = VoiceConfig(), progress: bool = False
+) -> tuple[VoiceModel, list[Candidate]]:
     """The voice model of an actor from their 16 kHz speech (None: no speech, the default voice
     unmatched), and the candidates it was chosen from, most similar first."""
     passage = split_sentences(REFERENCE_TEXT)
-    readings = {voice: [sentence_speech(FliteSynthesizer(voice), piece).audio for piece in passage] for voice in FLITE_VOICES}
+    readings = {
+        voice: [sentence_speech(FliteSynthesizer(voice), piece).audio for piece in passage] for voice in FLITE_VOICES
+    }
     sources = {voice: voice_stats(reading, config) for voice, reading in readings.items()}
     default = FLITE_VOICES[0]
     if speech is None:
         return VoiceModel(default, sources[default], None, config=config), []
-    speech = speech[:int(config.max_seconds * AUDIO_RATE)]
+    speech = speech[: int(config.max_seconds * AUDIO_RATE)]
     target = voice_stats([speech], config, recorded=True)
     actor = speaker_embedding(speech)
     matched, candidates = {}, []
-    steps = tqdm(total=len(SPREADS) * len(FLITE_VOICES), desc="voice", unit="candidate", disable=not progress,
-                 leave=False)
+    steps = tqdm(
+        total=len(SPREADS) * len(FLITE_VOICES), desc="voice", unit="candidate", disable=not progress, leave=False
+    )
     for voice, reading in readings.items():
         for spread in SPREADS:
             matched[voice, spread] = [convert(audio, sources[voice], target, spread, config) for audio in reading]
@@ -228,12 +260,13 @@ def learn_voice(speech: np.ndarray | None, config: VoiceConfig = VoiceConfig(),
         if candidate.voice not in unmatched:
             unmatched[candidate.voice] = passage_wer(readings[candidate.voice])
         candidates[k] = candidate = dataclasses.replace(
-            candidate, word_error_rate=passage_wer(matched[candidate.voice, candidate.spread]))
+            candidate, word_error_rate=passage_wer(matched[candidate.voice, candidate.spread])
+        )
         if candidate.word_error_rate <= unmatched[candidate.voice] + config.max_wer_increase:
             break
     else:
         candidate = min(candidates, key=lambda c: c.word_error_rate - unmatched[c.voice])
-    reference = speech[:int(REFERENCE_SECONDS * AUDIO_RATE)].astype(np.float32)
+    reference = speech[: int(REFERENCE_SECONDS * AUDIO_RATE)].astype(np.float32)
     model = VoiceModel(candidate.voice, sources[candidate.voice], target, candidate.spread, reference, config)
     return model, candidates
 
@@ -244,8 +277,11 @@ def speak(text: str, voice: VoiceModel, synthesizer: SpeechSynthesizer | None = 
     if synthesizer is not None:
         speech = synthesize_text(text, synthesizer, progress=progress)
     else:
-        match = None if voice.target is None else (
-            lambda audio: convert(audio, voice.source, voice.target, voice.spread, voice.config))
+        match = (
+            None
+            if voice.target is None
+            else (lambda audio: convert(audio, voice.source, voice.target, voice.spread, voice.config))
+        )
         speech = synthesize_text(text, FliteSynthesizer(voice.base_voice), progress=progress, transform=match)
     peak = float(np.abs(speech.audio).max())
     return dataclasses.replace(speech, audio=speech.audio * (PEAK / peak)) if peak > PEAK else speech

@@ -1,7 +1,8 @@
-"""The actor bundle: everything `personalize` learns about one actor, in one directory.
+"""The actor bundle: everything `personalize` learns about one actor, in one directory, and
+reading it back (`Actor`).
 
     ACTOR/manifest.json     what is here (validated against `MANIFEST_SCHEMA`)
-    ACTOR/<stage files>     written by the stages, each listed in the manifest with its SHA-256
+    ACTOR/<stage files>     written by the stages (`STAGE_FILES`), each listed in the manifest with its SHA-256
 
 The manifest records the source video's hash, the toolkit version, the settings, and per stage
 its input fingerprint, output files (size and SHA-256), metrics and duration. Stages are
@@ -15,21 +16,48 @@ checked against a schema, and weights are read with `torch.load(weights_only=Tru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import cv2
 import jsonschema
+import numpy as np
 
+from audio2pose.articulation import MouthShapes
+from audio2pose.model import AudioToPose
+from audio2pose.voice import VoiceModel
 from recon3d.errors import InputError
+from recon3d.facemodel import FaceModel
+from recon3d.facemodels import load_face_model
+from recon3d.reconstruct import Reconstruction
 from recon3d.video import atomic_path
+from refine.actor import ActorRefiner
 
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+LOG_NAME = "personalize.log"
+FRAMES, TRACK, FIT, COEFFS = "frames.zip", "track.npz", "fit.npz", "coeffs.npz"
+AUDIO2POSE, VOICE, REFINER, MOUTH = "audio2pose.pt", "voice.npz", "refine.pt", "mouth.npz"
+STAGE_FILES: dict[str, tuple[str, ...]] = {
+    "ingest": (FRAMES,),
+    "track": (TRACK,),
+    "reconstruct": (FIT,),
+    "albedo": (COEFFS,),
+    "audio2pose": (AUDIO2POSE,),
+    "voice": (VOICE,),
+    "refine": (REFINER,),
+    "articulation": (MOUTH,),
+}
+"""The stages in order, with the files each may write (those it wrote are recorded)."""
+STAGES = tuple(STAGE_FILES)
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 MANIFEST_SCHEMA = {
@@ -46,8 +74,12 @@ MANIFEST_SCHEMA = {
         "source": {
             "type": "object",
             "required": ["name", "sha256", "bytes"],
-            "properties": {"name": {"type": "string"}, "path": {"type": "string"}, "sha256": _SHA256,
-                           "bytes": {"type": "integer", "minimum": 0}},
+            "properties": {
+                "name": {"type": "string"},
+                "path": {"type": "string"},
+                "sha256": _SHA256,
+                "bytes": {"type": "integer", "minimum": 0},
+            },
         },
         "settings": {"type": "object"},
         "stages": {
@@ -113,19 +145,30 @@ class ActorBundle:
         (same hash); otherwise they are dropped and will rerun."""
         root, source = Path(root), Path(source)
         # The path lets `talkface evaluate --start` find the video's unseen tail again.
-        record = {"name": source.name, "path": str(source.resolve()), "sha256": file_sha256(source),
-                  "bytes": source.stat().st_size}
+        record = {
+            "name": source.name,
+            "path": str(source.resolve()),
+            "sha256": file_sha256(source),
+            "bytes": source.stat().st_size,
+        }
         if (root / MANIFEST_NAME).exists():
             bundle = cls.open(root, verify_files=False)
             if bundle.manifest["source"]["sha256"] != record["sha256"]:
                 bundle.manifest["stages"] = {}
             bundle.manifest.update(source=record, settings=settings, toolkit_version=toolkit_version())
         else:
-            bundle = cls(root, {
-                "format": "talkface-actor", "format_version": BUNDLE_FORMAT_VERSION,
-                "toolkit_version": toolkit_version(), "created": _now(), "source": record,
-                "settings": settings, "stages": {},
-            })
+            bundle = cls(
+                root,
+                {
+                    "format": "talkface-actor",
+                    "format_version": BUNDLE_FORMAT_VERSION,
+                    "toolkit_version": toolkit_version(),
+                    "created": _now(),
+                    "source": record,
+                    "settings": settings,
+                    "stages": {},
+                },
+            )
         bundle.write_manifest()
         return bundle
 
@@ -147,11 +190,15 @@ class ActorBundle:
             jsonschema.validate(manifest, MANIFEST_SCHEMA)
         except jsonschema.ValidationError as e:
             where = "/".join(str(p) for p in e.absolute_path) or "top level"
-            raise InputError(f"{path}: invalid manifest at {where}: {e.message}; rerun `talkface personalize`") from None
+            raise InputError(
+                f"{path}: invalid manifest at {where}: {e.message}; rerun `talkface personalize`"
+            ) from None
         if manifest["format_version"] > BUNDLE_FORMAT_VERSION:
-            raise InputError(f"{root}: bundle format {manifest['format_version']} was made by a newer talkface "
-                             f"({manifest['toolkit_version']}); this one ({toolkit_version()}) reads format "
-                             f"{BUNDLE_FORMAT_VERSION}: upgrade talkface")
+            raise InputError(
+                f"{root}: bundle format {manifest['format_version']} was made by a newer talkface "
+                f"({manifest['toolkit_version']}); this one ({toolkit_version()}) reads format "
+                f"{BUNDLE_FORMAT_VERSION}: upgrade talkface"
+            )
         bundle = cls(root, manifest)
         for stage in manifest["stages"].values():
             for name in stage["files"]:
@@ -164,7 +211,9 @@ class ActorBundle:
         """The bundle file `name` (relative; may not leave the bundle)."""
         path = (self.root / name).resolve()
         if Path(name).is_absolute() or not path.is_relative_to(self.root.resolve()):
-            raise InputError(f"{self.root / MANIFEST_NAME}: file {name!r} lies outside the bundle; the bundle is not usable")
+            raise InputError(
+                f"{self.root / MANIFEST_NAME}: file {name!r} lies outside the bundle; the bundle is not usable"
+            )
         return path
 
     def verify(self, stages: list[str] | None = None) -> None:
@@ -175,8 +224,10 @@ class ActorBundle:
             for name, record in stage["files"].items():
                 problem = self._file_problem(name, record)
                 if problem:
-                    raise InputError(f"{self.root}: {name} (stage {stage_name}) is {problem}; the bundle is partial or "
-                                     "corrupt: rerun `talkface personalize` to redo that stage")
+                    raise InputError(
+                        f"{self.root}: {name} (stage {stage_name}) is {problem}; the bundle is partial or "
+                        "corrupt: rerun `talkface personalize` to redo that stage"
+                    )
 
     def _file_problem(self, name: str, record: dict) -> str | None:
         path = self.path(name)
@@ -197,8 +248,10 @@ class ActorBundle:
         """Marks `stage` finished: its (already complete) files, metrics and duration."""
         self.manifest["stages"][stage] = {
             "fingerprint": fingerprint(inputs),
-            "files": {name: {"sha256": file_sha256(self.path(name)), "bytes": self.path(name).stat().st_size}
-                      for name in files},
+            "files": {
+                name: {"sha256": file_sha256(self.path(name)), "bytes": self.path(name).stat().st_size}
+                for name in files
+            },
             "metrics": metrics,
             "seconds": round(float(seconds), 3),
             "finished": _now(),
@@ -218,3 +271,96 @@ class ActorBundle:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def frame_name(index: int) -> str:
+    return f"{index:06d}.jpg"
+
+
+@dataclass
+class Actor:
+    """A finished actor bundle, loaded for generation."""
+
+    bundle: ActorBundle
+    recon: Reconstruction
+    audio2pose: AudioToPose
+    face_model: FaceModel
+    voice: VoiceModel
+    refiner: ActorRefiner | None
+    """None for an actor without refinement (a photo, or made with 0 refine steps)."""
+    mouth: MouthShapes
+
+    @property
+    def is_photo(self) -> bool:
+        return bool(self.bundle.manifest["settings"].get("photo"))
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the actor's video."""
+        return self.recon.crop.frame_width, self.recon.crop.frame_height
+
+    @classmethod
+    def load(cls, root: str | os.PathLike, face_model: str | None = None) -> Actor:
+        """Opens and checks the bundle (schema, every file's hash, every stage finished) and loads
+        it. The face model is the one the bundle was made with, found by its recorded spec, unless
+        `face_model` names where it is now."""
+        bundle = ActorBundle.open(root)
+        missing = [name for name in STAGES if name not in bundle.manifest["stages"]]
+        if missing:
+            raise InputError(
+                f"{bundle.root}: the actor bundle is unfinished (stage {missing[0]} did not complete); "
+                "rerun `talkface personalize` with the same video and --actor to finish it"
+            )
+        settings = bundle.manifest["settings"]
+        model = load_face_model(face_model or settings["face_model"])
+        if face_model is None and model.name != settings["face_model_name"] == load_face_model("builtin").name:
+            # Made where "default" meant the built-in model; ICT-FaceKit was installed since.
+            model = load_face_model("builtin")
+        if (model.name, model.num_vertices) != (settings["face_model_name"], settings["face_model_vertices"]):
+            raise InputError(
+                f"{bundle.root}: made with face model {settings['face_model_name']} "
+                f"({settings['face_model_vertices']} vertices), found {model.name}; "
+                "pass --face-model pointing at the one it was made with"
+            )
+        recon = Reconstruction.load(bundle.path(COEFFS))
+        network = AudioToPose.load(bundle.path(AUDIO2POSE), model.name).eval()
+        refiner = None
+        if REFINER in bundle.manifest["stages"]["refine"]["files"]:
+            refiner = ActorRefiner.load(bundle.path(REFINER), f"rerun `talkface personalize` for {bundle.root}")
+        return cls(
+            bundle,
+            recon,
+            network,
+            model,
+            VoiceModel.load(bundle.path(VOICE)),
+            refiner,
+            MouthShapes.load(bundle.path(MOUTH)),
+        )
+
+    @contextlib.contextmanager
+    def frames(self) -> Iterator[BackgroundFrames]:
+        with zipfile.ZipFile(self.bundle.path(FRAMES)) as archive:
+            yield BackgroundFrames(archive)
+
+
+class BackgroundFrames:
+    """Random access to the actor's 25 fps frames (decoded on demand, the last few cached)."""
+
+    def __init__(self, archive: zipfile.ZipFile, cache: int = 32) -> None:
+        self.archive = archive
+        self.count = len(archive.namelist())
+        self._cache: dict[int, np.ndarray] = {}
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        frame = self._cache.get(index)
+        if frame is None:
+            data = np.frombuffer(self.archive.read(frame_name(index)), np.uint8)
+            frame = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[index] = frame
+        return frame

@@ -2,7 +2,9 @@
 
 Each command's fields become its options: the field's type gives the parser type (`Literal`
 gives choices, `bool` gives --x/--no-x) and its metadata the flags and help, so the dataclass is
-the single place that documents a command.
+the single place that documents a command. A `settings` field stands for the options of a
+settings dataclass (`personalize.options`): their types, defaults and help are the settings
+fields' own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from personalize.commands import COMMANDS
 from personalize.manifest import option_type
+from personalize.options import PERSONALIZE_PRESETS, option_help, option_kind
+from personalize.pipeline import PersonalizeConfig
 from recon3d.errors import InputError
 
 log = logging.getLogger("talkface")
@@ -30,8 +34,32 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         fill = super()._fill_text
         blocks = re.split(r"\n\s*\n", inspect.cleandoc(text))
-        return "\n\n".join(textwrap.indent(block, indent) if block.startswith(" ") else fill(block, width, indent)
-                           for block in blocks)
+        return "\n\n".join(
+            textwrap.indent(block, indent) if block.startswith(" ") else fill(block, width, indent) for block in blocks
+        )
+
+
+def _add_settings(parser: argparse.ArgumentParser, field: str, meta: dict) -> None:
+    """An option per `personalize.options` option of a settings class, collected into the
+    command's dict `field` (only those given: the rest keep the settings' or the preset's value)."""
+    settings = meta["settings"]
+    if settings is PersonalizeConfig:
+        presets = PERSONALIZE_PRESETS
+    else:
+        presets = {"": meta["base"] if meta["base"] is not None else settings()}
+    for setting in meta["options"]:
+        kind, choices = option_type(option_kind(settings, setting))
+        flag = f"--{setting.name.replace('_', '-')}"
+        common = {
+            "dest": f"{field}.{setting.name}",
+            "default": argparse.SUPPRESS,
+            "help": option_help(settings, setting, presets).replace("%", "%%"),  # argparse formats help
+        }
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        else:
+            extra = {"choices": choices} if choices else {"metavar": setting.metavar or setting.name.upper()}
+            parser.add_argument(flag, type=kind, **extra, **common)
 
 
 def _add_command(subparsers, name: str, command: type) -> None:
@@ -40,6 +68,9 @@ def _add_command(subparsers, name: str, command: type) -> None:
     hints = typing.get_type_hints(command)
     for f in dataclasses.fields(command):
         meta = dict(f.metadata)
+        if "settings" in meta:
+            _add_settings(parser, f.name, meta)
+            continue
         flags = meta.pop("flags", None)
         kind, choices = option_type(hints[f.name])
         extra = {"choices": choices} if choices else {}
@@ -47,15 +78,34 @@ def _add_command(subparsers, name: str, command: type) -> None:
         if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
         if meta.pop("positional", False):
-            parser.add_argument(f.name, type=kind, default=default, nargs="?" if default is None else None,
-                                metavar=f.name.upper(), **extra, **meta)
+            parser.add_argument(
+                f.name,
+                type=kind,
+                default=default,
+                nargs="?" if default is None else None,
+                metavar=f.name.upper(),
+                **extra,
+                **meta,
+            )
         elif kind is bool:
-            parser.add_argument(*(flags or [f"--{f.name.replace('_', '-')}"]), dest=f.name, default=default,
-                                action=argparse.BooleanOptionalAction, **meta)
+            parser.add_argument(
+                *(flags or [f"--{f.name.replace('_', '-')}"]),
+                dest=f.name,
+                default=default,
+                action=argparse.BooleanOptionalAction,
+                **meta,
+            )
         else:
             required = default is dataclasses.MISSING
-            parser.add_argument(*(flags or [f"--{f.name.replace('_', '-')}"]), dest=f.name, type=kind,
-                                required=required, default=None if required else default, **extra, **meta)
+            parser.add_argument(
+                *(flags or [f"--{f.name.replace('_', '-')}"]),
+                dest=f.name,
+                type=kind,
+                required=required,
+                default=None if required else default,
+                **extra,
+                **meta,
+            )
     parser.set_defaults(command=command)
 
 
@@ -79,25 +129,39 @@ def _add_commands(parser: argparse.ArgumentParser, commands: dict) -> None:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name, command in commands.items():
         if isinstance(command, dict):
-            group = subparsers.add_parser(name, help=f"{name} commands: {', '.join(command)}",
-                                          description=f"{name} commands")
+            group = subparsers.add_parser(
+                name, help=f"{name} commands: {', '.join(command)}", description=f"{name} commands"
+            )
             _add_commands(group, command)
         else:
             _add_command(subparsers, name, command)
 
 
+def make_command(args: dict):
+    """The command object of parsed `args` (less -q/-v): its fields, the settings options given
+    collected into its `settings` dict."""
+    args = dict(args)
+    command = args.pop("command")
+    for key in [key for key in args if "." in key]:
+        field, name = key.split(".")
+        args.setdefault(field, {})[name] = args.pop(key)
+    return command(**args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     quiet, verbose = args.pop("quiet"), args.pop("verbose")
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s: %(message)s" if verbose else "%(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s" if verbose else "%(message)s",
+    )
     # The console shows what -q / -v ask for; talkface's own records still reach file handlers
     # (an actor bundle's log) at INFO.
     logging.root.handlers[0].setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     # mediapipe's C++ side logs through absl/glog; keep its start-up chatter out of the user's way.
     logging.getLogger("absl").setLevel(logging.ERROR)
-    command = args.pop("command")(**args)
+    command = make_command(args)
     try:
         command.main(progress=not quiet)
     except InputError as err:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,16 +12,17 @@ import numpy as np
 import torch
 from scipy.io import wavfile
 
-from audio2pose.model import AudioToPoseConfig
-from audio2pose.train import FinetuneConfig, PretrainAudio2PoseConfig, TrainConfig, pretrain_audio2pose
-from audio2pose.tts import CommandSynthesizer, Speech
-from audio2pose.voice import speak
+from audio2pose.train import PretrainAudio2PoseConfig, pretrain_audio2pose
+from personalize.bundle import Actor
 from personalize.evaluate import EvaluateConfig, evaluate, evaluate_batch
-from personalize.generate import Articulation, GenerateConfig, PoseMode, Synthesis, check_output, generate
-from personalize.jobs import JobsConfig, run_jobs
+from personalize.generate import GenerateConfig, check_output, generate
+from personalize.jobs import JOBS_OPTIONS, JobsConfig, run_jobs
 from personalize.manifest import read_manifest
-from personalize.pipeline import Actor, PersonalizeConfig, personalize
+from personalize.options import PresetName, apply_options, manifest_options, personalize_config, settings_field
+from personalize.pipeline import PersonalizeConfig, personalize
 from personalize.samples import sample_photo, sample_speech
+from personalize.speech import read_text, say_text
+from recon3d.corpus import CorpusCache
 from recon3d.device import DeviceName, resolve_device
 from recon3d.distributed import torchrun_world
 from recon3d.errors import InputError
@@ -31,11 +31,10 @@ from recon3d.facemodels import load_face_model
 from recon3d.fit import FitConfig
 from recon3d.pretrain import PretrainReconConfig, RegressorTrainer
 from recon3d.reconstruct import export_reconstruction, reconstruct_clip
-from recon3d.regressor import CoeffRegressor, RegressorConfig
+from recon3d.regressor import CoeffRegressor
 from recon3d.track import TrackConfig, track_video
 from recon3d.video import AUDIO_RATE, atomic_path
-from refine.actor import ACTOR_REFINE, GPU_REFINE_SIZE
-from refine.memory import MemoryConfig
+from refine.actor import ACTOR_REFINE, CORPUS_REFINE, GPU_REFINE_SIZE
 from refine.networks import NetworkConfig
 from refine.train import RefineTrainConfig, pretrain_refiner
 
@@ -76,8 +75,14 @@ class TrackCommand:
         paths = export_track(video, track, self.output, preview=self.preview, progress=progress)
         log.info(
             "%d frames, face found in %d (%.1f%%), confidence min %.2f mean %.2f; crop %.0f px square at (%.0f, %.0f)",
-            track.num_frames, track.detected.sum(), 100 * track.detected.mean(), track.confidence.min(),
-            track.confidence.mean(), track.crop.side, track.crop.x0, track.crop.y0,
+            track.num_frames,
+            track.detected.sum(),
+            100 * track.detected.mean(),
+            track.confidence.min(),
+            track.confidence.mean(),
+            track.crop.side,
+            track.crop.x0,
+            track.crop.y0,
         )
         for path in paths:
             log.info("wrote %s", path)
@@ -104,12 +109,11 @@ class ReconstructCommand:
     )
     output: Path = field(default=Path("out/reconstruct"), metadata=option("output directory", "-o", "--output"))
     face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
-    regressor: Path | None = field(default=None, metadata=option(
-        "coefficient regressor checkpoint (from `talkface pretrain recon`) to start the fit from"))
-    landmark_steps: int = field(default=FitConfig.landmark_steps, metadata=option("steps of the landmark fit"))
-    photometric_steps: int = field(default=FitConfig.photometric_steps, metadata=option(
-        "steps of the photometric fit (0: landmarks only)"))
-    render_size: int = field(default=FitConfig.render_size, metadata=option("image side of the photometric fit"))
+    regressor: Path | None = field(
+        default=None,
+        metadata=option("coefficient regressor checkpoint (from `talkface pretrain recon`) to start the fit from"),
+    )
+    settings: dict = settings_field(FitConfig)
     crop_size: int = field(default=256, metadata=option("side of the face crop in pixels"))
     overlay: bool = field(default=True, metadata=option("write the overlay video"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
@@ -125,16 +129,27 @@ class ReconstructCommand:
         start = time.perf_counter()
         track = track_video(video, TrackConfig(crop_size=self.crop_size), progress=progress)
         regressor = None if self.regressor is None else CoeffRegressor.load(self.regressor, model).to(device)
-        config = FitConfig(landmark_steps=self.landmark_steps, photometric_steps=self.photometric_steps,
-                           render_size=self.render_size)
-        recon, _ = reconstruct_clip(video, model, config, track=track, device=device, regressor=regressor,
-                                    progress=progress)
+        config = apply_options(FitConfig(), self.settings)
+        recon, _ = reconstruct_clip(
+            video, model, config, track=track, device=device, regressor=regressor, progress=progress
+        )
         elapsed = time.perf_counter() - start
-        log.info("%d frames in %.1f s (%.1f frames/s): landmark error %.2f%% of the eye distance, skin PSNR %.1f dB",
-                 recon.num_frames, elapsed, recon.num_frames / elapsed, 100 * recon.landmark_error.mean(),
-                 recon.psnr.mean())
+        log.info(
+            "%d frames in %.1f s (%.1f frames/s): landmark error %.2f%% of the eye distance, skin PSNR %.1f dB",
+            recon.num_frames,
+            elapsed,
+            recon.num_frames / elapsed,
+            100 * recon.landmark_error.mean(),
+            recon.psnr.mean(),
+        )
         for path in export_reconstruction(video, recon, model, self.output, self.overlay, device, progress):
             log.info("wrote %s", path)
+
+
+CORPUS_CACHE_HELP = (
+    "corpus cache: each clip's track and reconstructions, made once and shared by the pretrainers "
+    "(default: $TALKFACE_HOME/corpus; safe to delete)"
+)
 
 
 @dataclass
@@ -142,41 +157,36 @@ class PretrainReconCommand:
     """Train the coefficient regressor from scratch on a folder of talking-head clips.
 
     Weakly supervised with the fitting's losses (landmarks, skin photometric error, priors); the
-    last 10% of each clip is held out. Writes OUTPUT/regressor.pt every epoch (rerun to resume)
-    and caches the clips' tracks in OUTPUT/tracks.
+    last 10% of each clip is held out. Writes OUTPUT/regressor.pt every epoch (rerun to resume);
+    the clips' tracks go into the corpus cache (--cache).
     """
 
     corpus: Path = field(metadata=option("folder of talking-head videos"))
     output: Path = field(default=Path("out/pretrain/recon"), metadata=option("output directory", "-o", "--output"))
     face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
-    epochs: int = field(default=PretrainReconConfig.epochs, metadata=option("training epochs"))
-    batch_size: int = field(default=PretrainReconConfig.batch_size, metadata=option("frames per batch"))
-    lr: float = field(default=PretrainReconConfig.lr, metadata=option("Adam learning rate"))
-    image_size: int = field(default=RegressorConfig.image_size, metadata=option("input crop side of the network"))
-    width: int = field(default=RegressorConfig.width, metadata=option("channels of the first ResNet stage"))
-    max_frames_per_clip: int = field(default=0, metadata=option("training frames taken per clip (0: all)"))
-    seed: int = field(default=0, metadata=option("random seed"))
+    settings: dict = settings_field(PretrainReconConfig)
+    cache: Path | None = field(default=None, metadata=option(CORPUS_CACHE_HELP))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
         model = load_face_model(self.face_model)
-        config = PretrainReconConfig(
-            regressor=RegressorConfig(image_size=self.image_size, width=self.width),
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-            max_frames_per_clip=self.max_frames_per_clip, seed=self.seed,
-        )
+        config = apply_options(PretrainReconConfig(), self.settings)
         with torchrun_world(resolve_device(self.device)) as (world, device):
-            result = RegressorTrainer(model, config, device, world).train(self.corpus, self.output,
-                                                                          progress and world.is_main)
-            log.info("wrote %s (held-out landmark error %.2f%%)", self.output / "regressor.pt",
-                     100 * result.get("val_landmark_error", float("nan")))
+            result = RegressorTrainer(model, config, device, world).train(
+                self.corpus, self.output, progress and world.is_main, CorpusCache(self.cache)
+            )
+            log.info(
+                "wrote %s (held-out landmark error %.2f%%)",
+                self.output / "regressor.pt",
+                100 * result.get("val_landmark_error", float("nan")),
+            )
 
 
 @dataclass
 class PretrainAudio2PoseCommand:
     """Train the general audio -> expression + head pose network on a folder of talking-head clips.
 
-    Each clip is reconstructed first (cached in OUTPUT/cache, so a rerun skips it); its
+    Each clip is reconstructed first (into the corpus cache, --cache, so a rerun skips it); its
     expression and pose become the targets of its own soundtrack's MFCCs. The last
     --val-fraction of every clip is held out and its loss logged. Writes OUTPUT/audio2pose.pt
     (rerun to resume) and the loss curves in OUTPUT/history.csv.
@@ -185,40 +195,35 @@ class PretrainAudio2PoseCommand:
     corpus: Path = field(metadata=option("folder of talking-head videos"))
     output: Path = field(default=Path("out/pretrain/audio2pose"), metadata=option("output directory", "-o", "--output"))
     face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
-    steps: int = field(default=PretrainAudio2PoseConfig().train.steps, metadata=option("training steps"))
-    batch_size: int = field(default=TrainConfig.batch_size, metadata=option("windows per step"))
-    seq_len: int = field(default=TrainConfig.seq_len, metadata=option("frames per training window"))
-    lr: float = field(default=PretrainAudio2PoseConfig().train.lr, metadata=option("Adam learning rate"))
-    weight_decay: float = field(default=PretrainAudio2PoseConfig().train.weight_decay, metadata=option("AdamW weight decay"))
-    lstm_hidden: int = field(default=AudioToPoseConfig.lstm_hidden, metadata=option("LSTM hidden units"))
-    lstm_layers: int = field(default=AudioToPoseConfig.lstm_layers, metadata=option("LSTM layers"))
-    dropout: float = field(default=AudioToPoseConfig.dropout, metadata=option("dropout rate of the network"))
-    log_every: int = field(default=PretrainAudio2PoseConfig.log_every, metadata=option("steps between loss-curve records"))
-    val_fraction: float = field(default=PretrainAudio2PoseConfig.val_fraction, metadata=option("tail of each clip held out"))
-    landmark_steps: int = field(default=FitConfig.landmark_steps, metadata=option("landmark-fit steps of the reconstructions"))
-    seed: int = field(default=0, metadata=option("random seed"))
+    settings: dict = settings_field(PretrainAudio2PoseConfig)
+    cache: Path | None = field(default=None, metadata=option(CORPUS_CACHE_HELP))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
         model = load_face_model(self.face_model)
-        config = PretrainAudio2PoseConfig(
-            model=AudioToPoseConfig(lstm_hidden=self.lstm_hidden, lstm_layers=self.lstm_layers, dropout=self.dropout),
-            train=TrainConfig(steps=self.steps, batch_size=self.batch_size, seq_len=self.seq_len, lr=self.lr,
-                              weight_decay=self.weight_decay, seed=self.seed),
-            val_fraction=self.val_fraction, log_every=self.log_every, fit=FitConfig(landmark_steps=self.landmark_steps),
-        )
+        config = apply_options(PretrainAudio2PoseConfig(), self.settings)
         with torchrun_world(resolve_device(self.device)) as (world, device):
-            result = pretrain_audio2pose(self.corpus, self.output, model, config, device, progress and world.is_main,
-                                         world)
-            log.info("wrote %s (held-out loss %.4g)", self.output / "audio2pose.pt", result.get("val_total", float("nan")))
+            result = pretrain_audio2pose(
+                self.corpus,
+                self.output,
+                model,
+                config,
+                device,
+                progress and world.is_main,
+                world,
+                CorpusCache(self.cache),
+            )
+            log.info(
+                "wrote %s (held-out loss %.4g)", self.output / "audio2pose.pt", result.get("val_total", float("nan"))
+            )
 
 
 @dataclass
 class PretrainRefineCommand:
     """Train the general refinement GAN (memory-augmented, Yi et al.) on a folder of talking-head clips.
 
-    Each clip is tracked, reconstructed and rendered from its own coefficients once (cached in
-    OUTPUT/cache); the GAN learns to turn the renders into the real frames. The last
+    Each clip is tracked, reconstructed and rendered from its own coefficients once (into the
+    corpus cache, --cache); the GAN learns to turn the renders into the real frames. The last
     --val-fraction of every clip is held out and its face-crop PSNR (raw render and refined)
     logged at each checkpoint. Writes OUTPUT/refiner.pt (for `talkface personalize
     --refine-init`), the training checkpoint (rerun to resume, with more --steps to go on) and
@@ -228,29 +233,48 @@ class PretrainRefineCommand:
     corpus: Path = field(metadata=option("folder of talking-head videos"))
     output: Path = field(default=Path("out/pretrain/refine"), metadata=option("output directory", "-o", "--output"))
     face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
-    steps: int = field(default=RefineTrainConfig.steps, metadata=option("training steps"))
-    size: int | None = field(default=None, metadata=option(
-        f"side of the face images, a power of two (default: {ACTOR_REFINE.network.size} on a CPU, {GPU_REFINE_SIZE} "
-        "on a GPU; personalize's --refine-size must match)"))
-    batch_size: int = field(default=RefineTrainConfig.batch_size, metadata=option("frames per step"))
-    memory_slots: int = field(default=MemoryConfig.slots, metadata=option("slots of the memory network"))
-    log_every: int = field(default=ACTOR_REFINE.log_every, metadata=option("steps between loss-curve records"))
+    settings: dict = settings_field(RefineTrainConfig, base=CORPUS_REFINE)
+    size: int | None = field(
+        default=None,
+        metadata=option(
+            f"side of the face images, a power of two (default: {ACTOR_REFINE.network.size} on a CPU, "
+            f"{GPU_REFINE_SIZE} "
+            "on a GPU; personalize's --refine-size must match)"
+        ),
+    )
     val_fraction: float = field(default=0.3, metadata=option("tail of each clip held out"))
-    seed: int = field(default=0, metadata=option("random seed"))
+    cache: Path | None = field(default=None, metadata=option(CORPUS_CACHE_HELP))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
         with torchrun_world(resolve_device(self.device)) as (world, device):
             config = dataclasses.replace(
-                ACTOR_REFINE, network=refine_network(self.size, device, "--size"),
-                memory=MemoryConfig(slots=self.memory_slots), steps=self.steps, batch_size=self.batch_size,
-                log_every=self.log_every, seed=self.seed)
-            _, history = pretrain_refiner(self.corpus, self.output, load_face_model(self.face_model), config,
-                                          val_fraction=self.val_fraction, device=device,
-                                          progress=progress and world.is_main, world=world)
+                apply_options(CORPUS_REFINE, self.settings), network=refine_network(self.size, device, "--size")
+            )
+            _, history = pretrain_refiner(
+                self.corpus,
+                self.output,
+                load_face_model(self.face_model),
+                config,
+                val_fraction=self.val_fraction,
+                device=device,
+                progress=progress and world.is_main,
+                world=world,
+                cache=CorpusCache(self.cache),
+            )
             last = history[-1]
-            log.info("wrote %s (held-out face-crop PSNR %.2f dB, raw render %.2f dB)", self.output / "refiner.pt",
-                     last.get("held_out_psnr", float("nan")), last.get("held_out_raw_psnr", float("nan")))
+            log.info(
+                "wrote %s (held-out face-crop PSNR %.2f dB, raw render %.2f dB)",
+                self.output / "refiner.pt",
+                last.get("held_out_psnr", float("nan")),
+                last.get("held_out_raw_psnr", float("nan")),
+            )
+
+
+PRESET_HELP = (
+    "settings preset: cpu, gpu (the refinement GAN at twice the side) or tiny (seconds; smoke tests); "
+    "auto: gpu on a CUDA device, else cpu"
+)
 
 
 def refine_network(size: int | None, device, flag: str) -> NetworkConfig:
@@ -266,61 +290,31 @@ def refine_network(size: int | None, device, flag: str) -> NetworkConfig:
 class PersonalizeCommand:
     """Learn an actor from a video (or a photo): face, albedo, lighting, talking style, backgrounds.
 
-    Runs the stages ingest, track, reconstruct, albedo, audio2pose and voice into the actor
-    bundle ACTOR (a directory; see README, "Actor bundles"). Rerunning skips the stages that finished
-    with the same inputs, so an interrupted job resumes. A photo is a one-shot actor: its head
-    motion and expression come from the general audio2pose model (scripts/setup.sh trains the
-    built-in face model's from a corpus of talking-head clips). The voice stage matches a Flite
-    voice to the actor's speech for text input (CMU Flite must be installed). The log is kept in
-    ACTOR/personalize.log.
+    Runs the stages ingest, track, reconstruct, albedo, audio2pose, voice, refine and articulation
+    into the actor bundle ACTOR (a directory; see README, "Actor bundles"). Rerunning skips the
+    stages that finished with the same inputs, so an interrupted job resumes. A photo is a
+    one-shot actor: its head motion and expression come from the general audio2pose model
+    (scripts/setup.sh trains the built-in face model's from a corpus of talking-head clips). The
+    voice stage matches a Flite voice to the actor's speech for text input (CMU Flite must be
+    installed). The settings start from --preset; each option below overrides its field. The log
+    is kept in ACTOR/personalize.log.
     """
 
     video: Path | None = field(
         default=None,
-        metadata=option("video of the actor speaking (>= 2 s, one face), or a photo (default: scikit-image's "
-                        "astronaut photo)", positional=True),
+        metadata=option(
+            "video of the actor speaking (>= 2 s, one face), or a photo (default: scikit-image's astronaut photo)",
+            positional=True,
+        ),
     )
     actor: Path = field(default=Path("out/actor"), metadata=option("actor bundle directory to write (or resume)"))
-    face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
-    crop_size: int = field(default=PersonalizeConfig.crop_size, metadata=option("side of the face crop in pixels"))
-    landmark_steps: int = field(default=FitConfig.landmark_steps, metadata=option("steps of the landmark fit"))
-    photometric_steps: int = field(default=FitConfig.photometric_steps, metadata=option(
-        "steps of the photometric fit (0: landmarks only)"))
-    audio2pose_steps: int = field(default=FinetuneConfig().scratch.steps, metadata=option(
-        "training steps of the actor's audio -> expression + pose network"))
-    voice_sample: Path | None = field(default=None, metadata=option(
-        "recording of the actor's speech to learn the voice from (default: the video's soundtrack; "
-        "without one a photo actor speaks text in the unmatched default voice)"))
-    refine_steps: int = field(default=0, metadata=option(
-        "training steps of the actor's refinement GAN (0: none; only `generate --synthesis render` uses it, "
-        f"{ACTOR_REFINE.steps} is the preset)"))
-    refine_size: int | None = field(default=None, metadata=option(
-        f"side of the refinement GAN's face images, a power of two (default: {ACTOR_REFINE.network.size} on a CPU, "
-        f"{GPU_REFINE_SIZE} on a GPU)"))
-    refine_init: Path | None = field(default=None, metadata=option(
-        "general refiner (OUTPUT/refiner.pt of `talkface pretrain refine`, same --refine-size) to fine-tune from "
-        "(default: from scratch)"))
-    end: float | None = field(default=None, metadata=option(
-        "learn from the video up to this time only (seconds); the rest stays unseen, for `talkface evaluate --start`",
-        metavar="SECONDS"))
-    seed: int = field(default=0, metadata=option("random seed of the training"))
+    preset: PresetName = field(default="auto", metadata=option(PRESET_HELP))
+    settings: dict = settings_field(PersonalizeConfig)
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def config(self, device: torch.device) -> PersonalizeConfig:
-        """The settings these options give on `device` (the GAN's default size depends on it)."""
-        refine = dataclasses.replace(ACTOR_REFINE, steps=self.refine_steps, seed=self.seed,
-                                     network=refine_network(self.refine_size, device, "--refine-size"))
-        finetune = FinetuneConfig()
-        return PersonalizeConfig(
-            face_model=self.face_model, crop_size=self.crop_size,
-            fit=FitConfig(landmark_steps=self.landmark_steps, photometric_steps=self.photometric_steps),
-            finetune=dataclasses.replace(finetune, scratch=dataclasses.replace(
-                finetune.scratch, steps=self.audio2pose_steps, seed=self.seed)),
-            voice_sample=None if self.voice_sample is None else str(self.voice_sample),
-            refine=refine,
-            refine_init=None if self.refine_init is None else str(self.refine_init),
-            end=self.end,
-        )
+        """The settings these options give on `device` (the "auto" preset depends on it)."""
+        return personalize_config(self.preset, device, **self.settings)
 
     def main(self, progress: bool = True) -> None:
         video = self.video
@@ -331,48 +325,21 @@ class PersonalizeCommand:
         config = self.config(device)
         start = time.perf_counter()
         bundle = personalize(video, self.actor, config, device, progress)
-        log.info("actor bundle %s ready in %.1f s; next: talkface generate --actor %s --audio SPEECH.wav -o OUT.mp4",
-                 bundle.root, time.perf_counter() - start, bundle.root)
+        log.info(
+            "actor bundle %s ready in %.1f s; next: talkface generate --actor %s --audio SPEECH.wav -o OUT.mp4",
+            bundle.root,
+            time.perf_counter() - start,
+            bundle.root,
+        )
 
 
 TEXT_HELP = "text to say, in English (numbers, punctuation and any length are fine)"
 TEXT_FILE_HELP = "UTF-8 text file to say"
-TTS_COMMAND_HELP = ("your own speech engine (e.g. a neural voice-cloning one) instead of the matched Flite voice: a "
-                    "command line with {text} (a file with one sentence), {wav} (where it writes its audio) and "
-                    "optionally {reference} (a wav of the actor's speech)")
-
-
-def read_text(text: str | None, text_file: Path | None) -> str | None:
-    """The text of --text or --text-file (at most one), None when neither is given."""
-    if text is not None and text_file is not None:
-        raise InputError("give the text with --text or with --text-file, not both")
-    if text_file is None:
-        return text
-    try:
-        return text_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{text_file}: no such text file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{text_file}: not UTF-8 text; save it as UTF-8") from None
-
-
-def say_text(actor: Actor, text: str, tts_command: str | None, progress: bool) -> Speech:
-    """16 kHz speech of `text` in the actor's voice (or by the plugged-in engine)."""
-    voice = actor.voice
-    with tempfile.TemporaryDirectory(prefix="talkface-reference-") as tmp:
-        engine = None
-        if tts_command is not None:
-            reference = None
-            if len(voice.reference):
-                reference = Path(tmp) / "reference.wav"
-                wavfile.write(reference, AUDIO_RATE, voice.reference)
-            engine = CommandSynthesizer(tts_command, reference)
-        start = time.perf_counter()
-        speech = speak(text, voice, engine, progress)
-    log.info("said %d characters in %.1f s of speech (%s) in %.1f s", len(text), len(speech.audio) / AUDIO_RATE,
-             engine.name if engine else f"flite:{voice.base_voice}" + (" matched" if voice.target else ""),
-             time.perf_counter() - start)
-    return speech
+TTS_COMMAND_HELP = (
+    "your own speech engine (e.g. a neural voice-cloning one) instead of the matched Flite voice: a "
+    "command line with {text} (a file with one sentence), {wav} (where it writes its audio) and "
+    "optionally {reference} (a wav of the actor's speech)"
+)
 
 
 @dataclass
@@ -391,28 +358,25 @@ class GenerateCommand:
     """
 
     actor: Path = field(default=Path("out/actor"), metadata=option("actor bundle from `talkface personalize`"))
-    audio: Path | None = field(default=None, metadata=option(
-        "speech to say: a wav or any audio/video file (default: pysptk's CMU ARCTIC sample)"))
+    audio: Path | None = field(
+        default=None,
+        metadata=option("speech to say: a wav or any audio/video file (default: pysptk's CMU ARCTIC sample)"),
+    )
     text: str | None = field(default=None, metadata=option(TEXT_HELP + ", instead of --audio"))
     text_file: Path | None = field(default=None, metadata=option(TEXT_FILE_HELP + ", instead of --audio"))
     tts_command: str | None = field(default=None, metadata=option(TTS_COMMAND_HELP))
     output: Path = field(default=Path("out/generated.mp4"), metadata=option("output video (.mp4)", "-o", "--output"))
-    pose_mode: PoseMode = field(default=GenerateConfig.pose_mode, metadata=option("where the head pose comes from"))
-    pose_amplitude: float = field(default=GenerateConfig.pose_amplitude, metadata=option(
-        "spread of the predicted head motion, in units of the actor's own"))
-    max_seconds: float = field(default=GenerateConfig.max_seconds, metadata=option("longest speech accepted"))
-    transcript: str | None = field(default=None, metadata=option(
-        "the words said in --audio, to align the mouth's phones to (default: the words are recognised)"))
-    articulation: Articulation = field(default=GenerateConfig.articulation, metadata=option(
-        "where the mouth's motion comes from: phones (the speech's phones on the actor's own mouth shapes) "
-        "or network (the audio2pose network's expression)"))
-    synthesis: Synthesis = field(default=GenerateConfig.synthesis, metadata=option(
-        "how the face is made: image (the actor's own frames warped to the new face, at the video's resolution) "
-        "or render (the face model rendered with the actor's albedo, then refined)"))
-    refine: bool = field(default=True, metadata=option(
-        "with --synthesis render: refine the rendered faces with the actor's GAN (when the bundle has one)"))
-    face_model: str | None = field(default=None, metadata=option(
-        "where the bundle's face model is now (default: where it was when the bundle was made)"))
+    transcript: str | None = field(
+        default=None,
+        metadata=option(
+            "the words said in --audio, to align the mouth's phones to (default: the words are recognised)"
+        ),
+    )
+    settings: dict = settings_field(GenerateConfig)
+    face_model: str | None = field(
+        default=None,
+        metadata=option("where the bundle's face model is now (default: where it was when the bundle was made)"),
+    )
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
@@ -430,9 +394,7 @@ class GenerateCommand:
             if audio is None:
                 audio = sample_speech()
                 log.info("no --audio given: saying %s", audio)
-        config = GenerateConfig(pose_mode=self.pose_mode, pose_amplitude=self.pose_amplitude,
-                                max_seconds=self.max_seconds, synthesis=self.synthesis, refine=self.refine,
-                                articulation=self.articulation)
+        config = apply_options(GenerateConfig(), self.settings)
         result = generate(actor, audio, self.output, config, resolve_device(self.device), progress, self.transcript)
         log.info("wrote %s", result.output)
 
@@ -481,45 +443,59 @@ class EvaluateCommand:
 
     actor: Path | None = field(default=None, metadata=option("actor bundle to evaluate"))
     video: Path | None = field(default=None, metadata=option("held-out video of the actor speaking"))
-    start: float | None = field(default=None, metadata=option(
-        "evaluate on the actor's own video from this time on (seconds; default: its --end)", metavar="SECONDS"))
+    start: float | None = field(
+        default=None,
+        metadata=option(
+            "evaluate on the actor's own video from this time on (seconds; default: its --end)", metavar="SECONDS"
+        ),
+    )
     report: Path = field(default=Path("out/report"), metadata=option("report folder to write"))
-    text: str | None = field(default=None, metadata=option(
-        "say this text in the actor's voice instead of the held-out speech (adds the voice's speaker similarity)"))
-    batch: Path | None = field(default=None, metadata=option(
-        "manifest of actors (YAML or CSV, as for `talkface jobs run`) to evaluate each of"))
+    text: str | None = field(
+        default=None,
+        metadata=option(
+            "say this text in the actor's voice instead of the held-out speech (adds the voice's speaker similarity)"
+        ),
+    )
+    batch: Path | None = field(
+        default=None,
+        metadata=option("manifest of actors (YAML or CSV, as for `talkface jobs run`) to evaluate each of"),
+    )
     actors: Path | None = field(default=None, metadata=option("folder of the manifest's actor bundles (ROOT/<name>)"))
-    pose_mode: PoseMode = field(default=GenerateConfig.pose_mode, metadata=option("where the head pose comes from"))
-    articulation: Articulation = field(default=GenerateConfig.articulation, metadata=option(
-        "where the mouth's motion comes from: phones (the speech's phones on the actor's own mouth shapes) "
-        "or network (the audio2pose network's expression)"))
-    synthesis: Synthesis = field(default=GenerateConfig.synthesis, metadata=option(
-        "how the generated video's face is made (as `talkface generate --synthesis`)"))
-    face_model: str | None = field(default=None, metadata=option(
-        "where the bundles' face model is now (default: where it was when they were made)"))
+    settings: dict = settings_field(EvaluateConfig)
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def main(self, progress: bool = True) -> None:
-        config = EvaluateConfig(generate=GenerateConfig(pose_mode=self.pose_mode, synthesis=self.synthesis,
-                                                        articulation=self.articulation),
-                                face_model=self.face_model)
+        config = apply_options(EvaluateConfig(), self.settings)
         if self.batch is None:
             if self.actor is None or self.actors is not None:
                 raise InputError("give --actor DIR (with --video or --start), or --batch MANIFEST --actors ROOT")
-            evaluate(self.actor, self.report, self.video, self.start, self.text, config,
-                     resolve_device(self.device), progress)
+            evaluate(
+                self.actor,
+                self.report,
+                self.video,
+                self.start,
+                self.text,
+                config,
+                resolve_device(self.device),
+                progress,
+            )
             log.info("wrote %s", self.report / "report.html")
             return
         if self.actors is None or self.actor is not None or self.video is not None or self.start is not None:
-            raise InputError("--batch evaluates the manifest's actors: give --actors ROOT (the folder of their "
-                             "bundles), not --actor, --video or --start")
-        entries = read_manifest(self.batch, PersonalizeCommand)
-        summary = evaluate_batch(entries, self.actors, self.report, self.text, config, resolve_device(self.device),
-                                 progress)
+            raise InputError(
+                "--batch evaluates the manifest's actors: give --actors ROOT (the folder of their "
+                "bundles), not --actor, --video or --start"
+            )
+        entries = read_manifest(self.batch, manifest_options())
+        summary = evaluate_batch(
+            entries, self.actors, self.report, self.text, config, resolve_device(self.device), progress
+        )
         log.info("wrote %s", self.report / "summary.html")
         if summary["failed"]:
-            raise InputError(f"{len(summary['failed'])} of {len(entries)} actors failed ({', '.join(summary['failed'])}); "
-                             f"their errors are in {self.report / 'summary.md'}")
+            raise InputError(
+                f"{len(summary['failed'])} of {len(entries)} actors failed ({', '.join(summary['failed'])}); "
+                f"their errors are in {self.report / 'summary.md'}"
+            )
 
 
 @dataclass
@@ -556,22 +532,14 @@ class JobsRunCommand:
     """
 
     manifest: Path = field(metadata=option("job manifest, .yaml/.yml or .csv (format above)", positional=True))
-    root: Path = field(default=Path("out/actors"), metadata=option(
-        "directory of the actor bundles (ROOT/NAME) and of the summary ROOT/jobs.json"))
-    address: str | None = field(default=JobsConfig.address, metadata=option(
-        "Ray cluster to run on: HOST:PORT of its head, ray://HOST:10001, or auto (the one `ray start` made here); "
-        "none: a new local Ray instance on this machine"))
-    device: DeviceName = field(default=JobsConfig.device, metadata=option(
-        "where each job runs torch (an actor's `device` in the manifest wins)"))
-    retries: int = field(default=JobsConfig.retries, metadata=option("reruns of a job that failed other than on its input"))
-    cpus_per_job: int = field(default=JobsConfig.cpus_per_job, metadata=option(
-        "CPUs reserved for each job and torch threads in it (jobs run side by side on the rest)"))
-    gpus_per_job: float = field(default=JobsConfig.gpus_per_job, metadata=option(
-        "GPUs each job asks for when the cluster has GPUs (0.5: two jobs share one)"))
+    root: Path = field(
+        default=Path("out/actors"),
+        metadata=option("directory of the actor bundles (ROOT/NAME) and of the summary ROOT/jobs.json"),
+    )
+    settings: dict = settings_field(JobsConfig, JOBS_OPTIONS)
 
     def main(self, progress: bool = True) -> None:
-        config = JobsConfig(retries=self.retries, address=self.address, device=self.device,
-                            cpus_per_job=self.cpus_per_job, gpus_per_job=self.gpus_per_job)
+        config = apply_options(JobsConfig(), self.settings, JOBS_OPTIONS)
         run_jobs(self.manifest, self.root, config, progress)
 
 
@@ -582,7 +550,10 @@ COMMANDS = {
     "generate": GenerateCommand,
     "speak": SpeakCommand,
     "evaluate": EvaluateCommand,
-    "pretrain": {"recon": PretrainReconCommand, "audio2pose": PretrainAudio2PoseCommand,
-                 "refine": PretrainRefineCommand},
+    "pretrain": {
+        "recon": PretrainReconCommand,
+        "audio2pose": PretrainAudio2PoseCommand,
+        "refine": PretrainRefineCommand,
+    },
     "jobs": {"run": JobsRunCommand},
 }

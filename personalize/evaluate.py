@@ -47,15 +47,19 @@ import torch
 from tqdm import tqdm
 
 from audio2pose.metrics import (
-    landmark_aperture, mouth_landmark_distance, pearson, pose_baselines, pose_similarity,
-    speaker_embedding, velocity_w1,
+    landmark_aperture,
+    mouth_landmark_distance,
+    pearson,
+    pose_baselines,
+    pose_similarity,
+    speaker_embedding,
+    velocity_w1,
 )
 from audio2pose.voice import speak
-from personalize.bundle import file_sha256, toolkit_version
+from personalize.bundle import TRACK, Actor, file_sha256, toolkit_version
 from personalize.generate import GenerateConfig, check_speech, follow_head, generate, predicted_backgrounds
 from personalize.manifest import ActorEntry
-from personalize.pipeline import Actor
-from personalize.report import REPORT_NAME, Measured, write_report, write_summary
+from personalize.report import REPORT_NAME, Measured, figure_class, write_report, write_summary
 from recon3d.errors import InputError
 from recon3d.fit import FitConfig, model_landmarks
 from recon3d.reconstruct import Reconstruction, reconstruct_clip
@@ -118,8 +122,9 @@ class EvaluateConfig:
 # ------------------------------------------------------------------------------------ held-out input
 
 
-def heldout_video(actor: Actor, video: Path | None, start: float | None, work: Path,
-                  config: EvaluateConfig) -> tuple[Path, float | None]:
+def heldout_video(
+    actor: Actor, video: Path | None, start: float | None, work: Path, config: EvaluateConfig
+) -> tuple[Path, float | None]:
     """The held-out video to compare with (the given one, or a copy of the source's tail in
     `work`) and the start time used (None for a separate video)."""
     if video is not None and start is not None:
@@ -132,15 +137,21 @@ def heldout_video(actor: Actor, video: Path | None, start: float | None, work: P
     if actor.is_photo:
         raise InputError(f"{root}: a photo actor has no video to hold out a part of; give --video HELDOUT.mp4")
     if end is None:
-        raise InputError(f"{root}: the actor learned from all of {source['name']}, so none of it is unseen; give "
-                         "--video HELDOUT.mp4, or personalize again with --end SECONDS")
+        raise InputError(
+            f"{root}: the actor learned from all of {source['name']}, so none of it is unseen; give "
+            "--video HELDOUT.mp4, or personalize again with --end SECONDS"
+        )
     start = end if start is None else start
     if start < end:
-        raise InputError(f"--start {start:g}: the actor was trained on {source['name']} up to {end:g} s; those "
-                         f"frames are not held out: give --start {end:g} or later")
+        raise InputError(
+            f"--start {start:g}: the actor was trained on {source['name']} up to {end:g} s; those "
+            f"frames are not held out: give --start {end:g} or later"
+        )
     if "path" not in source:
-        raise InputError(f"{root}: made by a talkface that did not record where {source['name']} is; give --video "
-                         "with a held-out video")
+        raise InputError(
+            f"{root}: made by a talkface that did not record where {source['name']} is; give --video "
+            "with a held-out video"
+        )
     path = Path(source["path"])
     if not path.is_file():
         raise InputError(f"{root}: its source video {path} is not there any more; give --video with a held-out video")
@@ -159,11 +170,14 @@ def _check_heldout(path: Path, info, start: float, config: EvaluateConfig) -> No
         raise InputError(f"{path}: no audio stream; evaluation needs the actor's speech to generate from")
     seconds = info.duration - start
     if seconds < config.min_seconds:
-        raise InputError(f"{path}: {max(seconds, 0):.2f} s held out from {start:g} s on; give at least "
-                         f"{config.min_seconds:g} s of held-out video")
+        raise InputError(
+            f"{path}: {max(seconds, 0):.2f} s held out from {start:g} s on; give at least "
+            f"{config.min_seconds:g} s of held-out video"
+        )
     if seconds > config.max_seconds:
-        raise InputError(f"{path}: {seconds:.0f} s held out; evaluate takes at most {config.max_seconds:g} s: "
-                         "give a shorter video")
+        raise InputError(
+            f"{path}: {seconds:.0f} s held out; evaluate takes at most {config.max_seconds:g} s: give a shorter video"
+        )
 
 
 # ------------------------------------------------------------------------------------ measuring
@@ -184,26 +198,42 @@ def _video_scores(video: Path, track: FaceTrack, reference: np.ndarray, count: i
     chosen = evenly_spaced(track.num_frames, count)
     wanted = set(chosen.tolist())
     frames = [frame for t, frame in enumerate(iter_frames(video)) if t in wanted]
-    points = track.ibug68[chosen[:len(frames)]]
+    points = track.ibug68[chosen[: len(frames)]]
     size = frames[0].shape[1::-1]
     features = identity_features(np.stack(frames), points)
-    return {"identity_generated": float(identity_similarity(features, reference).mean()),
-            "sharpness_generated": float(np.mean([sharpness(frame, face_box(p, size)) for frame, p in zip(frames, points)]))}
+    return {
+        "identity_generated": float(identity_similarity(features, reference).mean()),
+        "sharpness_generated": float(
+            np.mean([sharpness(frame, face_box(p, size)) for frame, p in zip(frames, points)])
+        ),
+    }
 
 
 def heldout_plan(actor: Actor, recon: Reconstruction, config: GenerateConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per held-out frame (reconstructed as `recon`): the actor's frame lending its background
     (as `generate` picks them under a predicted pose) and the one lending its mouth (-1: painted)."""
     trained, target = actor.recon.split("cpu"), recon.split("cpu")
-    background = predicted_backgrounds(recon.angles_degrees(), actor.recon.angles_degrees(), target.exp.numpy(),
-                                       trained.exp.numpy(), actor.face_model.exp_prior_std, config)
+    background = predicted_backgrounds(
+        recon.angles_degrees(),
+        actor.recon.angles_degrees(),
+        target.exp.numpy(),
+        trained.exp.numpy(),
+        actor.face_model.exp_prior_std,
+        config,
+    )
     mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained), config.mouth)
     return background, mouth
 
 
-def _image_metrics(actor: Actor, recon: Reconstruction, track: FaceTrack, heldout: Path,
-                   reference: np.ndarray, config: EvaluateConfig,
-                   device: torch.device) -> tuple[dict, dict[str, np.ndarray], np.ndarray]:
+def _image_metrics(
+    actor: Actor,
+    recon: Reconstruction,
+    track: FaceTrack,
+    heldout: Path,
+    reference: np.ndarray,
+    config: EvaluateConfig,
+    device: torch.device,
+) -> tuple[dict, dict[str, np.ndarray], np.ndarray]:
     """Face-box metrics, at the held-out video's own resolution, of the actor's face made from the
     real held-out coefficients as `generate` makes it, each frame from the same training frame
     (`heldout_plan`): synthesized from that frame's pixels (the default, with the mouth interior
@@ -224,9 +254,16 @@ def _image_metrics(actor: Actor, recon: Reconstruction, track: FaceTrack, heldou
             region = face_region(crop.frame_to_crop(track.ibug68), crop.size, refiner.refiner.size)
             made["refined"] = ActorRefiner(refiner.refiner, region).to(device).refine_sequence(rendered, coverage)
         warper = FaceWarper(actor.face_model, actor.recon.crop, actor.recon.camera, config.generate.warp, device)
-        warps = [warp for batch in np.array_split(chosen, max(1, len(chosen) // 16))
-                 for warp in warper.warps(target[torch.from_numpy(batch)], trained[torch.from_numpy(background[batch])],
-                                          trained[torch.from_numpy(np.maximum(mouth[batch], 0))], crop)]
+        warps = [
+            warp
+            for batch in np.array_split(chosen, max(1, len(chosen) // 16))
+            for warp in warper.warps(
+                target[torch.from_numpy(batch)],
+                trained[torch.from_numpy(background[batch])],
+                trained[torch.from_numpy(np.maximum(mouth[batch], 0))],
+                crop,
+            )
+        ]
         # Every kind in the same native-resolution view: the held-out crop's region, unresampled.
         x0, y0 = int(np.floor(crop.x0)), int(np.floor(crop.y0))
         side = int(np.ceil(crop.side)) + 1
@@ -241,26 +278,38 @@ def _image_metrics(actor: Actor, recon: Reconstruction, track: FaceTrack, heldou
             lender = frames[int(mouth[t])] if mouth[t] >= 0 else None
             synthesized = warper.compose(frames[int(background[t])], lender, warps[k])
             alpha = face_alpha(coverage[t])
-            views = {"real": real, "synthesized": synthesized,
-                     **{name: crop.paste(stack[t], followed[k], alpha) for name, stack in made.items()}}
+            views = {
+                "real": real,
+                "synthesized": synthesized,
+                **{name: crop.paste(stack[t], followed[k], alpha) for name, stack in made.items()},
+            }
             for name, image in views.items():
                 stacks[name].append(_view(image, x0, y0, side))
             seams["real"].append(warps[k].seam(real[wy0:wy1, wx0:wx1]))
             seams["synthesized"].append(warps[k].seam(synthesized[wy0:wy1, wx0:wx1]))
     real = np.stack(stacks.pop("real"))
     images = {name: np.stack(stack) for name, stack in stacks.items()}
-    landmarks = track.ibug68[chosen[:len(real)]] - (x0, y0)
+    landmarks = track.ibug68[chosen[: len(real)]] - (x0, y0)
     metrics = face_metrics(images, real, landmarks, reference, config.identity_frames)
     metrics |= {f"seam_{name}": float(np.nanmean(values)) for name, values in seams.items()}
     shown = evenly_spaced(len(real), config.sample_frames)
     box = face_box(landmarks[shown].reshape(-1, 2), side)
-    samples = {name: np.stack([_face_view(image, box) for image in stack[shown]])
-               for name, stack in {"real": real, **images}.items()}
+    samples = {
+        name: np.stack([_face_view(image, box) for image in stack[shown]])
+        for name, stack in {"real": real, **images}.items()
+    }
     return metrics, samples, chosen[shown]
 
 
-def _render_into(actor: Actor, recon: Reconstruction, frames, background: np.ndarray, chosen: np.ndarray,
-                 config: EvaluateConfig, device: torch.device) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def _render_into(
+    actor: Actor,
+    recon: Reconstruction,
+    frames,
+    background: np.ndarray,
+    chosen: np.ndarray,
+    config: EvaluateConfig,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """The face model rendered at each held-out frame's coefficients (the actor's albedo, the
     held-out crop) and blended into the crop of its background frame, the head there moved to
     the render's pose, as `generate --synthesis render` does: `(T, S, S, 3)` crops, `(T, S, S)`
@@ -268,13 +317,23 @@ def _render_into(actor: Actor, recon: Reconstruction, frames, background: np.nda
     renderer = FaceRenderer(actor.face_model, actor.recon.albedo, recon.camera, device)
     crop, trained, target = recon.crop, actor.recon.split("cpu"), recon.split("cpu")
     size = crop.size
-    out, coverage = np.empty((recon.num_frames, size, size, 3), np.uint8), np.empty((recon.num_frames, size, size), np.float32)
+    out, coverage = (
+        np.empty((recon.num_frames, size, size, 3), np.uint8),
+        np.empty((recon.num_frames, size, size), np.float32),
+    )
     followed, chosen = [], set(chosen.tolist())
     for index in torch.arange(recon.num_frames).split(config.generate.batch_frames):
         images, covered, landmarks = renderer.render(target[index].to(device))
         with torch.no_grad():
-            filmed = model_landmarks(renderer.landmark_model, trained[torch.from_numpy(background[index.numpy()])].to(device),
-                                     renderer.camera).cpu().numpy()
+            filmed = (
+                model_landmarks(
+                    renderer.landmark_model,
+                    trained[torch.from_numpy(background[index.numpy()])].to(device),
+                    renderer.camera,
+                )
+                .cpu()
+                .numpy()
+            )
         # Filmed in the actor's crop, rendered in the held-out clip's.
         filmed = crop.frame_to_crop(actor.recon.crop.crop_to_frame(filmed))
         for k, t in enumerate(index.tolist()):
@@ -292,7 +351,7 @@ def _view(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     height, width = image.shape[:2]
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
     if sx1 > sx0 and sy1 > sy0:
-        view[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        view[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
     return view
 
 
@@ -303,8 +362,16 @@ def _face_view(image: np.ndarray, box: tuple[int, int, int, int], size: int = 19
     return cv2.resize(face, (size, round(size * face.shape[0] / max(face.shape[1], 1))), interpolation=cv2.INTER_AREA)
 
 
-def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, config: EvaluateConfig,
-            device: torch.device, progress: bool, step: Callable[[str], None]) -> tuple[Measured, dict]:
+def measure(
+    actor: Actor,
+    heldout: Path,
+    generated: Path,
+    text: str | None,
+    config: EvaluateConfig,
+    device: torch.device,
+    progress: bool,
+    step: Callable[[str], None],
+) -> tuple[Measured, dict]:
     """Generates `generated` from the held-out speech (or `text`) and measures it all; returns the
     measurements and the generation's facts for metrics.json."""
     face_model = actor.face_model.to(device)
@@ -322,26 +389,31 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
     try:
         generated_track = track_video(generated, TrackConfig(crop_size=actor.recon.crop.size), progress=progress)
     except InputError as err:
-        raise InputError(f"the generated video shows no face to measure ({err}); the actor bundle looks broken: "
-                         "rerun `talkface personalize`") from None
+        raise InputError(
+            f"the generated video shows no face to measure ({err}); the actor bundle looks broken: "
+            "rerun `talkface personalize`"
+        ) from None
 
     step("metrics")
     real_deg, generated_deg = recon.angles_degrees(), np.degrees(result.angles.astype(np.float64))
     train_deg = actor.recon.angles_degrees()
     metrics: dict[str, float | None] = {
-        **pose_similarity(real_deg, generated_deg), **velocity_w1(real_deg, generated_deg, VIDEO_FPS),
+        **pose_similarity(real_deg, generated_deg),
+        **velocity_w1(real_deg, generated_deg, VIDEO_FPS),
         **pose_baselines(real_deg, train_deg, VIDEO_FPS),
     }
     real_open, generated_open = landmark_aperture(track.ibug68), landmark_aperture(generated_track.ibug68)
-    train_track = FaceTrack.load(actor.bundle.path("track.npz"))
+    train_track = FaceTrack.load(actor.bundle.path(TRACK))
     train_landmarks = train_track.ibug68
     if text is None:  # other words cannot be in sync with the real mouth
         n = min(len(real_open), len(generated_open))
         m = min(len(real_open), len(train_landmarks))
-        metrics |= {"mouth_r": pearson(generated_open[:n], real_open[:n]),
-                    "replay_mouth_r": pearson(landmark_aperture(train_landmarks[:m]), real_open[:m]),
-                    "lmd": mouth_landmark_distance(track.ibug68, generated_track.ibug68),
-                    "replay_lmd": mouth_landmark_distance(track.ibug68, train_landmarks)}
+        metrics |= {
+            "mouth_r": pearson(generated_open[:n], real_open[:n]),
+            "replay_mouth_r": pearson(landmark_aperture(train_landmarks[:m]), real_open[:m]),
+            "lmd": mouth_landmark_distance(track.ibug68, generated_track.ibug68),
+            "replay_lmd": mouth_landmark_distance(track.ibug68, train_landmarks),
+        }
     reference = _identity_reference(actor, train_track, config.identity_frames)
     image, samples, chosen = _image_metrics(actor, recon, track, heldout, reference, config, device)
     metrics |= image
@@ -350,16 +422,28 @@ def measure(actor: Actor, heldout: Path, generated: Path, text: str | None, conf
     if text is not None:
         actor_speech = speaker_embedding(real_audio)
         unmatched = speak(text, dataclasses.replace(actor.voice, target=None))
-        metrics |= {"speaker_similarity": float(speaker_embedding(speech.audio) @ actor_speech),
-                    "speaker_similarity_unmatched": float(speaker_embedding(unmatched.audio) @ actor_speech)}
+        metrics |= {
+            "speaker_similarity": float(speaker_embedding(speech.audio) @ actor_speech),
+            "speaker_similarity_unmatched": float(speaker_embedding(unmatched.audio) @ actor_speech),
+        }
     measured = Measured(
         metrics={key: _finite(metrics.get(key)) for key in metric_keys()},
-        real_degrees=real_deg, generated_degrees=generated_deg, static_degrees=train_deg.mean(0),
-        real_aperture=real_open, generated_aperture=generated_open, samples=samples, sample_frames=chosen)
-    facts = {"frames": result.num_frames, "pose_mode": result.pose_mode, "seconds": round(result.seconds, 3),
-             "face_detected": round(float(generated_track.detected.mean()), 4),
-             "synthesis": config.generate.synthesis,
-             "refined": config.generate.synthesis == "render" and config.generate.refine and actor.refiner is not None}
+        real_degrees=real_deg,
+        generated_degrees=generated_deg,
+        static_degrees=train_deg.mean(0),
+        real_aperture=real_open,
+        generated_aperture=generated_open,
+        samples=samples,
+        sample_frames=chosen,
+    )
+    facts = {
+        "frames": result.num_frames,
+        "pose_mode": result.pose_mode,
+        "seconds": round(result.seconds, 3),
+        "face_detected": round(float(generated_track.detected.mean()), 4),
+        "synthesis": config.generate.synthesis,
+        "refined": config.generate.synthesis == "render" and config.generate.refine and actor.refiner is not None,
+    }
     return measured, {"heldout_frames": track.num_frames, "generated": facts}
 
 
@@ -383,6 +467,7 @@ def evaluate(
 ) -> dict:
     """Evaluates the actor at `actor_dir` on held-out footage into `report_dir`; returns the
     contents of its metrics.json. See the module docstring."""
+    figure_class()  # the report's plots can be drawn: say so before the work, not after
     begin = time.perf_counter()
     config, device, report_dir = config or EvaluateConfig(), torch.device(device), Path(report_dir)
     if text is not None and not text.strip():
@@ -412,12 +497,20 @@ def evaluate(
                 "schema_version": SCHEMA_VERSION,
                 "toolkit_version": toolkit_version(),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "actor": {"path": str(actor.bundle.root.resolve()), "source": manifest["source"]["name"],
-                          "end": manifest["settings"].get("end"), "face_model": actor.face_model.name,
-                          "photo": actor.is_photo},
-                "heldout": {"video": str(Path(video).resolve()) if video is not None else manifest["source"]["path"],
-                            "start": start, "frames": facts["heldout_frames"],
-                            "seconds": round(facts["heldout_frames"] / VIDEO_FPS, 3), "text": text},
+                "actor": {
+                    "path": str(actor.bundle.root.resolve()),
+                    "source": manifest["source"]["name"],
+                    "end": manifest["settings"].get("end"),
+                    "face_model": actor.face_model.name,
+                    "photo": actor.is_photo,
+                },
+                "heldout": {
+                    "video": str(Path(video).resolve()) if video is not None else manifest["source"]["path"],
+                    "start": start,
+                    "frames": facts["heldout_frames"],
+                    "seconds": round(facts["heldout_frames"] / VIDEO_FPS, 3),
+                    "text": text,
+                },
                 "generated": {"video": GENERATED_NAME, **facts["generated"]},
                 "metrics": measured.metrics,
                 "timings": timings,
@@ -432,9 +525,16 @@ def evaluate(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             bar.close()
-    log.info("evaluated %s in %.1f s: HS %.3f (static %.3f, replay %.3f), mouth r %s; report %s",
-             actor.bundle.root, record["seconds"], record["metrics"]["hs"], record["metrics"]["static_hs"],
-             record["metrics"]["replay_hs"], record["metrics"]["mouth_r"], report_dir / REPORT_NAME)
+    log.info(
+        "evaluated %s in %.1f s: HS %.3f (static %.3f, replay %.3f), mouth r %s; report %s",
+        actor.bundle.root,
+        record["seconds"],
+        record["metrics"]["hs"],
+        record["metrics"]["static_hs"],
+        record["metrics"]["replay_hs"],
+        record["metrics"]["mouth_r"],
+        report_dir / REPORT_NAME,
+    )
     return record
 
 

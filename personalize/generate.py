@@ -39,7 +39,7 @@ from audio2pose.model import POSE_AMPLITUDE, Motion
 from audio2pose.phones import PhoneTimings, speech_phones
 from audio2pose.tts import Speech
 from audio2pose.visemes import VisemeConfig
-from personalize.pipeline import Actor, BackgroundFrames
+from personalize.bundle import Actor, BackgroundFrames
 from recon3d.crop import CropTransform
 from recon3d.errors import InputError
 from recon3d.facemodel import Coeffs
@@ -71,8 +71,10 @@ RIGID_LANDMARKS = np.r_[17:48]
 @dataclass
 class GenerateConfig:
     pose_mode: PoseMode = "predicted"
-    """Default: the mode with the best head-pose similarity on the shared clips, its seams as
-    faint as the others' (README, end-to-end benchmark)."""
+    """Where the head pose comes from. predicted: the network's, the real frame warped to follow it
+    (always for a photo actor); reassign (Yi et al.): the matched real frame's; source (dubbing):
+    the actor video's own frames and head motion in order. predicted has the best head-pose
+    similarity on the shared clips, its seams as faint as the others' (README, end-to-end benchmark)."""
     pose_amplitude: float = POSE_AMPLITUDE
     """Spread of the predicted head pose in units of the actor's own (`audio2pose.model.restyle_pose`)."""
     max_seconds: float = 600.0
@@ -140,21 +142,34 @@ def ping_pong(num_frames: int, length: int) -> np.ndarray:
     return np.where(phase < length, phase, 2 * length - 2 - phase)
 
 
-def predicted_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray, output_exp: np.ndarray,
-                          training_exp: np.ndarray, exp_std: float, config: GenerateConfig) -> np.ndarray:
+def predicted_backgrounds(
+    output_degrees: np.ndarray,
+    training_degrees: np.ndarray,
+    output_exp: np.ndarray,
+    training_exp: np.ndarray,
+    exp_std: float,
+    config: GenerateConfig,
+) -> np.ndarray:
     """(T,) the actor's frame lending each output frame its background when the output keeps its
     own head pose (mode predicted): for image synthesis, the frame nearest the pose and expression
     (in prior standard deviations), held or played on (`render.keyframes.hold_backgrounds`: a
     still head gets a still background, and the warp starts from the nearest face); for the
     render, Yi et al.'s keyframes on the pose."""
     if config.synthesis == "image":
-        return hold_backgrounds(output_degrees, training_degrees, config.background_switch,
-                                output_exp / exp_std, training_exp / exp_std, config.background_exp_weight)
+        return hold_backgrounds(
+            output_degrees,
+            training_degrees,
+            config.background_switch,
+            output_exp / exp_std,
+            training_exp / exp_std,
+            config.background_exp_weight,
+        )
     return match_backgrounds(output_degrees, training_degrees, config.keyframes).indices
 
 
-def plan_frames(motion: Motion, recon: Coeffs, mode: str, config: GenerateConfig = GenerateConfig(),
-                exp_std: float = 1.0) -> FramePlan:
+def plan_frames(
+    motion: Motion, recon: Coeffs, mode: str, config: GenerateConfig = GenerateConfig(), exp_std: float = 1.0
+) -> FramePlan:
     """Background indices and poses of every output frame for a pose mode (see `POSE_MODES`).
 
     `recon`: the actor's per-frame coefficients in its video (N frames); `exp_std`: the face
@@ -167,8 +182,9 @@ def plan_frames(motion: Motion, recon: Coeffs, mode: str, config: GenerateConfig
     elif mode == "reassign":
         background = match_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), config.keyframes).indices
     elif mode == "predicted":
-        background = predicted_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), exp,
-                                           recon.exp.cpu().numpy(), exp_std, config)
+        background = predicted_backgrounds(
+            motion.angle_degrees(), np.degrees(recon_angle), exp, recon.exp.cpu().numpy(), exp_std, config
+        )
     else:
         raise ValueError(f"unknown pose mode {mode!r}; one of {', '.join(POSE_MODES)}")
     if mode == "predicted":
@@ -200,15 +216,23 @@ def check_output(output: Path) -> None:
 def check_speech(path: Path | str, audio: np.ndarray, config: GenerateConfig) -> None:
     seconds = len(audio) / AUDIO_RATE
     if seconds > config.max_seconds:
-        raise InputError(f"{path}: the speech is {seconds:.0f} s long, the limit is {config.max_seconds:g} s; "
-                         "split it, or raise --max-seconds")
+        raise InputError(
+            f"{path}: the speech is {seconds:.0f} s long, the limit is {config.max_seconds:g} s; "
+            "split it, or raise --max-seconds"
+        )
     rms = float(np.sqrt(np.mean(np.square(audio))))
     if rms < config.min_speech_rms:
         raise InputError(f"{path}: the speech is silent (RMS {rms:.1e}); give a recording with speech in it")
 
 
-def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: GenerateConfig,
-                device: torch.device | str = "cpu", phones: PhoneTimings | None = None) -> tuple[FramePlan, str]:
+def plan_speech(
+    actor: Actor,
+    audio: np.ndarray,
+    num_frames: int,
+    config: GenerateConfig,
+    device: torch.device | str = "cpu",
+    phones: PhoneTimings | None = None,
+) -> tuple[FramePlan, str]:
     """What `generate` renders for `audio` (16 kHz mono, `num_frames` at 25 fps): the frame plan
     and the pose mode used (always predicted for a one-shot actor, whose one frame has one pose).
     With `config.articulation` "phones", the mouth follows `phones` (decoded from the audio when None)."""
@@ -218,8 +242,15 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
     if config.articulation == "phones":
         phones = phones if phones is not None else speech_phones(audio)
         projection, filmed = mouth_projection(actor.face_model), actor.recon.split("cpu")
-        exp = articulate(motion.exp.cpu().numpy(), phones, actor.mouth, projection, VIDEO_FPS, config.visemes,
-                         actor.face_model.exp_range)
+        exp = articulate(
+            motion.exp.cpu().numpy(),
+            phones,
+            actor.mouth,
+            projection,
+            VIDEO_FPS,
+            config.visemes,
+            actor.face_model.exp_range,
+        )
         if phones.source in GUESSED_PHONES:
             exp = temper(exp, filmed.exp.numpy().mean(0), projection, config.guessed_amplitude)
         exp = close_lips(exp, phones, actor.mouth, actor.face_model, filmed.id[0], VIDEO_FPS, config.visemes)
@@ -234,13 +265,15 @@ def plan_speech(actor: Actor, audio: np.ndarray, num_frames: int, config: Genera
 def plan_mouths(actor: Actor, plan: FramePlan, config: MouthConfig = MouthConfig()) -> np.ndarray:
     """(T,) per planned frame the actor's frame whose mouth lends the interior, or -1."""
     coeffs = actor.recon.split("cpu")
-    target = dataclasses.replace(coeffs[torch.from_numpy(plan.background)], exp=torch.from_numpy(plan.exp),
-                                 angle=torch.from_numpy(plan.angle))
+    target = dataclasses.replace(
+        coeffs[torch.from_numpy(plan.background)], exp=torch.from_numpy(plan.exp), angle=torch.from_numpy(plan.angle)
+    )
     return match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, coeffs), config)
 
 
-def speech_timings(audio: np.ndarray, speech: Speech | None, transcript: str | None,
-                   config: GenerateConfig) -> PhoneTimings | None:
+def speech_timings(
+    audio: np.ndarray, speech: Speech | None, transcript: str | None, config: GenerateConfig
+) -> PhoneTimings | None:
     """The phones the mouth follows: a synthesizer's own, else the text or transcript aligned,
     else the decoded words aligned; None when the network articulates."""
     if config.articulation != "phones":
@@ -277,7 +310,9 @@ def generate(
         audio, num_frames = load_speech(speech, None, actor.audio2pose.config.features)
         source = Path(speech)
     check_speech(source, audio, config)
-    plan, mode = plan_speech(actor, audio, num_frames, config, device, speech_timings(audio, spoken, transcript, config))
+    plan, mode = plan_speech(
+        actor, audio, num_frames, config, device, speech_timings(audio, spoken, transcript, config)
+    )
     if mode != config.pose_mode:
         log.info("one-shot actor (a photo): pose mode predicted, the photo's head warped to follow the speech")
     recon = actor.recon
@@ -294,8 +329,11 @@ def generate(
     with actor.frames() as frames, VideoWriter(output, VIDEO_FPS, audio, AUDIO_RATE) as writer:
         for first in range(0, num_frames, config.batch_frames):
             batch = np.arange(first, min(first + config.batch_frames, num_frames))
-            made = (_synthesize_batch(frames, warper, plan, batch, coeffs) if config.synthesis == "image"
-                    else _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device))
+            made = (
+                _synthesize_batch(frames, warper, plan, batch, coeffs)
+                if config.synthesis == "image"
+                else _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device)
+            )
             for frame, seam in made:
                 writer.write(frame)
                 seams.append(seam)
@@ -303,19 +341,31 @@ def generate(
     bar.close()
     seam = float(np.nanmean(seams)) if np.isfinite(seams).any() else float("nan")
     result = GenerateResult(output, num_frames, time.perf_counter() - start, mode, seam, plan.angle)
-    log.info("%d frames (%.1f s of speech) in %.1f s (%.1f frames/s), pose mode %s, seam visibility %.2f",
-             num_frames, num_frames / VIDEO_FPS, result.seconds, num_frames / result.seconds, mode, seam)
+    log.info(
+        "%d frames (%.1f s of speech) in %.1f s (%.1f frames/s), pose mode %s, seam visibility %.2f",
+        num_frames,
+        num_frames / VIDEO_FPS,
+        result.seconds,
+        num_frames / result.seconds,
+        mode,
+        seam,
+    )
     return result
 
 
-def _synthesize_batch(frames: BackgroundFrames, warper: FaceWarper, plan: FramePlan, batch: np.ndarray,
-                      coeffs: Coeffs) -> list[tuple[np.ndarray, float]]:
+def _synthesize_batch(
+    frames: BackgroundFrames, warper: FaceWarper, plan: FramePlan, batch: np.ndarray, coeffs: Coeffs
+) -> list[tuple[np.ndarray, float]]:
     """The batch's output frames made from the actor's own pixels (`render.synthesis`), each with
     the seam visibility along the face's outline in the warped window."""
     background, mouth = plan.background[batch], plan.mouth[batch]
     filmed = coeffs[torch.from_numpy(background)]
-    target = dataclasses.replace(filmed, exp=torch.from_numpy(plan.exp[batch]),
-                                 angle=torch.from_numpy(plan.angle[batch]), trans=torch.from_numpy(plan.trans[batch]))
+    target = dataclasses.replace(
+        filmed,
+        exp=torch.from_numpy(plan.exp[batch]),
+        angle=torch.from_numpy(plan.angle[batch]),
+        trans=torch.from_numpy(plan.trans[batch]),
+    )
     warps = warper.warps(target, filmed, coeffs[torch.from_numpy(np.maximum(mouth, 0))])
     x0, y0, x1, y1 = warper.window
     made = []
@@ -326,9 +376,17 @@ def _synthesize_batch(frames: BackgroundFrames, warper: FaceWarper, plan: FrameP
     return made
 
 
-def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRenderer, plan: FramePlan,
-                   batch: np.ndarray, coeffs: Coeffs, mode: str, config: GenerateConfig,
-                   device: torch.device) -> list[tuple[np.ndarray, float]]:
+def _compose_batch(
+    actor: Actor,
+    frames: BackgroundFrames,
+    renderer: FaceRenderer,
+    plan: FramePlan,
+    batch: np.ndarray,
+    coeffs: Coeffs,
+    mode: str,
+    config: GenerateConfig,
+    device: torch.device,
+) -> list[tuple[np.ndarray, float]]:
     """The batch's full-size output frames, each with the seam visibility of its blended crop."""
     refiner = actor.refiner if config.refine else None
     # The refiner sees each frame with its neighbours: the batch's edge frames' are made too.
@@ -365,8 +423,10 @@ def _compose_batch(actor: Actor, frames: BackgroundFrames, renderer: FaceRendere
         crops = refined
     else:
         crops = crops[middle]
-    return [(crop.paste(image, frame, alpha), seam_visibility(image, alpha))
-            for image, frame, alpha in zip(crops, full, alphas)]
+    return [
+        (crop.paste(image, frame, alpha), seam_visibility(image, alpha))
+        for image, frame, alpha in zip(crops, full, alphas)
+    ]
 
 
 def follow_head(frame: np.ndarray, crop: CropTransform, filmed: np.ndarray, rendered: np.ndarray) -> np.ndarray:

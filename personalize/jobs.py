@@ -33,24 +33,21 @@ import os
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from personalize.bundle import ActorBundle
+from personalize.bundle import STAGES, ActorBundle
 from personalize.manifest import read_manifest
-from personalize.pipeline import STAGES, bundle_log, unfinished_stages
+from personalize.options import ConfigOption, PresetName, manifest_options, personalize_config
+from personalize.pipeline import PersonalizeConfig, bundle_log, personalize, unfinished_stages
 from recon3d.device import DeviceName, resolve_device
 from recon3d.errors import InputError
 from recon3d.video import atomic_path
-
-if TYPE_CHECKING:
-    from personalize.commands import PersonalizeCommand
 
 log = logging.getLogger("talkface")
 
@@ -76,25 +73,43 @@ class JobsConfig:
     """GPUs each job asks for when the cluster has GPUs and its device is not "cpu"."""
 
 
-def personalize_actor(command: PersonalizeCommand, threads: int) -> dict:
-    """One actor's job, in a Ray worker: the `PersonalizeCommand` `command` run unless its bundle
-    is complete. Returns its status, the stages it ran, its duration and the bundle's stages;
-    failures come back as a one-line `error` (a traceback goes to the bundle's log)."""
+@dataclass(frozen=True)
+class ActorJob:
+    """One actor's personalization, as `talkface personalize VIDEO --actor BUNDLE --preset PRESET`
+    with its options makes it (the settings are made where the job runs: "auto" depends on its device)."""
+
+    video: Path
+    bundle: Path
+    preset: PresetName = "auto"
+    device: DeviceName = "auto"
+    options: dict = field(default_factory=dict)
+    """`personalize.options.PERSONALIZE_OPTIONS` values by name."""
+
+    def config(self, device: torch.device) -> PersonalizeConfig:
+        return personalize_config(self.preset, device, **self.options)
+
+
+def personalize_actor(job: ActorJob, threads: int) -> dict:
+    """One actor's job, in a Ray worker: `job` personalized unless its bundle is complete. Returns
+    its status, the stages it ran, its duration and the bundle's stages; failures come back as a
+    one-line `error` (a traceback goes to the bundle's log)."""
     torch.set_num_threads(threads)
     start = time.perf_counter()
     try:
-        ran = unfinished_stages(command.video, command.actor, command.config(resolve_device(command.device)))
+        device = resolve_device(job.device)
+        config = job.config(device)
+        ran = unfinished_stages(job.video, job.bundle, config)
         if ran:
-            command.main(progress=False)
+            personalize(job.video, job.bundle, config, device, progress=False)
         result = {"status": "done" if ran else "skipped", "ran": ran, "error": None, "retry": False}
     except InputError as err:
         result = {"status": "failed", "ran": [], "error": str(err), "retry": False}
     except Exception as err:  # anything else may be transient (memory, a disk, a node): retried
         # Into the bundle's log, or without a bundle folder to the worker's stderr (Ray shows it here).
-        with bundle_log(command.actor) if command.actor.is_dir() else contextlib.nullcontext():
-            log.error("%s: job failed:\n%s", command.actor.name, traceback.format_exc())
+        with bundle_log(job.bundle) if job.bundle.is_dir() else contextlib.nullcontext():
+            log.error("%s: job failed:\n%s", job.bundle.name, traceback.format_exc())
         result = {"status": "failed", "ran": [], "error": one_line(err), "retry": True}
-    return {**result, "seconds": round(time.perf_counter() - start, 3), "stages": bundle_stages(command.actor)}
+    return {**result, "seconds": round(time.perf_counter() - start, 3), "stages": bundle_stages(job.bundle)}
 
 
 def bundle_stages(root: Path) -> dict:
@@ -103,14 +118,36 @@ def bundle_stages(root: Path) -> dict:
         stages = ActorBundle.open(root, verify_files=False).manifest["stages"]
     except InputError:
         return {}
-    return {name: {key: stages[name][key] for key in ("seconds", "finished", "metrics")}
-            for name in STAGES if name in stages}
+    return {
+        name: {key: stages[name][key] for key in ("seconds", "finished", "metrics")}
+        for name in STAGES
+        if name in stages
+    }
 
 
 def one_line(err: BaseException, limit: int = 500) -> str:
-    """"Type: message" of an unexpected exception, on one line."""
+    """ "Type: message" of an unexpected exception, on one line."""
     text = " ".join(f"{type(err).__name__}: {err}".split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+JOBS_OPTIONS = (
+    ConfigOption("address", ("address",)),
+    ConfigOption("device", ("device",)),
+    ConfigOption("retries", ("retries",)),
+    ConfigOption("cpus_per_job", ("cpus_per_job",)),
+    ConfigOption("gpus_per_job", ("gpus_per_job",)),
+)
+"""`talkface jobs run`'s settings."""
+
+
+def import_ray():
+    """The `ray` module, or an InputError saying how to install it (the `jobs` extra)."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("`talkface jobs` needs Ray: pip install 'talkface[jobs]' (scripts/setup.sh does)") from None
+    return ray
 
 
 @contextlib.contextmanager
@@ -119,7 +156,7 @@ def ray_session(address: str | None = None) -> Iterator[None]:
     CPUs, the GPUs torch sees; no dashboard, no usage stats; logs in Ray's temp dir,
     /tmp/ray/session_latest/logs unless RAY_TMPDIR says otherwise). A session this process already
     has is used as it is and left open."""
-    import ray
+    ray = import_ray()
 
     if ray.is_initialized():
         yield
@@ -128,14 +165,17 @@ def ray_session(address: str | None = None) -> Iterator[None]:
     if address is None:
         # A local instance keeps Ray's default token authentication; its notice about that each run is noise.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-        ray.init(address="local", num_gpus=torch.cuda.device_count(), include_dashboard=False,
-                 logging_level=logging.WARNING)
+        ray.init(
+            address="local", num_gpus=torch.cuda.device_count(), include_dashboard=False, logging_level=logging.WARNING
+        )
     else:
         try:
             ray.init(address=address, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise InputError(f"--address {address}: no Ray cluster to join ({one_line(err, 200)}); start one with "
-                             "`ray start --head`, or leave --address out to run on this machine") from None
+            raise InputError(
+                f"--address {address}: no Ray cluster to join ({one_line(err, 200)}); start one with "
+                "`ray start --head`, or leave --address out to run on this machine"
+            ) from None
     try:
         yield
     finally:
@@ -150,64 +190,92 @@ def root_lock(root: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"{root}: another `talkface jobs run` is using this root; wait for it or "
-                             "give another --root") from None
+            raise InputError(
+                f"{root}: another `talkface jobs run` is using this root; wait for it or give another --root"
+            ) from None
         yield
 
 
-def run_jobs(manifest: str | os.PathLike, root: str | os.PathLike, config: JobsConfig | None = None,
-             progress: bool = True) -> dict:
+def run_jobs(
+    manifest: str | os.PathLike, root: str | os.PathLike, config: JobsConfig | None = None, progress: bool = True
+) -> dict:
     """Personalizes every actor of `manifest` into ROOT/NAME as Ray tasks; returns the summary
     (also in ROOT/jobs.json). Raises InputError for a bad manifest, and at the end when any actor
     failed (after the others finished)."""
-    # Imported here: personalize.commands imports this module to register `jobs run`.
-    from personalize.commands import PersonalizeCommand
-
     config, manifest, root = config or JobsConfig(), Path(manifest).resolve(), Path(root).resolve()
-    entries = read_manifest(manifest, PersonalizeCommand)
+    entries = read_manifest(manifest, manifest_options())
     for entry in entries:
         if not entry.video.is_file():
             raise InputError(f"{manifest}: actor {entry.name}: {entry.video}: no such video")
     if root.exists() and not root.is_dir():
         raise InputError(f"--root {root}: not a directory")
-    commands = {e.name: PersonalizeCommand(video=e.video.resolve(), actor=root / e.name,
-                                           **{"device": config.device, **e.options}) for e in entries}
+    jobs = {}
+    for entry in entries:
+        options = dict(entry.options)
+        preset, device = options.pop("preset", "auto"), options.pop("device", config.device)
+        jobs[entry.name] = ActorJob(entry.video.resolve(), root / entry.name, preset, device, options)
     summary = {
-        "format": "talkface-jobs", "format_version": SUMMARY_FORMAT_VERSION, "manifest": str(manifest),
-        "root": str(root), "started": _now(), "updated": None, "finished": None, "counts": {},
-        "actors": {name: {"status": "pending", "video": str(c.video), "bundle": str(c.actor), "attempts": 0,
-                          "seconds": 0.0, "ran": [], "stages": {}, "error": None} for name, c in commands.items()},
+        "format": "talkface-jobs",
+        "format_version": SUMMARY_FORMAT_VERSION,
+        "manifest": str(manifest),
+        "root": str(root),
+        "started": _now(),
+        "updated": None,
+        "finished": None,
+        "counts": {},
+        "actors": {
+            name: {
+                "status": "pending",
+                "video": str(job.video),
+                "bundle": str(job.bundle),
+                "attempts": 0,
+                "seconds": 0.0,
+                "ran": [],
+                "stages": {},
+                "error": None,
+            }
+            for name, job in jobs.items()
+        },
     }
     start = time.perf_counter()
     with root_lock(root), ray_session(config.address):
         resources = _job_resources(config)
         write_summary(root, summary)
-        _run(commands, resources, config.retries, summary, root, progress)
+        _run(jobs, resources, config.retries, summary, root, progress)
     summary["finished"] = _now()
     write_summary(root, summary)
     counts = summary["counts"]
-    log.info("jobs: %d done, %d skipped, %d failed in %.0f s; summary in %s", counts["done"], counts["skipped"],
-             counts["failed"], time.perf_counter() - start, root / SUMMARY_NAME)
+    log.info(
+        "jobs: %d done, %d skipped, %d failed in %.0f s; summary in %s",
+        counts["done"],
+        counts["skipped"],
+        counts["failed"],
+        time.perf_counter() - start,
+        root / SUMMARY_NAME,
+    )
     failed = [name for name, actor in summary["actors"].items() if actor["status"] == "failed"]
     if failed:
-        raise InputError(f"{len(failed)} of {len(entries)} actors failed ({', '.join(failed)}): their errors are in "
-                         f"{root / SUMMARY_NAME}")
+        raise InputError(
+            f"{len(failed)} of {len(entries)} actors failed ({', '.join(failed)}): their errors are in "
+            f"{root / SUMMARY_NAME}"
+        )
     return summary
 
 
-def _run(commands: dict, resources: dict, retries: int, summary: dict, root: Path, progress: bool) -> None:
+def _run(jobs: dict[str, ActorJob], resources: dict, retries: int, summary: dict, root: Path, progress: bool) -> None:
     """Submits every actor's job, resubmits the retryable failures, records each as it finishes."""
-    import ray
+    ray = import_ray()
 
     task = ray.remote(personalize_actor)
 
     def submit(name: str):
-        gpus = 0 if commands[name].device == "cpu" else resources["num_gpus"]
-        return task.options(num_cpus=resources["num_cpus"], num_gpus=gpus, max_retries=0,
-                            name=f"personalize {name}").remote(commands[name], resources["num_cpus"])
+        gpus = 0 if jobs[name].device == "cpu" else resources["num_gpus"]
+        return task.options(
+            num_cpus=resources["num_cpus"], num_gpus=gpus, max_retries=0, name=f"personalize {name}"
+        ).remote(jobs[name], resources["num_cpus"])
 
-    pending = {submit(name): name for name in commands}
-    bar = tqdm(total=len(commands), desc="actors", unit="actor", disable=not progress)
+    pending = {submit(name): name for name in jobs}
+    bar = tqdm(total=len(jobs), desc="actors", unit="actor", disable=not progress)
     try:
         with logging_redirect_tqdm() if progress else contextlib.nullcontext():
             while pending:
@@ -216,8 +284,14 @@ def _run(commands: dict, resources: dict, retries: int, summary: dict, root: Pat
                 try:
                     result = ray.get(ready[0])
                 except ray.exceptions.RayError as err:  # the worker or its node died
-                    result = {"status": "failed", "ran": [], "error": one_line(err), "retry": True, "seconds": 0.0,
-                              "stages": {}}
+                    result = {
+                        "status": "failed",
+                        "ran": [],
+                        "error": one_line(err),
+                        "retry": True,
+                        "seconds": 0.0,
+                        "stages": {},
+                    }
                 actor = summary["actors"][name]
                 actor["attempts"] += result["status"] != "skipped"
                 actor["seconds"] = round(actor["seconds"] + result["seconds"], 3)
@@ -239,31 +313,40 @@ def _run(commands: dict, resources: dict, retries: int, summary: dict, root: Pat
 def _job_resources(config: JobsConfig) -> dict:
     """What each job asks Ray for, checked against the cluster (a request no node can meet would
     wait forever): `num_cpus`, and `num_gpus` for a job whose device is not "cpu"."""
-    import ray
+    ray = import_ray()
 
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     largest = max((node.get("CPU", 0) for node in nodes), default=0)
     if not 1 <= config.cpus_per_job <= largest:
-        raise InputError(f"--cpus-per-job {config.cpus_per_job}: give 1 to {largest:g}, the CPUs of the Ray "
-                         "cluster's largest node")
+        raise InputError(
+            f"--cpus-per-job {config.cpus_per_job}: give 1 to {largest:g}, the CPUs of the Ray cluster's largest node"
+        )
     gpus = max((node.get("GPU", 0) for node in nodes), default=0)
     if config.device == "cuda" and not gpus:
         raise InputError("--device cuda: the Ray cluster has no GPUs; use --device auto or cpu")
     if gpus and not 0 < config.gpus_per_job <= gpus:
-        raise InputError(f"--gpus-per-job {config.gpus_per_job:g}: give more than 0 and at most {gpus:g}, the GPUs "
-                         "of the Ray cluster's largest node")
+        raise InputError(
+            f"--gpus-per-job {config.gpus_per_job:g}: give more than 0 and at most {gpus:g}, the GPUs "
+            "of the Ray cluster's largest node"
+        )
     return {"num_cpus": config.cpus_per_job, "num_gpus": config.gpus_per_job if gpus else 0}
 
 
 def _log_finished(name: str, actor: dict) -> None:
     if actor["status"] == "failed":
-        log.warning("%s: failed after %d attempt%s: %s", name, actor["attempts"], "s"[:actor["attempts"] != 1],
-                    actor["error"])
+        log.warning(
+            "%s: failed after %d attempt%s: %s", name, actor["attempts"], "s"[: actor["attempts"] != 1], actor["error"]
+        )
     elif actor["status"] == "skipped":
         log.info("%s: skipped, its bundle is complete", name)
     else:
-        log.info("%s: done in %.1f s (attempt %d), ran %s", name, actor["seconds"], actor["attempts"],
-                 ", ".join(actor["ran"]))
+        log.info(
+            "%s: done in %.1f s (attempt %d), ran %s",
+            name,
+            actor["seconds"],
+            actor["attempts"],
+            ", ".join(actor["ran"]),
+        )
 
 
 def write_summary(root: Path, summary: dict) -> None:

@@ -17,12 +17,13 @@ relative to the manifest's folder.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from recon3d.errors import InputError
 from recon3d.video import probe
@@ -38,18 +39,16 @@ class ActorEntry:
     name: str
     video: Path
     options: dict
-    """Options of `talkface personalize` (fields of `command`), typed; `end` in seconds."""
+    """Options of `talkface personalize`, typed; `end` in seconds."""
     heldout: Path | None = None
 
 
-def read_manifest(path: str | Path, command: type) -> list[ActorEntry]:
-    """The entries of the manifest at `path`; `command` is the dataclass whose fields the options
-    may name (all but `video` and `actor`)."""
+def read_manifest(path: str | Path, allowed: Mapping[str, Any]) -> list[ActorEntry]:
+    """The entries of the manifest at `path`; `allowed` maps the options they may give to their
+    type hints (`personalize.options.manifest_options`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such manifest")
-    hints = typing.get_type_hints(command)
-    allowed = {f.name: hints[f.name] for f in dataclasses.fields(command) if f.name not in ("video", "actor")}
     rows = _read_csv(path) if path.suffix.lower() == ".csv" else _read_yaml(path)
     entries, seen = [], set()
     for number, row in enumerate(rows, 1):
@@ -65,10 +64,14 @@ def read_manifest(path: str | Path, command: type) -> list[ActorEntry]:
         video = path.parent / str(row["video"])
         unknown = sorted(set(row) - set(RESERVED) - set(allowed))
         if unknown:
-            raise InputError(f"{where} ({name}): unknown option {unknown[0]!r}; options are "
-                             f"{', '.join(sorted(allowed))}")
-        options = {key: _convert(value, allowed[key], f"{where} ({name}), {key}")
-                   for key, value in row.items() if key not in RESERVED and value is not None}
+            raise InputError(
+                f"{where} ({name}): unknown option {unknown[0]!r}; options are {', '.join(sorted(allowed))}"
+            )
+        options = {
+            key: _convert(value, allowed[key], f"{where} ({name}), {key}")
+            for key, value in row.items()
+            if key not in RESERVED and value is not None
+        }
         # Like the videos, file options (voice_sample, refine_init) are relative to the manifest's folder.
         options = {key: path.parent / value if isinstance(value, Path) else value for key, value in options.items()}
         if isinstance(options.get("end"), str):

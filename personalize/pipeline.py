@@ -41,16 +41,42 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audio2pose.articulation import (ArticulationConfig, MouthShapes, corpus_prior_path, face_model_prior, footage_shapes,
-                                     settle_closure, shrink, table_prior)
+from audio2pose.articulation import (
+    ArticulationConfig,
+    MouthShapes,
+    corpus_prior_path,
+    face_model_prior,
+    footage_shapes,
+    settle_closure,
+    shrink,
+    table_prior,
+)
 from audio2pose.general import general_model_path, load_general_model
 from audio2pose.metrics import mouth_aperture
 from audio2pose.model import AudioToPose, target_statistics
 from audio2pose.phones import speech_phones
 from audio2pose.train import FinetuneConfig, finetune, motion_clip, reconstruction_targets
 from audio2pose.tts import FliteSynthesizer
-from audio2pose.voice import VoiceConfig, VoiceModel, learn_voice
-from personalize.bundle import MANIFEST_NAME, ActorBundle, file_sha256, fingerprint, toolkit_version
+from audio2pose.voice import VoiceConfig, learn_voice
+from personalize.bundle import (
+    AUDIO2POSE,
+    COEFFS,
+    FIT,
+    FRAMES,
+    LOG_NAME,
+    MANIFEST_NAME,
+    MOUTH,
+    REFINER,
+    STAGE_FILES,
+    STAGES,
+    TRACK,
+    VOICE,
+    ActorBundle,
+    file_sha256,
+    fingerprint,
+    frame_name,
+    toolkit_version,
+)
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.facemodels import load_face_model
@@ -64,9 +90,6 @@ from refine.train import CHECKPOINT_NAME, RefineTrainConfig, refinement_psnr, tr
 
 log = logging.getLogger("talkface")
 
-STAGES = ("ingest", "track", "reconstruct", "albedo", "audio2pose", "voice", "refine", "articulation")
-LOG_NAME = "personalize.log"
-REFINER_NAME = "refine.pt"
 REFINE_WORK = "refine-training"
 """Where the refine stage keeps its checkpoint (resumable) and sample grids; not a bundle file."""
 
@@ -76,7 +99,9 @@ class PersonalizeConfig:
     """Settings of the per-actor job (recorded in the bundle's manifest)."""
 
     face_model: str = "default"
-    """Face model spec (`recon3d.facemodels.load_face_model`)."""
+    """Face model: 'default' (ICT-FaceKit if installed, see README, else the built-in one), 'ict',
+    'builtin', a FaceXModel folder, a BFM_model_front.mat or a converted .npz
+    (`recon3d.facemodels.load_face_model`)."""
     crop_size: int = 256
     """Side of the face crop that is fitted and rendered, pixels."""
     fit: FitConfig = field(default_factory=FitConfig)
@@ -126,42 +151,57 @@ def ingest(ctx: StageContext) -> dict:
     """frames.zip: every frame at 25 fps as a JPEG named by its index (random access for the
     background matching, without holding the clip in memory)."""
     count = 0
-    frames = tqdm(iter_frames(ctx.video), total=ctx.info.num_frames(), desc="ingest", unit="frame",
-                  disable=not ctx.progress, leave=False)
-    with atomic_path(ctx.bundle.path("frames.zip")) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+    frames = tqdm(
+        iter_frames(ctx.video),
+        total=ctx.info.num_frames(),
+        desc="ingest",
+        unit="frame",
+        disable=not ctx.progress,
+        leave=False,
+    )
+    with atomic_path(ctx.bundle.path(FRAMES)) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
         for count, frame in enumerate(frames, 1):
-            ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                                    [cv2.IMWRITE_JPEG_QUALITY, ctx.config.frame_quality])
+            ok, data = cv2.imencode(
+                ".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, ctx.config.frame_quality]
+            )
             archive.writestr(frame_name(count - 1), data.tobytes())
-    return {"frames": count, "width": ctx.info.width, "height": ctx.info.height,
-            "seconds": round(count / 25.0, 3), "photo": ctx.info.is_image}
+    return {
+        "frames": count,
+        "width": ctx.info.width,
+        "height": ctx.info.height,
+        "seconds": round(count / 25.0, 3),
+        "photo": ctx.info.is_image,
+    }
 
 
 def track(ctx: StageContext) -> dict:
     face_track = track_video(ctx.video, TrackConfig(crop_size=ctx.config.crop_size), progress=ctx.progress)
-    face_track.save(ctx.bundle.path("track.npz"))
-    return {"frames": face_track.num_frames, "detected": round(float(face_track.detected.mean()), 4),
-            "confidence": round(float(face_track.confidence.mean()), 4)}
+    face_track.save(ctx.bundle.path(TRACK))
+    return {
+        "frames": face_track.num_frames,
+        "detected": round(float(face_track.detected.mean()), 4),
+        "confidence": round(float(face_track.confidence.mean()), 4),
+    }
 
 
 def reconstruct(ctx: StageContext) -> dict:
-    face_track = FaceTrack.load(ctx.bundle.path("track.npz"))
+    face_track = FaceTrack.load(ctx.bundle.path(TRACK))
     recon, _ = fit_clip(ctx.video, ctx.face_model, ctx.config.fit, face_track, ctx.device, progress=ctx.progress)
-    recon.save(ctx.bundle.path("fit.npz"))
+    recon.save(ctx.bundle.path(FIT))
     return _fit_metrics(recon)
 
 
 def albedo(ctx: StageContext) -> dict:
-    face_track = FaceTrack.load(ctx.bundle.path("track.npz"))
-    recon = Reconstruction.load(ctx.bundle.path("fit.npz"))
+    face_track = FaceTrack.load(ctx.bundle.path(TRACK))
+    recon = Reconstruction.load(ctx.bundle.path(FIT))
     crops = load_crops(ctx.video, face_track, ctx.progress)
     recon = refine_albedo(recon, ctx.face_model, crops, face_track, ctx.device, ctx.config.fit.batch_frames)
-    recon.save(ctx.bundle.path("coeffs.npz"))
+    recon.save(ctx.bundle.path(COEFFS))
     return _fit_metrics(recon)
 
 
 def audio2pose(ctx: StageContext) -> dict:
-    recon = Reconstruction.load(ctx.bundle.path("coeffs.npz"))
+    recon = Reconstruction.load(ctx.bundle.path(COEFFS))
     if ctx.info.is_image:
         model = photo_model(load_general_model(ctx.face_model.name), recon)
         metrics = {"model": "general", "steps": 0}
@@ -170,7 +210,7 @@ def audio2pose(ctx: StageContext) -> dict:
         clip = motion_clip(ctx.video, recon, ctx.config.finetune.model.features)
         model = finetune(clip, None, ctx.config.finetune, ctx.device, ctx.progress)
         metrics = {"model": "actor", "steps": ctx.config.finetune.scratch.steps}
-    model.cpu().save(ctx.bundle.path("audio2pose.pt"), ctx.face_model.name)
+    model.cpu().save(ctx.bundle.path(AUDIO2POSE), ctx.face_model.name)
     return metrics
 
 
@@ -178,27 +218,38 @@ def voice(ctx: StageContext) -> dict:
     source = ctx.config.voice_sample or (None if ctx.info.is_image else ctx.video)
     speech = None if source is None else read_audio(source, AUDIO_RATE)
     model, candidates = learn_voice(speech, ctx.config.voice, ctx.progress)
-    model.save(ctx.bundle.path("voice.npz"))
+    model.save(ctx.bundle.path(VOICE))
     if model.target is None:
         log.info("voice: no speech to learn from, text will be said in flite's %s voice as it is", model.base_voice)
         return {"base_voice": model.base_voice, "matched": False}
     for c in candidates:
-        log.info("voice candidate %s spread %.1f: speaker similarity %.3f%s", c.voice, c.spread,
-                 c.similarity, "" if c.word_error_rate is None else f", passage word error rate {c.word_error_rate:.2f}")
+        log.info(
+            "voice candidate %s spread %.1f: speaker similarity %.3f%s",
+            c.voice,
+            c.spread,
+            c.similarity,
+            "" if c.word_error_rate is None else f", passage word error rate {c.word_error_rate:.2f}",
+        )
     chosen = next(c for c in candidates if (c.voice, c.spread) == (model.base_voice, model.spread))
-    return {"base_voice": model.base_voice, "spread": model.spread, "matched": True,
-            "similarity": round(chosen.similarity, 4), "word_error_rate": round(chosen.word_error_rate, 4),
-            "f0_hz": round(model.target.f0_hz, 1), "voiced_seconds": round(model.target.voiced_seconds, 2)}
+    return {
+        "base_voice": model.base_voice,
+        "spread": model.spread,
+        "matched": True,
+        "similarity": round(chosen.similarity, 4),
+        "word_error_rate": round(chosen.word_error_rate, 4),
+        "f0_hz": round(model.target.f0_hz, 1),
+        "voiced_seconds": round(model.target.voiced_seconds, 2),
+    }
 
 
 def refine(ctx: StageContext) -> dict:
-    path = ctx.bundle.path(REFINER_NAME)
+    path = ctx.bundle.path(REFINER)
     path.unlink(missing_ok=True)  # a refiner of earlier settings must not outlive them
     if ctx.info.is_image or ctx.config.refine.steps == 0:
         log.info("refine: %s, frames are not refined", "a photo actor" if ctx.info.is_image else "0 steps")
         return {"refined": False}
-    face_track = FaceTrack.load(ctx.bundle.path("track.npz"))
-    recon = Reconstruction.load(ctx.bundle.path("coeffs.npz"))
+    face_track = FaceTrack.load(ctx.bundle.path(TRACK))
+    recon = Reconstruction.load(ctx.bundle.path(COEFFS))
     crops = load_crops(ctx.video, face_track, ctx.progress)
     landmarks = face_track.crop.frame_to_crop(face_track.ibug68)
     region = face_region(landmarks, ctx.config.crop_size, ctx.config.refine.network.size)
@@ -210,22 +261,35 @@ def refine(ctx: StageContext) -> dict:
     ActorRefiner(refiner.cpu(), region).save(path)
     (work / CHECKPOINT_NAME).unlink(missing_ok=True)  # the optimizers' state is twice the networks'
     last = history[-1]
-    log.info("refine: training frames' face-crop PSNR %.2f dB raw render, %.2f dB refined; sample grids in %s",
-             raw, refined, work / "samples")
-    return {"refined": True, "size": region.size, "steps": last["step"], "l1": round(last["l1"], 5),
-            "mask": round(last["mask"], 4), "train_psnr_raw": round(raw, 3), "train_psnr": round(refined, 3)}
+    log.info(
+        "refine: training frames' face-crop PSNR %.2f dB raw render, %.2f dB refined; sample grids in %s",
+        raw,
+        refined,
+        work / "samples",
+    )
+    return {
+        "refined": True,
+        "size": region.size,
+        "steps": last["step"],
+        "l1": round(last["l1"], 5),
+        "mask": round(last["mask"], 4),
+        "train_psnr_raw": round(raw, 3),
+        "train_psnr": round(refined, 3),
+    }
 
 
 def articulation(ctx: StageContext) -> dict:
-    recon = Reconstruction.load(ctx.bundle.path("coeffs.npz"))
+    recon = Reconstruction.load(ctx.bundle.path(COEFFS))
     coeffs = recon.split("cpu")
     prior = face_model_prior(ctx.face_model)
     config = ctx.config.articulation
     if ctx.info.is_image:
         if prior is None:
-            raise InputError(f"no mouth prior for face model {ctx.face_model.name!r} at "
-                             f"{corpus_prior_path(ctx.face_model.name)}; a photo actor needs one: run "
-                             "`scripts/train_general_audio2pose.py --face-model SPEC --corpus DIR`")
+            raise InputError(
+                f"no mouth prior for face model {ctx.face_model.name!r} at "
+                f"{corpus_prior_path(ctx.face_model.name)}; a photo actor needs one: run "
+                "`scripts/train_general_audio2pose.py --face-model SPEC --corpus DIR`"
+            )
         own = MouthShapes(prior.closed, prior.open, prior.details, 0.0, np.zeros_like(prior.counts))  # all prior
         source = "none (a photo)"
     else:
@@ -235,24 +299,33 @@ def articulation(ctx: StageContext) -> dict:
         own = footage_shapes(coeffs.exp.numpy(), aperture, timings, VIDEO_FPS, config)
         source = timings.source
     shapes = settle_closure(shrink(own, prior, config), ctx.face_model, coeffs.id[0], coeffs.exp.numpy().mean(0))
-    shapes.save(ctx.bundle.path("mouth.npz"))
-    log.info("articulation: mouth shapes from %s phones%s", source, "" if prior is None else ", shrunk to the face model's prior")
-    return {"phones": source, "prior": prior is not None, "extreme_frames": own.extreme_count,
-            "viseme_frames": round(float(own.counts.sum()), 1)}
+    shapes.save(ctx.bundle.path(MOUTH))
+    log.info(
+        "articulation: mouth shapes from %s phones%s",
+        source,
+        "" if prior is None else ", shrunk to the face model's prior",
+    )
+    return {
+        "phones": source,
+        "prior": prior is not None,
+        "extreme_frames": own.extreme_count,
+        "viseme_frames": round(float(own.counts.sum()), 1),
+    }
 
 
-STAGE_FILES: dict[str, tuple[Callable[[StageContext], dict], tuple[str, ...]]] = {
-    "ingest": (ingest, ("frames.zip",)),
-    "track": (track, ("track.npz",)),
-    "reconstruct": (reconstruct, ("fit.npz",)),
-    "albedo": (albedo, ("coeffs.npz",)),
-    "audio2pose": (audio2pose, ("audio2pose.pt",)),
-    "voice": (voice, ("voice.npz",)),
-    "refine": (refine, (REFINER_NAME,)),
-    "articulation": (articulation, ("mouth.npz",)),
+STAGE_RUNNERS: dict[str, Callable[[StageContext], dict]] = {
+    "ingest": ingest,
+    "track": track,
+    "reconstruct": reconstruct,
+    "albedo": albedo,
+    "audio2pose": audio2pose,
+    "voice": voice,
+    "refine": refine,
+    "articulation": articulation,
 }
-"""Stage name -> (the function that runs it, the bundle files it may write: those it wrote are
-recorded)."""
+"""Stage name -> the function that runs it (in `personalize.bundle.STAGES` order; the files it
+may write are `personalize.bundle.STAGE_FILES`)."""
+assert tuple(STAGE_RUNNERS) == STAGES
 
 
 def photo_model(general: AudioToPose, recon: Reconstruction) -> AudioToPose:
@@ -268,10 +341,6 @@ def _fit_metrics(recon: Reconstruction) -> dict:
     return {"landmark_error": round(float(recon.landmark_error.mean()), 5), "psnr": round(float(recon.psnr.mean()), 3)}
 
 
-def frame_name(index: int) -> str:
-    return f"{index:06d}.jpg"
-
-
 # ------------------------------------------------------------------------------------ runner
 
 
@@ -279,19 +348,28 @@ def stage_settings(config: PersonalizeConfig, face_model: FaceModel, info: Media
     """What each stage's result depends on besides the stage before it."""
     return {
         # `end` only when set, so bundles made before it existed keep their fingerprints.
-        "ingest": {"min_seconds": config.min_seconds, "frame_quality": config.frame_quality,
-                   **({} if config.end is None else {"end": config.end})},
+        "ingest": {
+            "min_seconds": config.min_seconds,
+            "frame_quality": config.frame_quality,
+            **({} if config.end is None else {"end": config.end}),
+        },
         "track": {"crop_size": config.crop_size},
         "reconstruct": {"face_model": face_model.name, "vertices": face_model.num_vertices, "fit": asdict(config.fit)},
         "albedo": {},
-        "audio2pose": ({"general": file_sha256(general_model_path(face_model.name))} if info.is_image
-                       else {"finetune": asdict(config.finetune)}),
-        "voice": {"voice": asdict(config.voice),
-                  "sample": file_sha256(config.voice_sample) if config.voice_sample else None},
-        "refine": {"refine": asdict(config.refine),
-                   "init": file_sha256(config.refine_init) if config.refine_init else None},
-        "articulation": {"articulation": asdict(config.articulation),
-                         "prior": _prior_fingerprint(face_model)},
+        "audio2pose": (
+            {"general": file_sha256(general_model_path(face_model.name))}
+            if info.is_image
+            else {"finetune": asdict(config.finetune)}
+        ),
+        "voice": {
+            "voice": asdict(config.voice),
+            "sample": file_sha256(config.voice_sample) if config.voice_sample else None,
+        },
+        "refine": {
+            "refine": asdict(config.refine),
+            "init": file_sha256(config.refine_init) if config.refine_init else None,
+        },
+        "articulation": {"articulation": asdict(config.articulation), "prior": _prior_fingerprint(face_model)},
     }
 
 
@@ -309,22 +387,29 @@ def check_source(video: Path, info: MediaInfo, config: PersonalizeConfig) -> Non
             raise InputError(f"{video}: --end cuts a video; a photo has no time to cut at")
         return
     if info.duration < config.min_seconds:
-        raise InputError(f"{video}: video too short ({info.duration:.1f} s); personalize needs at least "
-                         f"{config.min_seconds:g} s of the actor speaking (or give a photo for a one-shot actor)")
+        raise InputError(
+            f"{video}: video too short ({info.duration:.1f} s); personalize needs at least "
+            f"{config.min_seconds:g} s of the actor speaking (or give a photo for a one-shot actor)"
+        )
     _check_speech(video, info, config, "video")
     if config.end is not None:
         if config.end > info.duration:
-            raise InputError(f"--end {config.end:g}: past the end of {video} ({info.duration:.2f} s); give a time "
-                             "inside the video")
+            raise InputError(
+                f"--end {config.end:g}: past the end of {video} ({info.duration:.2f} s); give a time inside the video"
+            )
         if config.end < config.min_seconds:
-            raise InputError(f"--end {config.end:g}: leaves {max(config.end, 0):g} s of {video} to learn from; "
-                             f"personalize needs at least {config.min_seconds:g} s")
+            raise InputError(
+                f"--end {config.end:g}: leaves {max(config.end, 0):g} s of {video} to learn from; "
+                f"personalize needs at least {config.min_seconds:g} s"
+            )
 
 
 def _check_speech(path: Path, info: MediaInfo, config: PersonalizeConfig, what: str) -> None:
     if not info.has_audio:
-        raise InputError(f"{path}: no audio stream; personalize learns the actor's talking style and voice from their "
-                         f"speech: give a {what} with sound" + (" (or a photo for a one-shot actor)" if what == "video" else ""))
+        raise InputError(
+            f"{path}: no audio stream; personalize learns the actor's talking style and voice from their "
+            f"speech: give a {what} with sound" + (" (or a photo for a one-shot actor)" if what == "video" else "")
+        )
     audio = read_audio(path, AUDIO_RATE)
     rms = float(np.sqrt(np.mean(np.square(audio)))) if len(audio) else 0.0
     if rms < config.min_speech_rms:
@@ -377,8 +462,15 @@ def personalize(
         return _personalize(source, video, info, Path(actor), config, device, progress)
 
 
-def _personalize(source: Path, video: Path, info: MediaInfo, actor: Path, config: PersonalizeConfig,
-                 device: torch.device, progress: bool) -> ActorBundle:
+def _personalize(
+    source: Path,
+    video: Path,
+    info: MediaInfo,
+    actor: Path,
+    config: PersonalizeConfig,
+    device: torch.device,
+    progress: bool,
+) -> ActorBundle:
     """`personalize` from `video` (the `source` video, or its first `end` seconds)."""
     face_model = load_face_model(config.face_model)
     if info.is_image:
@@ -386,30 +478,48 @@ def _personalize(source: Path, video: Path, info: MediaInfo, actor: Path, config
     if config.refine_init:
         general_refiner(config.refine_init, config.refine)
     FliteSynthesizer().check_installed()  # and every actor a voice
-    settings = {"face_model": config.face_model, "face_model_name": face_model.name,
-                "face_model_vertices": face_model.num_vertices, "photo": info.is_image, **asdict(config)}
+    settings = {
+        "face_model": config.face_model,
+        "face_model_name": face_model.name,
+        "face_model_vertices": face_model.num_vertices,
+        "photo": info.is_image,
+        **asdict(config),
+    }
     Path(actor).mkdir(parents=True, exist_ok=True)
     bundle = ActorBundle.create(actor, source, settings)
     ctx = StageContext(video, info, bundle, face_model.to(device), config, device, progress)
     inputs = stage_inputs(bundle.manifest["source"]["sha256"], stage_settings(config, face_model, info))
     with bundle_log(bundle.root):
-        log.info("personalize %s (%s) into %s with face model %s on %s (talkface %s)", source.name,
-                 "photo" if info.is_image else f"{info.duration:.1f} s video" if config.end is None
-                 else f"its first {info.duration:.1f} s", bundle.root, face_model.name, device,
-                 toolkit_version())
+        log.info(
+            "personalize %s (%s) into %s with face model %s on %s (talkface %s)",
+            source.name,
+            "photo"
+            if info.is_image
+            else f"{info.duration:.1f} s video"
+            if config.end is None
+            else f"its first {info.duration:.1f} s",
+            bundle.root,
+            face_model.name,
+            device,
+            toolkit_version(),
+        )
         overall = tqdm(STAGES, desc="personalize", unit="stage", disable=not progress)
         for name in overall:
             overall.set_postfix_str(name)
             if bundle.is_done(name, inputs[name]):
                 log.info("%s: done before, skipped", name)
             else:
-                run, files = STAGE_FILES[name]
+                run, files = STAGE_RUNNERS[name], STAGE_FILES[name]
                 start = time.perf_counter()
                 metrics = run(ctx)
                 written = [file for file in files if bundle.path(file).exists()]
                 bundle.record(name, inputs[name], written, metrics, time.perf_counter() - start)
-                log.info("%s: %.1f s, %s", name, time.perf_counter() - start,
-                         ", ".join(f"{k} {v}" for k, v in metrics.items()))
+                log.info(
+                    "%s: %.1f s, %s",
+                    name,
+                    time.perf_counter() - start,
+                    ", ".join(f"{k} {v}" for k, v in metrics.items()),
+                )
     return bundle
 
 
@@ -438,81 +548,3 @@ def unfinished_stages(video: str | os.PathLike, actor: str | os.PathLike, config
 
 
 # ------------------------------------------------------------------------------------ actors
-
-
-@dataclass
-class Actor:
-    """A finished actor bundle, loaded for generation."""
-
-    bundle: ActorBundle
-    recon: Reconstruction
-    audio2pose: AudioToPose
-    face_model: FaceModel
-    voice: VoiceModel
-    refiner: ActorRefiner | None
-    """None for an actor without refinement (a photo, or made with 0 refine steps)."""
-    mouth: MouthShapes
-
-    @property
-    def is_photo(self) -> bool:
-        return bool(self.bundle.manifest["settings"].get("photo"))
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) of the actor's video."""
-        return self.recon.crop.frame_width, self.recon.crop.frame_height
-
-    @classmethod
-    def load(cls, root: str | os.PathLike, face_model: str | None = None) -> Actor:
-        """Opens and checks the bundle (schema, every file's hash, every stage finished) and loads
-        it. The face model is the one the bundle was made with, found by its recorded spec, unless
-        `face_model` names where it is now."""
-        bundle = ActorBundle.open(root)
-        missing = [name for name in STAGES if name not in bundle.manifest["stages"]]
-        if missing:
-            raise InputError(f"{bundle.root}: the actor bundle is unfinished (stage {missing[0]} did not complete); "
-                             "rerun `talkface personalize` with the same video and --actor to finish it")
-        settings = bundle.manifest["settings"]
-        model = load_face_model(face_model or settings["face_model"])
-        if face_model is None and model.name != settings["face_model_name"] == load_face_model("builtin").name:
-            # Made where "default" meant the built-in model; ICT-FaceKit was installed since.
-            model = load_face_model("builtin")
-        if (model.name, model.num_vertices) != (settings["face_model_name"], settings["face_model_vertices"]):
-            raise InputError(f"{bundle.root}: made with face model {settings['face_model_name']} "
-                             f"({settings['face_model_vertices']} vertices), found {model.name}; "
-                             "pass --face-model pointing at the one it was made with")
-        recon = Reconstruction.load(bundle.path("coeffs.npz"))
-        network = AudioToPose.load(bundle.path("audio2pose.pt"), model.name).eval()
-        refiner = None
-        if REFINER_NAME in bundle.manifest["stages"]["refine"]["files"]:
-            refiner = ActorRefiner.load(bundle.path(REFINER_NAME), f"rerun `talkface personalize` for {bundle.root}")
-        return cls(bundle, recon, network, model, VoiceModel.load(bundle.path("voice.npz")), refiner,
-                   MouthShapes.load(bundle.path("mouth.npz")))
-
-    @contextlib.contextmanager
-    def frames(self) -> Iterator[BackgroundFrames]:
-        with zipfile.ZipFile(self.bundle.path("frames.zip")) as archive:
-            yield BackgroundFrames(archive)
-
-
-class BackgroundFrames:
-    """Random access to the actor's 25 fps frames (decoded on demand, the last few cached)."""
-
-    def __init__(self, archive: zipfile.ZipFile, cache: int = 32) -> None:
-        self.archive = archive
-        self.count = len(archive.namelist())
-        self._cache: dict[int, np.ndarray] = {}
-        self._cache_size = cache
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        frame = self._cache.get(index)
-        if frame is None:
-            data = np.frombuffer(self.archive.read(frame_name(index)), np.uint8)
-            frame = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            if len(self._cache) >= self._cache_size:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[index] = frame
-        return frame

@@ -31,7 +31,9 @@ def _rank(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def visible_vertices(screen: torch.Tensor, faces: torch.Tensor, image_size: int, tolerance: float = 0.02) -> torch.Tensor:
+def visible_vertices(
+    screen: torch.Tensor, faces: torch.Tensor, image_size: int, tolerance: float = 0.02
+) -> torch.Tensor:
     """(B, V) bool: vertex in the image and not behind the rendered surface; screen (B, V, 3) [u, v, z_c]."""
     fragments = rasterize(screen, faces, RasterConfig(image_size=image_size))
     pixel = screen[..., :2].floor().long()

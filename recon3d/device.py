@@ -12,7 +12,7 @@ DeviceName = Literal["auto", "cpu", "cuda"]
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; "cuda" without a usable GPU is an InputError."""
+    """ "auto" -> CUDA when available, else CPU; "cuda" without a usable GPU is an InputError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

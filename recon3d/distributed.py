@@ -76,8 +76,10 @@ class World:
 
     def check_batch(self, batch_size: int, flag: str = "--batch-size") -> None:
         if batch_size < self.size:
-            raise InputError(f"{flag} {batch_size} is smaller than the {self.size} processes it is split over; "
-                             "give a larger batch or fewer processes")
+            raise InputError(
+                f"{flag} {batch_size} is smaller than the {self.size} processes it is split over; "
+                "give a larger batch or fewer processes"
+            )
 
     def seed(self, seed: int) -> int:
         """The seed of this rank's own random draws (dropout): `seed` itself on rank 0, an
@@ -118,10 +120,10 @@ class World:
         counts = [torch.zeros_like(count) for _ in range(self.size)]
         dist.all_gather(counts, count, group=self.group)
         padded = tensor.new_zeros((int(max(counts)), *tensor.shape[1:]))  # all_gather needs equal sizes
-        padded[:len(tensor)] = tensor
+        padded[: len(tensor)] = tensor
         parts = [torch.empty_like(padded) for _ in range(self.size)]
         dist.all_gather(parts, padded.contiguous(), group=self.group)
-        return torch.cat([part[:int(n)] for part, n in zip(parts, counts)])
+        return torch.cat([part[: int(n)] for part, n in zip(parts, counts)])
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """`module` in DDP (its gradients averaged over the ranks at each backward); itself for one process."""
@@ -217,8 +219,10 @@ def torchrun_world(device: torch.device) -> Iterator[tuple[World, torch.device]]
     rank, size, local_rank = env
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise InputError(f"process {rank} has local rank {local_rank} but only {torch.cuda.device_count()} GPUs "
-                             "are visible; start at most one process per GPU (--nproc_per_node)")
+            raise InputError(
+                f"process {rank} has local rank {local_rank} but only {torch.cuda.device_count()} GPUs "
+                "are visible; start at most one process per GPU (--nproc_per_node)"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"

@@ -15,8 +15,17 @@ from recon3d.track import FaceTrack
 from recon3d.video import AUDIO_RATE, VideoWriter, atomic_path, iter_frames, probe, read_audio
 
 # iBUG-68 contours drawn as polylines: (first, last + 1, closed).
-_IBUG_CONTOURS = ((0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
-                  (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True))
+_IBUG_CONTOURS = (
+    (0, 17, False),
+    (17, 22, False),
+    (22, 27, False),
+    (27, 31, False),
+    (31, 36, False),
+    (36, 42, True),
+    (42, 48, True),
+    (48, 60, True),
+    (60, 68, True),
+)
 
 
 def draw_landmarks(frame: np.ndarray, ibug68: np.ndarray, confidence: float, detected: bool = True) -> np.ndarray:
@@ -29,8 +38,16 @@ def draw_landmarks(frame: np.ndarray, ibug68: np.ndarray, confidence: float, det
         cv2.polylines(out, [pts], closed, colour, scale, cv2.LINE_AA, shift=2)
     x0, y0, x1, y1 = np.rint(landmark_box(ibug68)).astype(int)
     cv2.rectangle(out, (x0, y0), (x1, y1), (230, 230, 230), scale)
-    cv2.putText(out, f"conf {confidence:.2f}", (x0, max(12 * scale, y0 - 4 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
-                0.4 * scale, (230, 230, 230), scale, cv2.LINE_AA)
+    cv2.putText(
+        out,
+        f"conf {confidence:.2f}",
+        (x0, max(12 * scale, y0 - 4 * scale)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.4 * scale,
+        (230, 230, 230),
+        scale,
+        cv2.LINE_AA,
+    )
     return out
 
 
@@ -60,15 +77,25 @@ def export_track(
         if preview:
             write_image(paths[1], draw_landmarks(frame, ibug68[0], float(track.confidence[0])))
     else:
-        audio = read_audio(video, num_samples=round(track.num_frames / track.fps * AUDIO_RATE)) if info.has_audio else None
+        audio = (
+            read_audio(video, num_samples=round(track.num_frames / track.fps * AUDIO_RATE)) if info.has_audio else None
+        )
         paths = [out_dir / "crop.mp4"] + ([out_dir / "preview.mp4"] if preview else [])
         with contextlib.ExitStack() as stack:
             writers = [stack.enter_context(VideoWriter(p, track.fps, audio)) for p in paths]
-            frames = tqdm(iter_frames(video), total=track.num_frames, desc="export", unit="frame",
-                          disable=not progress, leave=False)
+            frames = tqdm(
+                iter_frames(video),
+                total=track.num_frames,
+                desc="export",
+                unit="frame",
+                disable=not progress,
+                leave=False,
+            )
             for t, frame in enumerate(frames):
                 writers[0].write(track.crop.crop(frame))
                 if preview:
-                    writers[1].write(draw_landmarks(frame, ibug68[t], float(track.confidence[t]), bool(track.detected[t])))
+                    writers[1].write(
+                        draw_landmarks(frame, ibug68[t], float(track.confidence[t]), bool(track.detected[t]))
+                    )
     track.save(out_dir / "track.npz")
     return [*paths, out_dir / "track.npz"]

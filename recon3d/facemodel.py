@@ -134,7 +134,10 @@ class CoeffLayout:
         return torch.cat(parts, dim=-1)
 
     def zeros(
-        self, batch: int | tuple[int, ...] = (), device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+        self,
+        batch: int | tuple[int, ...] = (),
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> Coeffs:
         """All-zero coefficients: mean face and albedo, no rotation or translation, gamma 0 (ambient)."""
         batch = (batch,) if isinstance(batch, int) else tuple(batch)
@@ -203,7 +206,9 @@ class FaceModel(nn.Module):
         if mean_shape.shape != (num_vertices, 3):
             raise ValueError(f"mean_shape must be (V, 3), got {tuple(mean_shape.shape)}")
         tex_mean = (
-            torch.tensor(DEFAULT_ALBEDO).expand(num_vertices, 3) if tex_mean is None else _as_tensor(tex_mean, torch.float32)
+            torch.tensor(DEFAULT_ALBEDO).expand(num_vertices, 3)
+            if tex_mean is None
+            else _as_tensor(tex_mean, torch.float32)
         )
         tex_basis = torch.zeros(num_vertices, 3, 0) if tex_basis is None else tex_basis
         uvs = torch.zeros(0, 2) if uvs is None else uvs
@@ -223,7 +228,11 @@ class FaceModel(nn.Module):
         if arrays["tex_mean"].shape != (num_vertices, 3):
             raise ValueError(f"tex_mean must be (V, 3), got {tuple(arrays['tex_mean'].shape)}")
         faces_t = arrays["faces"]
-        if faces_t.ndim != 2 or faces_t.shape[1] != 3 or (faces_t.numel() and (faces_t.min() < 0 or faces_t.max() >= num_vertices)):
+        if (
+            faces_t.ndim != 2
+            or faces_t.shape[1] != 3
+            or (faces_t.numel() and (faces_t.min() < 0 or faces_t.max() >= num_vertices))
+        ):
             raise ValueError(f"faces must be (F, 3) indices into {num_vertices} vertices")
         if arrays["landmark_idx"].shape != (NUM_LANDMARKS,) or arrays["landmark_idx"].max() >= num_vertices:
             raise ValueError(f"landmark_idx must be {NUM_LANDMARKS} vertex indices")
@@ -234,7 +243,9 @@ class FaceModel(nn.Module):
 
         self.name = name
         self.layout = CoeffLayout(self.id_basis.shape[2], self.exp_basis.shape[2], self.tex_basis.shape[2])
-        self.exp_names = tuple(exp_names) if exp_names is not None else tuple(f"pc{i}" for i in range(self.layout.exp_dim))
+        self.exp_names = (
+            tuple(exp_names) if exp_names is not None else tuple(f"pc{i}" for i in range(self.layout.exp_dim))
+        )
         if len(self.exp_names) != self.layout.exp_dim:
             raise ValueError(f"{len(self.exp_names)} exp_names for {self.layout.exp_dim} expression coefficients")
         self.exp_range = None if exp_range is None else (float(exp_range[0]), float(exp_range[1]))

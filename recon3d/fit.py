@@ -263,10 +263,12 @@ class ClipFitter:
             self._fit_landmarks(params, observations, camera, progress)
         if self.config.photometric_steps > 0:
             size = self.config.render_size
-            images = torch.cat([
-                F.interpolate(observations.images[idx].float() / 255, size=(size, size), mode="area")
-                for idx in torch.arange(len(observations.images)).split(self.config.batch_frames)
-            ])
+            images = torch.cat(
+                [
+                    F.interpolate(observations.images[idx].float() / 255, size=(size, size), mode="area")
+                    for idx in torch.arange(len(observations.images)).split(self.config.batch_frames)
+                ]
+            )
             self._init_appearance(params, images, camera.resized(size))
             self._fit_photometric(params, images, observations.landmarks, camera, progress)
         coeffs = params.coeffs().detach()
@@ -340,8 +342,9 @@ class ClipFitter:
             for idx in torch.arange(num_frames).split(cfg.batch_frames):
                 share = len(idx) / num_frames
                 batch = params.coeffs()[idx]
-                loss = share * self.frame_losses(batch, params.albedo, images[idx], landmarks[idx],
-                                                 render_camera, camera)
+                loss = share * self.frame_losses(
+                    batch, params.albedo, images[idx], landmarks[idx], render_camera, camera
+                )
                 loss.backward()
                 total += loss.item()
             coeffs = params.coeffs()
@@ -402,4 +405,3 @@ def landmark_error(predicted: torch.Tensor, observed: torch.Tensor) -> torch.Ten
     """(B,) mean 68-landmark distance divided by the outer-eye-corner distance of `observed`."""
     interocular = (observed[:, 36] - observed[:, 45]).norm(dim=-1)
     return (predicted - observed).norm(dim=-1).mean(-1) / interocular
-

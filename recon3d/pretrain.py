@@ -1,6 +1,6 @@
 """Training the coefficient regressor on a corpus of talking-head clips (`talkface pretrain recon`).
 
-Each clip is tracked (tracks cached beside the checkpoint) and its stable crop frames become
+Each clip is tracked (tracks in the corpus cache, `recon3d.corpus`) and its stable crop frames become
 training images; the last `val_fraction` of every clip is held out to report the landmark error
 of the regressor alone. Checkpoints are written every epoch with the optimizer state, so a
 killed run resumes where it stopped.
@@ -21,14 +21,22 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from recon3d.corpus import CorpusCache
 from recon3d.distributed import World, sync_batch_norm
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
-from recon3d.fit import FitConfig, initial_pose, landmark_error, landmark_loss, model_landmarks, photometric_sums, prior_loss
-from recon3d.fit import render_fit
+from recon3d.fit import (
+    FitConfig,
+    initial_pose,
+    landmark_error,
+    landmark_loss,
+    model_landmarks,
+    photometric_sums,
+    prior_loss,
+    render_fit,
+)
 from recon3d.reconstruct import load_crops
 from recon3d.regressor import CoeffRegressor, RegressorConfig
-from recon3d.track import FaceTrack, TrackConfig, track_video
 from render.camera import PerspectiveCamera
 
 log = logging.getLogger("talkface")
@@ -42,7 +50,9 @@ class PretrainReconConfig:
 
     regressor: RegressorConfig = field(default_factory=RegressorConfig)
     epochs: int = 10
+    """Passes over the training frames."""
     batch_size: int = 32
+    """Frames per batch."""
     lr: float = 1e-3
     """Adam learning rate (from scratch, so higher than Deep3DFaceRecon's fine-tuning 1e-4)."""
     render_size: int = 64
@@ -52,6 +62,7 @@ class PretrainReconConfig:
     max_frames_per_clip: int = 0
     """Cap on training frames taken (evenly) from each clip; 0 = all."""
     seed: int = 0
+    """Random seed of the initialisation and the batches."""
     fit: FitConfig = field(default_factory=FitConfig)
     """Loss weights (shared with the fitting)."""
 
@@ -67,24 +78,20 @@ def corpus_videos(corpus: str | os.PathLike) -> list[Path]:
 
 
 def load_corpus(
-    videos: list[Path], cache: Path, image_size: int, progress: bool = True, world: World = World()
+    videos: list[Path], cache: CorpusCache, image_size: int, progress: bool = True, world: World = World()
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """All clips' crops at `image_size` (N, 3, S, S) uint8, landmarks (N, 68, 2) in those pixels,
-    and (N,) clip index; tracks are cached in `cache` (over several processes each tracks its
-    share of the missing clips, then all read every clip's track)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    track_paths = [cache / f"{video.stem}.track.npz" for video in videos]
-    for i in world.own(len(videos)):
-        if not track_paths[i].exists():
-            track_video(videos[i], TrackConfig(), progress=progress).save(track_paths[i])
-    world.barrier()
+    and (N,) clip index; the tracks come from the corpus cache."""
+    tracks = cache.tracks(videos, progress, world)
     images, landmarks, clip_ids = [], [], []
-    for i, video in enumerate(tqdm(videos, desc="corpus", unit="clip", disable=not progress)):
-        track = FaceTrack.load(track_paths[i])
+    clips = tqdm(list(zip(videos, tracks)), desc="corpus", unit="clip", disable=not progress)
+    for i, (video, track) in enumerate(clips):
         crops = torch.from_numpy(load_crops(video, track, progress)).permute(0, 3, 1, 2)
         crops = F.interpolate(crops.float(), size=(image_size, image_size), mode="area").round().byte()
         images.append(crops)
-        landmarks.append(torch.from_numpy(track.crop.frame_to_crop(track.ibug68) * image_size / track.crop.size).float())
+        landmarks.append(
+            torch.from_numpy(track.crop.frame_to_crop(track.ibug68) * image_size / track.crop.size).float()
+        )
         clip_ids.append(torch.full((len(crops),), i))
     return torch.cat(images), torch.cat(landmarks), torch.cat(clip_ids)
 
@@ -111,8 +118,9 @@ class RegressorTrainer:
     losses are the global batch's; rank 0 scores the held-out frames and writes the checkpoint.
     An epoch's last batch, when it has fewer frames than there are processes, is left out."""
 
-    def __init__(self, model: FaceModel, config: PretrainReconConfig, device: torch.device, world: World = World()
-                 ) -> None:
+    def __init__(
+        self, model: FaceModel, config: PretrainReconConfig, device: torch.device, world: World = World()
+    ) -> None:
         self.model = model.subset("face").to(device)
         self.full_model = model
         self.config = config
@@ -128,10 +136,14 @@ class RegressorTrainer:
         images = images.float() / 255
         coeffs = regressor(images)
         camera = PerspectiveCamera.deep3d(images.shape[-1])
-        terms = self.world.batch_mean({
-            "landmark": cfg.w_landmark * landmark_loss(model_landmarks(self.landmark_model, coeffs, camera), landmarks,
-                                                       camera.image_size[0]),
-            "prior": prior_loss(self.model, coeffs, cfg)}, len(images))
+        terms = self.world.batch_mean(
+            {
+                "landmark": cfg.w_landmark
+                * landmark_loss(model_landmarks(self.landmark_model, coeffs, camera), landmarks, camera.image_size[0]),
+                "prior": prior_loss(self.model, coeffs, cfg),
+            },
+            len(images),
+        )
         albedo = self.model.albedo(coeffs.tex) if coeffs.tex.shape[-1] else self.albedo
         size = self.config.render_size
         rendered = render_fit(self.model, coeffs, albedo, camera.resized(size), self.skin)
@@ -149,18 +161,30 @@ class RegressorTrainer:
         errors = []
         for idx in torch.arange(len(images)).split(64):
             coeffs = regressor(images[idx].to(self.device).float() / 255)
-            errors.append(landmark_error(model_landmarks(self.landmark_model, coeffs, camera), landmarks[idx].to(self.device)))
+            errors.append(
+                landmark_error(model_landmarks(self.landmark_model, coeffs, camera), landmarks[idx].to(self.device))
+            )
         regressor.train()
         return float(torch.cat(errors).mean()) if errors else float("nan")
 
-    def train(self, corpus: str | os.PathLike, out_dir: str | os.PathLike, progress: bool = True) -> dict:
+    def train(
+        self,
+        corpus: str | os.PathLike,
+        out_dir: str | os.PathLike,
+        progress: bool = True,
+        cache: CorpusCache | None = None,
+    ) -> dict:
+        """Trains on every clip of `corpus` (tracks from `cache`, default the shared corpus
+        cache); writes OUT/regressor.pt every epoch (a rerun resumes). Returns the last record."""
         cfg = self.config
         out_dir = Path(out_dir)
         checkpoint_path = out_dir / "regressor.pt"
         videos = corpus_videos(corpus)
         world = self.world
         world.check_batch(cfg.batch_size)
-        images, landmarks, clip_ids = load_corpus(videos, out_dir / "tracks", cfg.regressor.image_size, progress, world)
+        images, landmarks, clip_ids = load_corpus(
+            videos, cache or CorpusCache(), cfg.regressor.image_size, progress, world
+        )
         train_idx, val_idx = split_frames(clip_ids, cfg.val_fraction, cfg.max_frames_per_clip)
         log.info("corpus: %d clips, %d training and %d held-out frames", len(videos), len(train_idx), len(val_idx))
 
@@ -202,8 +226,17 @@ class RegressorTrainer:
             if not world.is_main:
                 continue
             record["val_landmark_error"] = self.validate(regressor, images[val_idx], landmarks[val_idx])
-            log.info("epoch %d: loss %.4g (landmark %.3g, photometric %.3g), held-out landmark error %.2f%%",
-                     epoch + 1, sums["total"], sums["landmark"], sums["photometric"], 100 * record["val_landmark_error"])
-            regressor.save(checkpoint_path, self.full_model, {"optimizer": optimizer.state_dict(),
-                                                              "history": json.dumps(history), "train": json.dumps(asdict(cfg))})
+            log.info(
+                "epoch %d: loss %.4g (landmark %.3g, photometric %.3g), held-out landmark error %.2f%%",
+                epoch + 1,
+                sums["total"],
+                sums["landmark"],
+                sums["photometric"],
+                100 * record["val_landmark_error"],
+            )
+            regressor.save(
+                checkpoint_path,
+                self.full_model,
+                {"optimizer": optimizer.state_dict(), "history": json.dumps(history), "train": json.dumps(asdict(cfg))},
+            )
         return history[-1] if history else {}

@@ -11,8 +11,8 @@ import dataclasses
 import logging
 import os
 import zipfile
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from recon3d.albedo import albedo_to_tex, detailed_albedo
 from recon3d.crop import CropTransform
 from recon3d.errors import InputError
 from recon3d.export import write_image
-from recon3d.facemodel import COEFF_NAMES, Coeffs, CoeffLayout, FaceModel
+from recon3d.facemodel import COEFF_NAMES, CoeffLayout, Coeffs, FaceModel
 from recon3d.fit import ClipFitter, ClipObservations, FitConfig, landmark_error, model_landmarks, psnr, render_fit
 from recon3d.regressor import CoeffRegressor
 from recon3d.track import FaceTrack, TrackConfig, track_video
@@ -131,7 +131,9 @@ class Reconstruction:
 def load_crops(video: str | os.PathLike, track: FaceTrack, progress: bool = True) -> np.ndarray:
     """(T, S, S, 3) uint8 crops of the clip's frames (as many as the track has)."""
     crops = np.zeros((track.num_frames, track.crop.size, track.crop.size, 3), np.uint8)
-    frames = tqdm(iter_frames(video), total=track.num_frames, desc="crop", unit="frame", disable=not progress, leave=False)
+    frames = tqdm(
+        iter_frames(video), total=track.num_frames, desc="crop", unit="frame", disable=not progress, leave=False
+    )
     for t, frame in enumerate(frames):
         if t >= track.num_frames:
             break
@@ -256,8 +258,13 @@ def refine_albedo(
         coeffs = dataclasses.replace(coeffs, tex=tex.expand_as(coeffs.tex))
     full_albedo = torch.from_numpy(recon.albedo).clone()
     full_albedo[region] = albedo.cpu()
-    return dataclasses.replace(recon, coeffs=model.layout.join(coeffs).cpu().numpy(), albedo=full_albedo.numpy(),
-                               landmark_error=errors, psnr=psnrs)
+    return dataclasses.replace(
+        recon,
+        coeffs=model.layout.join(coeffs).cpu().numpy(),
+        albedo=full_albedo.numpy(),
+        landmark_error=errors,
+        psnr=psnrs,
+    )
 
 
 def overlay_frames(
@@ -284,8 +291,10 @@ def overlay_frames(
         masks = textured.mask[:, 0].cpu().numpy()
         for k, mask in enumerate(masks):
             frame = next(frames)
-            panels = [recon.crop.paste(image_to_uint8(textured.image[k]), frame, mask),
-                      recon.crop.paste(image_to_uint8(shaded.image[k]), frame, mask * opacity)]
+            panels = [
+                recon.crop.paste(image_to_uint8(textured.image[k]), frame, mask),
+                recon.crop.paste(image_to_uint8(shaded.image[k]), frame, mask * opacity),
+            ]
             yield np.concatenate(panels, axis=1)
 
 
@@ -319,10 +328,15 @@ def export_reconstruction(
             write_image(paths[0], next(frames))
         else:
             paths.append(out_dir / "overlay.mp4")
-            audio = read_audio(video, num_samples=round(recon.num_frames / recon.fps * AUDIO_RATE)) if info.has_audio else None
+            audio = (
+                read_audio(video, num_samples=round(recon.num_frames / recon.fps * AUDIO_RATE))
+                if info.has_audio
+                else None
+            )
             with VideoWriter(paths[0], recon.fps, audio) as writer:
-                for frame in tqdm(frames, total=recon.num_frames, desc="overlay", unit="frame", disable=not progress,
-                                  leave=False):
+                for frame in tqdm(
+                    frames, total=recon.num_frames, desc="overlay", unit="frame", disable=not progress, leave=False
+                ):
                     writer.write(frame)
     recon.save(out_dir / "coeffs.npz")
     return [*paths, out_dir / "coeffs.npz"]

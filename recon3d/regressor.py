@@ -20,7 +20,7 @@ from torch import nn
 
 from recon3d.checkpoint import malformed_checkpoint, read_checkpoint, write_checkpoint
 from recon3d.errors import InputError
-from recon3d.facemodel import Coeffs, CoeffLayout, FaceModel
+from recon3d.facemodel import CoeffLayout, Coeffs, FaceModel
 
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -90,25 +90,33 @@ class CoeffRegressor(nn.Module):
 
     def forward(self, images: torch.Tensor) -> Coeffs:
         if images.shape[-2:] != (self.config.image_size,) * 2:
-            images = F.interpolate(images, size=(self.config.image_size,) * 2, mode="bilinear", antialias=True,
-                                   align_corners=False)
+            images = F.interpolate(
+                images, size=(self.config.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False
+            )
         coeffs = self.layout.split(self.head(self.features(images - self.pixel_mean)))
         return Coeffs(
-            id=coeffs.id, exp=coeffs.exp, tex=coeffs.tex, angle=coeffs.angle, gamma=coeffs.gamma,
+            id=coeffs.id,
+            exp=coeffs.exp,
+            tex=coeffs.tex,
+            angle=coeffs.angle,
+            gamma=coeffs.gamma,
             trans=coeffs.trans + self.trans_offset,
         )
 
     def save(self, path: str | os.PathLike, face_model: FaceModel, extra: dict | None = None) -> None:
         """Weights + config + the face model's identity, atomically."""
-        write_checkpoint(path, {
-            "format_version": CHECKPOINT_FORMAT_VERSION,
-            "config": asdict(self.config),
-            "layout": asdict(self.layout),
-            "face_model": face_model.name,
-            "num_vertices": face_model.num_vertices,
-            "state_dict": self.state_dict(),
-            **(extra or {}),
-        })
+        write_checkpoint(
+            path,
+            {
+                "format_version": CHECKPOINT_FORMAT_VERSION,
+                "config": asdict(self.config),
+                "layout": asdict(self.layout),
+                "face_model": face_model.name,
+                "num_vertices": face_model.num_vertices,
+                "state_dict": self.state_dict(),
+                **(extra or {}),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, face_model: FaceModel) -> CoeffRegressor:
@@ -126,7 +134,9 @@ class CoeffRegressor(nn.Module):
     @classmethod
     def _from_checkpoint(cls, checkpoint: dict) -> CoeffRegressor:
         config = checkpoint["config"]
-        regressor = cls(CoeffLayout(**checkpoint["layout"]), RegressorConfig(config["image_size"], config["width"],
-                                                                             tuple(config["blocks"])))
+        regressor = cls(
+            CoeffLayout(**checkpoint["layout"]),
+            RegressorConfig(config["image_size"], config["width"], tuple(config["blocks"])),
+        )
         regressor.load_state_dict(checkpoint["state_dict"])
         return regressor

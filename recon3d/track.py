@@ -160,9 +160,7 @@ def still_segment_jitter(track: FaceTrack, window: int = 25) -> tuple[float, flo
     return jitter(track.mesh_raw), jitter(track.mesh), start
 
 
-def track_video(
-    path: str | os.PathLike, config: TrackConfig = TrackConfig(), progress: bool = True
-) -> FaceTrack:
+def track_video(path: str | os.PathLike, config: TrackConfig = TrackConfig(), progress: bool = True) -> FaceTrack:
     """Tracks the largest face of a video (or a photo, as a one-frame video) at 25 fps.
 
     Raises InputError when no face is found, or when a run of more than `config.max_gap` frames
@@ -173,8 +171,9 @@ def track_video(
     with FaceMeshDetector(
         min_detection_confidence=config.min_detection_confidence, static_images=info.is_image
     ) as detector:
-        frames = tqdm(iter_frames(path), total=info.num_frames(), desc="track", unit="frame", disable=not progress,
-                      leave=False)
+        frames = tqdm(
+            iter_frames(path), total=info.num_frames(), desc="track", unit="frame", disable=not progress, leave=False
+        )
         for frame in frames:
             faces = detector(frame)
             num_faces.append(len(faces))

@@ -184,9 +184,7 @@ def read_frames(path: str | os.PathLike, fps: float = VIDEO_FPS) -> np.ndarray:
     return np.stack(list(iter_frames(path, fps)))
 
 
-def read_audio(
-    path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_samples: int | None = None
-) -> np.ndarray:
+def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_samples: int | None = None) -> np.ndarray:
     """The first audio stream as mono float32 at `sample_rate`, on the video's clock.
 
     For a file with video, t = 0 is the first video frame; `num_samples` pads with silence or
@@ -287,7 +285,10 @@ class VideoWriter:
             self._vstream.pix_fmt = "yuv420p"
             self._vstream.options = {"crf": str(self.crf), "preset": "veryfast"}
         if (height + height % 2, width + width % 2) != (self._vstream.height, self._vstream.width):
-            raise ValueError(f"frame {self.frames_written} is {height}x{width}, the video is {self._vstream.height}x{self._vstream.width}")
+            raise ValueError(
+                f"frame {self.frames_written} is {height}x{width}, "
+                f"the video is {self._vstream.height}x{self._vstream.width}"
+            )
         if width % 2 or height % 2:
             image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -327,7 +328,7 @@ def trim_video(path: str | os.PathLike, output: str | os.PathLike, first: int = 
     the end) with the audio of the same span to the mp4 `output`, atomically; returns the frames
     written. Encoded losslessly (x264 crf 0), so the frames are the source's up to YUV rounding."""
     samples_per_frame = AUDIO_RATE / VIDEO_FPS
-    audio = read_audio(path, AUDIO_RATE)[round(first * samples_per_frame):]
+    audio = read_audio(path, AUDIO_RATE)[round(first * samples_per_frame) :]
     with VideoWriter(output, VIDEO_FPS, audio, AUDIO_RATE, crf=0) as writer:
         for t, frame in enumerate(iter_frames(path)):
             if stop is not None and t >= stop:

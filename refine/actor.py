@@ -8,6 +8,7 @@ full resolution, and a 128-pixel network's resampling would only blur it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -22,12 +23,25 @@ from refine.model import Refiner
 from refine.networks import NetworkConfig
 from refine.train import RefineTrainConfig
 
-ACTOR_REFINE = RefineTrainConfig(network=NetworkConfig(size=128, base_channels=16), memory=MemoryConfig(slots=256),
-                                 steps=1000)
+ACTOR_REFINE = RefineTrainConfig(
+    network=NetworkConfig(size=128, base_channels=16), memory=MemoryConfig(slots=256), steps=1000
+)
 """The CPU preset of per-actor fine-tuning (README: refinement benchmark): a 16-channel U-Net at
 128 pixels, a memory of 256 slots (one actor's frames; Yi et al.'s 30,000 serve a corpus)."""
 GPU_REFINE_SIZE = 256
 """Default size on a GPU, as Yi et al.'s."""
+CORPUS_REFINE = dataclasses.replace(ACTOR_REFINE, steps=RefineTrainConfig.steps, memory=MemoryConfig())
+"""`talkface pretrain refine`'s: the CPU preset's networks, trained longer, with a memory for a
+corpus of identities."""
+TINY_REFINE = RefineTrainConfig(
+    network=NetworkConfig(size=32, base_channels=8, max_channels=16),
+    memory=MemoryConfig(slots=32),
+    steps=4,
+    checkpoint_every=2,
+    sample_every=4,
+    log_every=2,
+)
+"""The tiny preset's (smoke tests): a few steps of an 8-channel U-Net at 32 pixels."""
 FACE_GROW = 0.04
 FACE_FEATHER = 0.03
 """Widening and feather of the face's coverage where the refinement is pasted, fractions of the
@@ -40,8 +54,10 @@ def general_refiner(path: str | os.PathLike, config: RefineTrainConfig) -> Refin
     hint = "give a refiner from `talkface pretrain refine`"
     refiner = Refiner.load(path, hint)
     if refiner.network_config != config.network:
-        raise InputError(f"{path}: a refiner of other network settings ({refiner.network_config}) than this actor's "
-                         f"({config.network}); {hint} with the same size and channels")
+        raise InputError(
+            f"{path}: a refiner of other network settings ({refiner.network_config}) than this actor's "
+            f"({config.network}); {hint} with the same size and channels"
+        )
     return refiner.with_memory(config.memory)
 
 
@@ -88,13 +104,21 @@ class ActorRefiner:
         half = self.window // 2
         refined = self.refiner.refine(np.stack([self.region.crop(crop) for crop in crops]))
         alphas = np.stack([face_alpha(covered) for covered in coverage])
-        return np.stack([self.region.paste(image, crops[k + half], self.region.crop(alpha))
-                         for k, (image, alpha) in enumerate(zip(refined, alphas))]), alphas
+        return np.stack(
+            [
+                self.region.paste(image, crops[k + half], self.region.crop(alpha))
+                for k, (image, alpha) in enumerate(zip(refined, alphas))
+            ]
+        ), alphas
 
     def refine_sequence(self, crops: np.ndarray, coverage: np.ndarray, batch: int = 16) -> np.ndarray:
         """`(T, C, C, 3)` consecutive rendered crops and their `(T, C, C)` coverage -> the refined
         crops, `batch` at a time, the clip's first and last frame repeated as their own neighbours."""
         half = self.window // 2
         padded = np.clip(np.arange(-half, len(crops) + half), 0, len(crops) - 1)
-        return np.concatenate([self.refine(crops[padded[k:k + batch + 2 * half]], coverage[k:k + batch])[0]
-                               for k in range(0, len(crops), batch)])
+        return np.concatenate(
+            [
+                self.refine(crops[padded[k : k + batch + 2 * half]], coverage[k : k + batch])[0]
+                for k in range(0, len(crops), batch)
+            ]
+        )

@@ -50,14 +50,20 @@ class RefinePairs:
         return self.renders.shape[1]
 
     def subset(self, index: np.ndarray | slice) -> RefinePairs:
-        return RefinePairs(self.renders[index], self.reals[index], self.landmarks[index], self.identity[index],
-                           self.clip[index])
+        return RefinePairs(
+            self.renders[index], self.reals[index], self.landmarks[index], self.identity[index], self.clip[index]
+        )
 
     @classmethod
     def concatenate(cls, parts: list[RefinePairs]) -> RefinePairs:
         clip = np.concatenate([np.full(len(part), k) for k, part in enumerate(parts)])
-        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("renders", "reals", "landmarks",
-                                                                                      "identity")), clip)
+        return cls(
+            *(
+                np.concatenate([getattr(p, name) for p in parts])
+                for name in ("renders", "reals", "landmarks", "identity")
+            ),
+            clip,
+        )
 
     def window_indices(self, frames: np.ndarray, window: int) -> np.ndarray:
         """(len(frames), window) indices of the frames around each of `frames` (it in the middle),
@@ -71,7 +77,9 @@ def window_indices(frames: np.ndarray, window: int, clip: np.ndarray) -> np.ndar
     index = np.clip(frames[:, None] + offsets, 0, len(clip) - 1)
     # Past a clip's end the neighbour belongs to another clip: use the frame's own clip's edge.
     same = clip[index] == clip[frames][:, None]
-    return np.where(same, index, np.where(offsets < 0, _clip_start(frames, clip)[:, None], _clip_end(frames, clip)[:, None]))
+    return np.where(
+        same, index, np.where(offsets < 0, _clip_start(frames, clip)[:, None], _clip_end(frames, clip)[:, None])
+    )
 
 
 def _clip_start(frames: np.ndarray, clip: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ class MemoryConfig:
     256, margin 0.3, same identity above 0.98 cosine)."""
 
     slots: int = 2048
+    """Memory slots (keys, identity values, ages)."""
     key_dim: int = 256
     value_dim: int = 128
     """Width of the identity feature stored as the value (128 for dlib's face-recognition network)."""

@@ -18,7 +18,9 @@ from refine.identity import identity_features, identity_similarity
 FACE_MARGIN = 0.1
 
 
-def face_box(landmarks: np.ndarray, size: int | tuple[int, int], margin: float = FACE_MARGIN) -> tuple[int, int, int, int]:
+def face_box(
+    landmarks: np.ndarray, size: int | tuple[int, int], margin: float = FACE_MARGIN
+) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) integer box around `(68, 2)` landmarks, widened by `margin`, inside the
     image of side `size` (or (width, height))."""
     low, high = landmarks.min(0), landmarks.max(0)
@@ -64,8 +66,13 @@ def evenly_spaced(count: int, most: int | None) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, most).round().astype(int))
 
 
-def face_metrics(images: dict[str, np.ndarray], real: np.ndarray, landmarks: np.ndarray,
-                 reference: np.ndarray, identity_frames: int | None = None) -> dict[str, float]:
+def face_metrics(
+    images: dict[str, np.ndarray],
+    real: np.ndarray,
+    landmarks: np.ndarray,
+    reference: np.ndarray,
+    identity_frames: int | None = None,
+) -> dict[str, float]:
     """Means over frames of each named `(T, S, S, 3)` uint8 image stack (e.g. raw render, refined)
     against the `real` frames, inside each frame's `face_box` of its real `(T, 68, 2)` landmarks:
     `psnr_<name>`, `ssim_<name>`, `sharpness_<name>`, and `identity_<name>`, the dlib identity

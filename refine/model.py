@@ -41,8 +41,10 @@ class Refiner(nn.Module):
     def __init__(self, network: NetworkConfig = NetworkConfig(), memory: MemoryConfig = MemoryConfig()) -> None:
         super().__init__()
         if memory.key_dim != network.key_dim or memory.value_dim != network.identity_dim:
-            raise ValueError(f"memory keys/values ({memory.key_dim}/{memory.value_dim}) must match the networks' "
-                             f"({network.key_dim}/{network.identity_dim})")
+            raise ValueError(
+                f"memory keys/values ({memory.key_dim}/{memory.value_dim}) must match the networks' "
+                f"({network.key_dim}/{network.identity_dim})"
+            )
         self.network_config, self.memory_config = network, memory
         self.generator = Generator(network)
         self.encoder = QueryEncoder(network)
@@ -56,8 +58,9 @@ class Refiner(nn.Module):
     def window(self) -> int:
         return self.network_config.window
 
-    def forward(self, window: torch.Tensor, identity: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, window: torch.Tensor, identity: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`Generator.forward` on a `(B, 3 * window, S, S)` rendered window, driven by `identity`
         or, without it, by the identity read from the memory."""
         if identity is None:
@@ -81,8 +84,16 @@ class Refiner(nn.Module):
         return np.concatenate(out) if out else renders[:0]
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
-        write_checkpoint(path, {"format_version": FORMAT_VERSION, "network": asdict(self.network_config),
-                                "memory": asdict(self.memory_config), "state": self.state_dict(), **(extra or {})})
+        write_checkpoint(
+            path,
+            {
+                "format_version": FORMAT_VERSION,
+                "network": asdict(self.network_config),
+                "memory": asdict(self.memory_config),
+                "state": self.state_dict(),
+                **(extra or {}),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, hint: str = "retrain it") -> Refiner:
@@ -99,8 +110,10 @@ class Refiner(nn.Module):
     def with_memory(self, memory: MemoryConfig) -> Refiner:
         """A copy with an empty memory of another configuration (same widths), e.g. a small one
         for fine-tuning a corpus-trained refiner on one actor."""
-        other = Refiner(self.network_config, dataclasses.replace(memory, key_dim=self.memory_config.key_dim,
-                                                                 value_dim=self.memory_config.value_dim))
+        other = Refiner(
+            self.network_config,
+            dataclasses.replace(memory, key_dim=self.memory_config.key_dim, value_dim=self.memory_config.value_dim),
+        )
         other.generator.load_state_dict(self.generator.state_dict())
         other.encoder.load_state_dict(self.encoder.state_dict())
         return other

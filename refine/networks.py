@@ -50,7 +50,7 @@ class NetworkConfig:
         return int(levels)
 
     def channels(self, level: int) -> int:
-        return min(self.base_channels * 2 ** level, self.max_channels)
+        return min(self.base_channels * 2**level, self.max_channels)
 
 
 class AdaIN(nn.Module):
@@ -102,8 +102,10 @@ class Generator(nn.Module):
         self.head = nn.Conv2d(in_channels, 4, 3, padding=1)
         self.adain_widths = [block.adain.norm.num_features for block in self.up]
         self.style = nn.Sequential(
-            nn.Linear(config.identity_dim, 256), nn.ReLU(),
-            nn.Linear(256, 256), nn.ReLU(),
+            nn.Linear(config.identity_dim, 256),
+            nn.ReLU(),
+            nn.Linear(256, 256),
+            nn.ReLU(),
             nn.Linear(256, 2 * sum(self.adain_widths)),
         )
 
@@ -123,7 +125,7 @@ class Generator(nn.Module):
         out = self.head(x)
         generated, mask = torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
         middle = self.config.window // 2
-        render = window[:, 3 * middle:3 * middle + 3]
+        render = window[:, 3 * middle : 3 * middle + 3]
         return mask * render + (1 - mask) * generated, generated, mask
 
 
@@ -138,8 +140,11 @@ class PatchDiscriminator(nn.Module):
         for k in range(1, layers + 1):
             out_channels = min(channels * 2, config.max_channels * 2)
             stride = 2 if k < layers else 1
-            blocks += [nn.Conv2d(channels, out_channels, 4, stride=stride, padding=1), nn.InstanceNorm2d(out_channels),
-                       nn.LeakyReLU(0.2)]
+            blocks += [
+                nn.Conv2d(channels, out_channels, 4, stride=stride, padding=1),
+                nn.InstanceNorm2d(out_channels),
+                nn.LeakyReLU(0.2),
+            ]
             channels = out_channels
         blocks.append(nn.Conv2d(channels, 1, 4, padding=1))
         self.net = nn.Sequential(*blocks)
@@ -156,8 +161,11 @@ class QueryEncoder(nn.Module):
         layers, in_channels = [], 3 * config.window
         for level in range(4):
             out_channels = config.channels(level)
-            layers += [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1), nn.BatchNorm2d(out_channels),
-                       nn.ReLU()]
+            layers += [
+                nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(),
+            ]
             in_channels = out_channels
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.project = nn.Linear(in_channels, config.key_dim)

@@ -30,13 +30,13 @@ import torch
 from tqdm import tqdm
 
 from recon3d.checkpoint import read_checkpoint, write_checkpoint
+from recon3d.corpus import CorpusCache
 from recon3d.distributed import World, sync_batch_norm
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.fit import FitConfig
 from recon3d.pretrain import corpus_videos
-from recon3d.reconstruct import reconstruct_clip
-from recon3d.track import TrackConfig, track_video
+from recon3d.reconstruct import load_crops
 from recon3d.video import atomic_path
 from refine.data import RefinePairs, clip_pairs, face_region
 from refine.memory import MemoryConfig
@@ -67,15 +67,19 @@ class RefineTrainConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     steps: int = 1500
+    """Training steps of the generator and the discriminator."""
     batch_size: int = 4
+    """Frames per step."""
     lr: float = 1e-4
     beta1: float = 0.5
     weights: LossWeights = field(default_factory=LossWeights)
     seed: int = 0
+    """Random seed of the initialisation and the batches."""
     checkpoint_every: int = 250
     sample_every: int = 500
     sample_frames: int = 4
     log_every: int = 50
+    """Steps between loss-curve records."""
     flip: bool = True
     """Mirror half the training samples (render window and real frame together): a face and its
     mirror image are equally plausible, and an actor's clip is short."""
@@ -88,7 +92,9 @@ class RefineTrainer:
     each process takes its share of every batch, the losses are the global batch's and every
     process writes the whole batch into its copy of the memory, so the copies stay equal."""
 
-    def __init__(self, refiner: Refiner, config: RefineTrainConfig, device: torch.device, world: World = World()) -> None:
+    def __init__(
+        self, refiner: Refiner, config: RefineTrainConfig, device: torch.device, world: World = World()
+    ) -> None:
         self.config, self.device, self.world = config, device, world
         self.refiner = refiner.to(device).train()
         self.discriminator = PatchDiscriminator(refiner.network_config).to(device).train()
@@ -96,8 +102,9 @@ class RefineTrainer:
         self.generator, self.encoder = world.wrap(self.refiner.generator), world.wrap(self.refiner.encoder)
         self.critic = world.wrap(self.discriminator)
         betas = (config.beta1, 0.999)
-        self.g_optimizer = torch.optim.Adam([*self.refiner.generator.parameters(), *self.refiner.encoder.parameters()],
-                                            lr=config.lr, betas=betas)
+        self.g_optimizer = torch.optim.Adam(
+            [*self.refiner.generator.parameters(), *self.refiner.encoder.parameters()], lr=config.lr, betas=betas
+        )
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
         self.rng = np.random.default_rng(config.seed)
 
@@ -120,33 +127,63 @@ class RefineTrainer:
         refined, _, mask = self.generator(window, identity)
 
         self.d_optimizer.zero_grad(set_to_none=True)
-        d_terms = world.batch_mean({"real": (self.critic(window, real) - 1).square().mean(),
-                                    "fake": self.critic(window, refined.detach()).square().mean()}, rows)
+        d_terms = world.batch_mean(
+            {
+                "real": (self.critic(window, real) - 1).square().mean(),
+                "fake": self.critic(window, refined.detach()).square().mean(),
+            },
+            rows,
+        )
         d_loss = 0.5 * (d_terms["real"] + d_terms["fake"])
         d_loss.backward()
         self.d_optimizer.step()
 
         self.g_optimizer.zero_grad(set_to_none=True)
-        tv = ((mask[..., 1:, :] - mask[..., :-1, :]).abs().sum((1, 2, 3))
-              + (mask[..., :, 1:] - mask[..., :, :-1]).abs().sum((1, 2, 3))).mean()
-        terms = world.batch_mean({"adversarial": (self.critic(window, refined) - 1).square().mean(),
-                                  "l1": (refined - real).abs().mean(), "mask": mask.mean(), "tv": tv}, rows)
+        tv = (
+            (mask[..., 1:, :] - mask[..., :-1, :]).abs().sum((1, 2, 3))
+            + (mask[..., :, 1:] - mask[..., :, :-1]).abs().sum((1, 2, 3))
+        ).mean()
+        terms = world.batch_mean(
+            {
+                "adversarial": (self.critic(window, refined) - 1).square().mean(),
+                "l1": (refined - real).abs().mean(),
+                "mask": mask.mean(),
+                "tv": tv,
+            },
+            rows,
+        )
         queries = self.encoder(window)
         triplet = self.refiner.memory.triplet_loss(queries, identity, world)
-        g_loss = (weights.adversarial * terms["adversarial"] + weights.l1 * terms["l1"] + weights.mask * terms["mask"]
-                  + weights.tv * terms["tv"] + triplet)
+        g_loss = (
+            weights.adversarial * terms["adversarial"]
+            + weights.l1 * terms["l1"]
+            + weights.mask * terms["mask"]
+            + weights.tv * terms["tv"]
+            + triplet
+        )
         g_loss.backward()
         self.g_optimizer.step()
         self.refiner.memory.write(world.gather(queries), world.gather(identity))
-        return {"d": d_loss.item(), **{name: value.item() for name, value in terms.items()}, "triplet": triplet.item(),
-                "total": g_loss.item()}
+        return {
+            "d": d_loss.item(),
+            **{name: value.item() for name, value in terms.items()},
+            "triplet": triplet.item(),
+            "total": g_loss.item(),
+        }
 
     def state(self, step: int, history: list[dict]) -> dict:
-        return {"format_version": CHECKPOINT_VERSION, "config": json.dumps(asdict(self.config)), "step": step,
-                "history": json.dumps(history), "refiner": self.refiner.state_dict(),
-                "discriminator": self.discriminator.state_dict(), "g_optimizer": self.g_optimizer.state_dict(),
-                "d_optimizer": self.d_optimizer.state_dict(), "rng": json.dumps(self.rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state()}
+        return {
+            "format_version": CHECKPOINT_VERSION,
+            "config": json.dumps(asdict(self.config)),
+            "step": step,
+            "history": json.dumps(history),
+            "refiner": self.refiner.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+        }
 
     def restore(self, checkpoint: dict) -> tuple[int, list[dict]]:
         self.refiner.load_state_dict(checkpoint["refiner"])
@@ -230,17 +267,26 @@ def train_refiner(
     checkpoint_path = work / CHECKPOINT_NAME
     start, history = 0, []
     if checkpoint_path.exists():
-        checkpoint = read_checkpoint(checkpoint_path, "refine training", CHECKPOINT_VERSION,
-                                     f"delete {work} to start the training again")
+        checkpoint = read_checkpoint(
+            checkpoint_path, "refine training", CHECKPOINT_VERSION, f"delete {work} to start the training again"
+        )
         if _resumable(json.loads(checkpoint["config"])) != _resumable(asdict(config)):
-            raise InputError(f"{checkpoint_path}: was trained with other settings; give the same options to resume, "
-                             f"or delete {work}")
+            raise InputError(
+                f"{checkpoint_path}: was trained with other settings; give the same options to resume, or delete {work}"
+            )
         start, history = trainer.restore(checkpoint)
         log.info("refine: resuming %s at step %d", checkpoint_path, start)
     sample_frames = np.linspace(0, len(pairs) - 1, min(config.sample_frames, len(pairs))).round().astype(int)
     sums: dict[str, float] = {}
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="refine", unit="step",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        range(start, config.steps),
+        initial=start,
+        total=config.steps,
+        desc="refine",
+        unit="step",
+        disable=not progress,
+        leave=False,
+    )
     for step in bar:
         frames = trainer.rng.integers(0, len(pairs), config.batch_size)
         for name, value in trainer.step(*trainer.batch(pairs, frames)).items():
@@ -257,7 +303,9 @@ def train_refiner(
             if held_out is not None and len(held_out):
                 raw, refined = refinement_psnr(trainer.refiner, held_out)
                 history[-1].update(held_out_raw_psnr=raw, held_out_psnr=refined)
-            log.info("refine step %d: %s", done, ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items() if k != "step"))
+            log.info(
+                "refine step %d: %s", done, ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items() if k != "step")
+            )
             write_checkpoint(checkpoint_path, trainer.state(done, history))
         if done % config.sample_every == 0 or done == config.steps:
             write_image(work / "samples" / f"step_{done:06d}.png", sample_grid(trainer.refiner, pairs, sample_frames))
@@ -268,31 +316,45 @@ def train_refiner(
 GENERAL_NAME = "refiner.pt"
 
 
-def corpus_pairs(videos: list[Path], face_model: FaceModel, size: int, fit: FitConfig, val_fraction: float,
-                 cache: Path, device: torch.device, progress: bool = True, world: World = World()
-                 ) -> tuple[RefinePairs, RefinePairs]:
+def corpus_pairs(
+    videos: list[Path],
+    face_model: FaceModel,
+    size: int,
+    fit: FitConfig,
+    val_fraction: float,
+    cache: CorpusCache,
+    device: torch.device,
+    progress: bool = True,
+    world: World = World(),
+) -> tuple[RefinePairs, RefinePairs]:
     """Training pairs (each clip's head) and held-out pairs (each clip's last `val_fraction`) of a
-    corpus, each clip tracked, reconstructed and rendered once (cached in `cache`; over several
-    processes each makes its share of the missing clips, then all read every clip's file)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    paths = [cache / f"{video.stem}.{face_model.name}.pairs{size}.npz" for video in videos]
+    corpus, each clip's track and reconstruction from the corpus cache, its render pairs made once
+    (cached beside them; over several processes each makes its share of the missing clips, then
+    all read every clip's file)."""
+    recons = cache.reconstructions(videos, face_model, fit, device, progress, world)
+    paths = [cache.reconstruction_path(video, face_model, fit, f"pairs{size}-{val_fraction}") for video in videos]
     for i in tqdm(world.own(len(videos)), desc="corpus pairs", unit="clip", disable=not progress):
         video, path = videos[i], paths[i]
         if not path.exists():
-            track = track_video(video, TrackConfig(), progress=False)
-            recon, crops = reconstruct_clip(video, face_model, fit, track=track, device=device, progress=False)
+            (track,) = cache.tracks([video], progress=False)
+            crops = load_crops(video, track, False)
             landmarks = track.crop.frame_to_crop(track.ibug68)
             cut = int(round((1 - val_fraction) * len(crops)))
-            pairs = clip_pairs(recon, face_model, crops, landmarks, face_region(landmarks[:cut], crops.shape[1], size),
-                               device=device)
+            region = face_region(landmarks[:cut], crops.shape[1], size)
+            pairs = clip_pairs(recons[i], face_model, crops, landmarks, region, device=device)
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.savez(f, **{name: getattr(pairs, name) for name in ("renders", "reals", "landmarks", "identity")})
     world.barrier()
     heads, tails = [], []
     for path in paths:
         with np.load(path) as data:
-            pairs = RefinePairs(data["renders"], data["reals"], data["landmarks"], data["identity"],
-                                np.zeros(len(data["renders"]), np.int64))
+            pairs = RefinePairs(
+                data["renders"],
+                data["reals"],
+                data["landmarks"],
+                data["identity"],
+                np.zeros(len(data["renders"]), np.int64),
+            )
         cut = int(round((1 - val_fraction) * len(pairs)))
         heads.append(pairs.subset(slice(0, cut)))
         tails.append(pairs.subset(slice(cut, None)))
@@ -309,20 +371,26 @@ def pretrain_refiner(
     device: torch.device | str = "cpu",
     progress: bool = True,
     world: World = World(),
+    cache: CorpusCache | None = None,
 ) -> tuple[Refiner, list[dict]]:
     """Trains the general refiner on every clip of `corpus` (the last `val_fraction` of each held
-    out and scored at every checkpoint); writes OUT/refiner.pt (`--refine-init` of `personalize`),
+    out and scored at every checkpoint; clips tracked and reconstructed once into `cache`, default
+    the shared corpus cache); writes OUT/refiner.pt (`--refine-init` of `personalize`),
     with the training run (resumable) and sample grids in OUT. Over several processes (`world`,
     see `recon3d.distributed`) they share each batch and rank 0 writes the files."""
     device, out_dir = torch.device(device), Path(out_dir)
     videos = corpus_videos(corpus)
     world.check_batch(config.batch_size)
-    train, held_out = corpus_pairs(videos, face_model, config.network.size, fit, val_fraction, out_dir / "cache",
-                                   device, progress, world)
+    train, held_out = corpus_pairs(
+        videos, face_model, config.network.size, fit, val_fraction, cache or CorpusCache(), device, progress, world
+    )
     log.info("refine corpus: %d clips, %d training and %d held-out frames", len(videos), len(train), len(held_out))
-    refiner, history = train_refiner(train, out_dir, config, held_out=held_out, device=device, progress=progress,
-                                     world=world)
+    refiner, history = train_refiner(
+        train, out_dir, config, held_out=held_out, device=device, progress=progress, world=world
+    )
     if world.is_main:
-        refiner.cpu().save(out_dir / GENERAL_NAME, {"corpus": json.dumps([video.name for video in videos]),
-                                                    "history": json.dumps(history)})
+        refiner.cpu().save(
+            out_dir / GENERAL_NAME,
+            {"corpus": json.dumps([video.name for video in videos]), "history": json.dumps(history)},
+        )
     return refiner, history

@@ -85,8 +85,14 @@ def edge_band(coverage: np.ndarray, depth_px: float) -> np.ndarray:
     return ((depth > 0) & (depth <= depth_px)).astype(np.uint8)
 
 
-def match_colour(render: np.ndarray, background: np.ndarray, coverage: np.ndarray, band_px: float,
-                 spread_px: float, tolerance: float = 2.0) -> np.ndarray:
+def match_colour(
+    render: np.ndarray,
+    background: np.ndarray,
+    coverage: np.ndarray,
+    band_px: float,
+    spread_px: float,
+    tolerance: float = 2.0,
+) -> np.ndarray:
     """(H, W, 3) uint8 `render` with its colour matched to `background` at the coverage's edge.
 
     Per channel, a gain field: the ratio of the frame's to the render's local mean over the band
@@ -98,10 +104,16 @@ def match_colour(render: np.ndarray, background: np.ndarray, coverage: np.ndarra
     `tolerance` times off the band's median are left out (see `CompositeConfig.colour_tolerance`).
     Pixels the render does not cover come back as they were; so does the whole render when no band
     pixel is left to compare."""
-    if render.ndim != 3 or render.shape[2] != 3 or render.shape != background.shape \
-            or render.shape[:2] != coverage.shape:
-        raise ValueError(f"render {render.shape}, background {background.shape} and coverage {coverage.shape} "
-                         "must be (H, W, 3), (H, W, 3) and (H, W)")
+    if (
+        render.ndim != 3
+        or render.shape[2] != 3
+        or render.shape != background.shape
+        or render.shape[:2] != coverage.shape
+    ):
+        raise ValueError(
+            f"render {render.shape}, background {background.shape} and coverage {coverage.shape} "
+            "must be (H, W, 3), (H, W, 3) and (H, W)"
+        )
     if render.dtype != np.uint8 or background.dtype != np.uint8:
         raise ValueError(f"render and background must be uint8, got {render.dtype} and {background.dtype}")
     render, background = np.ascontiguousarray(render), np.ascontiguousarray(background)  # see image_to_uint8
@@ -127,8 +139,11 @@ def match_colour(render: np.ndarray, background: np.ndarray, coverage: np.ndarra
     local = np.log((cv2.GaussianBlur(theirs, (0, 0), sigma) + 1e-6) / (cv2.GaussianBlur(ours, (0, 0), sigma) + 1e-6))
     confidence = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
     confidence /= confidence + 0.01
-    gain = cv2.resize(np.exp(overall + confidence * (local - overall)).astype(np.float32), (width, height),
-                      interpolation=cv2.INTER_LINEAR)
+    gain = cv2.resize(
+        np.exp(overall + confidence * (local - overall)).astype(np.float32),
+        (width, height),
+        interpolation=cv2.INTER_LINEAR,
+    )
     matched = cv2.multiply(render.astype(np.float32) + 1.0, gain) - 0.5  # undo the +1; +0.5 rounds below
     matched = np.clip(matched, 0, 255).astype(np.uint8)
     return cv2.copyTo(matched, (np.asarray(coverage) > 0.5).astype(np.uint8), render.copy())
@@ -143,16 +158,23 @@ def composite(render: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> 
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
-def blend(render: np.ndarray, background: np.ndarray, coverage: np.ndarray,
-          config: CompositeConfig = CompositeConfig()) -> tuple[np.ndarray, np.ndarray]:
+def blend(
+    render: np.ndarray, background: np.ndarray, coverage: np.ndarray, config: CompositeConfig = CompositeConfig()
+) -> tuple[np.ndarray, np.ndarray]:
     """(blended (H, W, 3) uint8, alpha (H, W) float32): `render` colour-matched to `background` at
     its edge (unless `config.colour_band` is 0), then composited with the feathered coverage.
 
     Sizes are fractions of the image's height (crops are square)."""
     side = coverage.shape[0]
     if config.colour_band > 0:
-        render = match_colour(render, background, coverage, config.colour_band * side,
-                              config.colour_spread * side, config.colour_tolerance)
+        render = match_colour(
+            render,
+            background,
+            coverage,
+            config.colour_band * side,
+            config.colour_spread * side,
+            config.colour_tolerance,
+        )
     alpha = feathered_mask(coverage, config.feather_pixels(side))
     return composite(render, background, alpha), alpha
 

@@ -286,9 +286,14 @@ def coherent_path(costs: Iterable[np.ndarray], switch_cost: float) -> np.ndarray
     return path
 
 
-def hold_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray, switch_degrees: float = 10.0,
-                     output_features: np.ndarray | None = None, training_features: np.ndarray | None = None,
-                     feature_weight: float = 0.0) -> np.ndarray:
+def hold_backgrounds(
+    output_degrees: np.ndarray,
+    training_degrees: np.ndarray,
+    switch_degrees: float = 10.0,
+    output_features: np.ndarray | None = None,
+    training_features: np.ndarray | None = None,
+    feature_weight: float = 0.0,
+) -> np.ndarray:
     """(T,) training frame per output frame for a face warped to its pose anyway (image-based
     synthesis): the frame nearest its pose (L1 over pitch, yaw, roll, degrees; plus
     `feature_weight` times the RMS difference of optional per-frame features, e.g. expressions,
@@ -297,7 +302,10 @@ def hold_backgrounds(output_degrees: np.ndarray, training_degrees: np.ndarray, s
     interpolation, a still head gets a still background, and the background never plays faster
     than the video or backwards (a walk through the training frames shows their own motion as
     flicker)."""
-    output, training = _check_poses(output_degrees, "output_degrees"), _check_poses(training_degrees, "training_degrees")
+    output, training = (
+        _check_poses(output_degrees, "output_degrees"),
+        _check_poses(training_degrees, "training_degrees"),
+    )
     use_features = output_features is not None and training_features is not None and feature_weight > 0
 
     def costs():

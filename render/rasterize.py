@@ -128,7 +128,9 @@ def rasterize(screen_vertices: Tensor, faces: Tensor, config: RasterConfig) -> F
         preferred = "nvdiffrast" if screen_vertices.is_cuda else "numba" if screen_vertices.device.type == "cpu" else ""
         name = preferred if preferred in available_backends() else "torch"
     if name not in available_backends():
-        raise ValueError(f"rasterizer backend {name!r} is not available here; available: {', '.join(available_backends())}")
+        raise ValueError(
+            f"rasterizer backend {name!r} is not available here; available: {', '.join(available_backends())}"
+        )
     with torch.no_grad():
         return _BACKENDS[name](screen_vertices.detach(), faces.long(), config.size_hw, config.cull_backfaces)
 

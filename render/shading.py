@@ -20,7 +20,11 @@ from torch import Tensor
 
 SH_A = (math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0))
 """Lambertian convolution factors of SH orders 0, 1, 2."""
-SH_C = (1 / math.sqrt(4 * math.pi), math.sqrt(3.0) / math.sqrt(4 * math.pi), 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi))
+SH_C = (
+    1 / math.sqrt(4 * math.pi),
+    math.sqrt(3.0) / math.sqrt(4 * math.pi),
+    3 * math.sqrt(5.0) / math.sqrt(12 * math.pi),
+)
 """SH normalisation constants of orders 0, 1, 2."""
 SH_AMBIENT = 0.8
 """Added to band 0 of each colour channel of gamma (Deep3DFaceRecon's `init_lit`)."""

@@ -31,7 +31,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.path import Path
 from torch import Tensor
 
 from recon3d.crop import CropTransform
@@ -76,8 +75,10 @@ class SynthesisConfig:
     frame's (measured on the skin around the lips)."""
 
     def __post_init__(self) -> None:
-        if min(self.margin, self.cap_depth, self.outline_band, self.mouth_blend, self.mouth_feather) < 0 \
-                or self.falloff <= 0:
+        if (
+            min(self.margin, self.cap_depth, self.outline_band, self.mouth_blend, self.mouth_feather) < 0
+            or self.falloff <= 0
+        ):
             raise ValueError(f"need falloff > 0 and the other sizes >= 0: {self}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation {self.interpolation!r}: one of {', '.join(INTERPOLATIONS)}")
@@ -137,7 +138,9 @@ def synthesis_window(crop: CropTransform, margin: float) -> tuple[int, int, int,
     return x0, y0, x1, y1
 
 
-def window_camera(camera: PerspectiveCamera, crop: CropTransform, window: tuple[int, int, int, int]) -> PerspectiveCamera:
+def window_camera(
+    camera: PerspectiveCamera, crop: CropTransform, window: tuple[int, int, int, int]
+) -> PerspectiveCamera:
     """The crop's camera (`camera`, rendering crop pixels) re-expressed in the frame pixels of
     `window`: one render pixel is one frame pixel."""
     scale = crop.side / crop.size  # frame pixels per crop pixel
@@ -182,8 +185,12 @@ def falloff_weight(face: np.ndarray, distance: float) -> np.ndarray:
     it. A long fade is measured on a grid of cells up to a 40th of it (the fade is smooth anyway)."""
     height, width = face.shape
     cell = int(np.clip(distance // 40, 1, 8))
-    small = face if cell == 1 else cv2.resize(face.astype(np.uint8), (-(-width // cell), -(-height // cell)),
-                                              interpolation=cv2.INTER_AREA) > 0
+    small = (
+        face
+        if cell == 1
+        else cv2.resize(face.astype(np.uint8), (-(-width // cell), -(-height // cell)), interpolation=cv2.INTER_AREA)
+        > 0
+    )
     outside = cv2.distanceTransform((~small).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
     weight = (np.cos(np.clip(outside * (cell / distance), 0, 1) * (np.pi / 2)) ** 2).astype(np.float32)
     if cell > 1:
@@ -248,13 +255,13 @@ def inner_lip_contour(inner_lips: Tensor, subdivisions: int = 4) -> Tensor:
     landmarks (corners 0 and 4), each lip a Catmull-Rom curve with the corners as cusps. A
     smile's lips curve between the landmarks; straight chords would cut across the teeth."""
     t = torch.arange(subdivisions, dtype=inner_lips.dtype, device=inner_lips.device) / subdivisions
-    basis = torch.stack([-t + 2 * t**2 - t**3, 2 - 5 * t**2 + 3 * t**3, t + 4 * t**2 - 3 * t**3, -t**2 + t**3], 1) / 2
+    basis = torch.stack([-t + 2 * t**2 - t**3, 2 - 5 * t**2 + 3 * t**3, t + 4 * t**2 - 3 * t**3, -(t**2) + t**3], 1) / 2
     pieces = []
     for chain in ([0, 1, 2, 3, 4], [4, 5, 6, 7, 0]):
         points = inner_lips[:, chain]
         padded = torch.cat([points[:, :1], points, points[:, -1:]], 1)  # ends repeated: no overshoot
         for k in range(len(chain) - 1):
-            segment = padded[:, k:k + 4]  # (B, 4, 2): the control points of points[k] -> points[k + 1]
+            segment = padded[:, k : k + 4]  # (B, 4, 2): the control points of points[k] -> points[k + 1]
             pieces.append(torch.einsum("sc,bcd->bsd", basis, segment))
     return torch.cat(pieces, 1)
 
@@ -276,13 +283,13 @@ def lips_out_of_opening(positions: Tensor, lips: Tensor, inner_lips: Tensor) -> 
 def mouth_triangles(model: FaceModel, faces: Tensor, grow: float = 1.15) -> Tensor:
     """(F,) bool: the triangles of `faces` on the lips, i.e. inside the outer-lip landmarks'
     contour (grown by `grow` about its centre) of the mean shape seen from the front."""
-    mean = model.mean_shape.cpu().numpy()
-    lips = model.landmarks(model.mean_shape).cpu().numpy()[48:60]
+    mean = model.mean_shape.cpu()
+    lips = model.landmarks(mean)[48:60]
     centre = lips.mean(0)
-    contour = Path(centre[:2] + grow * (lips[:, :2] - centre[:2]))
+    contour = centre[:2] + grow * (lips[:, :2] - centre[:2])
     # Only the front of the head: a model that wraps around has vertices behind the lips too.
     front = mean[:, 2] > lips[:, 2].min() - 0.3
-    inside = torch.from_numpy(contour.contains_points(mean[:, :2]) & front)
+    inside = inside_polygon(mean[None, :, :2], contour[None])[0] & front
     return inside[faces.cpu()].all(1)
 
 
@@ -290,8 +297,14 @@ class FaceWarper:
     """The actor's image-based face synthesis (see the module docstring) for frames of one
     size: warps from its face model, crop and camera, and the frames made from them."""
 
-    def __init__(self, model: FaceModel, crop: CropTransform, camera: PerspectiveCamera,
-                 config: SynthesisConfig = SynthesisConfig(), device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        model: FaceModel,
+        crop: CropTransform,
+        camera: PerspectiveCamera,
+        config: SynthesisConfig = SynthesisConfig(),
+        device: torch.device | str = "cpu",
+    ) -> None:
         face = model.subset("face")
         faces = front_faces(face)
         try:
@@ -304,8 +317,10 @@ class FaceWarper:
         # The cap: its own copies of the loop's vertices (they take the mouth frame's positions,
         # the lips' own the background frame's) and a centre, fanned.
         ring = torch.arange(size)
-        cap = torch.stack([num_vertices + ring, num_vertices + (ring + 1) % max(size, 1),
-                           torch.full_like(ring, num_vertices + size)], dim=1)
+        cap = torch.stack(
+            [num_vertices + ring, num_vertices + (ring + 1) % max(size, 1), torch.full_like(ring, num_vertices + size)],
+            dim=1,
+        )
         self.model = face.to(device)
         self.faces = torch.cat([faces.cpu(), cap]).to(device)
         # Per triangle: 0 skin, 1 lips, 2 the opening's cap.
@@ -328,8 +343,8 @@ class FaceWarper:
 
     def screen(self, coeffs: Coeffs, camera: PerspectiveCamera | None = None) -> Tensor:
         """(B, V + L + 1, 3) window-pixel (u, v, depth) of the face's vertices, then the cap's loop
-        copies and centre (none without a mouth opening), under `coeffs` (fitted in the actor's crop, unless `camera` is the
-        window camera of another)."""
+        copies and centre (none without a mouth opening), under `coeffs` (fitted in the actor's crop,
+        unless `camera` is the window camera of another)."""
         camera = camera or self.camera
         coeffs = coeffs.to(self.device)
         shape = self.model.shape(coeffs.id, coeffs.exp)
@@ -341,8 +356,9 @@ class FaceWarper:
         return camera_to_screen(model_to_camera(vertices, camera), camera)
 
     @torch.no_grad()
-    def warps(self, target: Coeffs, background: Coeffs, mouth: Coeffs,
-              target_crop: CropTransform | None = None) -> list[FrameWarp]:
+    def warps(
+        self, target: Coeffs, background: Coeffs, mouth: Coeffs, target_crop: CropTransform | None = None
+    ) -> list[FrameWarp]:
         """Per frame: the face at the `target` coefficients, its surface sampled from the frame
         fitted with `background`, its mouth from the frame fitted with `mouth`. `target_crop`:
         the crop the target coefficients were fitted in, when not the actor's (a held-out clip's
@@ -369,8 +385,9 @@ class FaceWarper:
         covered = fragments.tri_ids >= 0
         label = torch.where(covered, self.labels[fragments.tri_ids.clamp(min=0)], -1)
         face = covered & (label < 2)
-        ys, xs = torch.meshgrid(torch.arange(height, device=self.device), torch.arange(width, device=self.device),
-                                indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(height, device=self.device), torch.arange(width, device=self.device), indexing="ij"
+        )
         grid = torch.stack([xs, ys]).to(sampled.dtype) + 0.5  # pixel centres, window pixels
         exact = sampled[:, :2] - grid
         filled = fill_smooth(exact, face[:, None].to(sampled.dtype))
@@ -397,13 +414,16 @@ class FaceWarper:
             displacement *= falloff_weight(solid, self.config.falloff * side)[..., None]
             displacement += grid
             mouth_alpha = _ramp_out(lips, self.config.mouth_blend * side) * (face[k] | opening)
-            out.append(FrameWarp(
-                background_map=displacement,
-                mouth_map=mouth_maps[k],
-                mouth_alpha=mouth_alpha,
-                opening_alpha=_ramp_in(opening, self.config.mouth_feather * side),
-                skin=face[k] & (mouth_alpha > 0) & (mouth_alpha < 1),
-                face=face[k]))
+            out.append(
+                FrameWarp(
+                    background_map=displacement,
+                    mouth_map=mouth_maps[k],
+                    mouth_alpha=mouth_alpha,
+                    opening_alpha=_ramp_in(opening, self.config.mouth_feather * side),
+                    skin=face[k] & (mouth_alpha > 0) & (mouth_alpha < 1),
+                    face=face[k],
+                )
+            )
         return out
 
     def compose(self, background: np.ndarray, mouth: np.ndarray | None, warp: FrameWarp) -> np.ndarray:
@@ -420,8 +440,13 @@ class FaceWarper:
             box = _box(alpha > 0, 0)
             under = warped[box]
             if lend:
-                lent = cv2.remap(mouth, np.ascontiguousarray(warp.mouth_map[box]), None, interpolation,
-                                 borderMode=cv2.BORDER_REPLICATE)
+                lent = cv2.remap(
+                    mouth,
+                    np.ascontiguousarray(warp.mouth_map[box]),
+                    None,
+                    interpolation,
+                    borderMode=cv2.BORDER_REPLICATE,
+                )
                 lent = _match_light(lent, under, warp.skin[box], self.config.mouth_gain_range)
             else:
                 lent = under.copy()
@@ -465,11 +490,15 @@ def _box(region: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
     if not len(rows):
         return None
-    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1), slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+    return (
+        slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+        slice(max(cols[0] - margin, 0), cols[-1] + margin + 1),
+    )
 
 
-def _match_light(lent: np.ndarray, background: np.ndarray, skin: np.ndarray,
-                 gain_range: tuple[float, float]) -> np.ndarray:
+def _match_light(
+    lent: np.ndarray, background: np.ndarray, skin: np.ndarray, gain_range: tuple[float, float]
+) -> np.ndarray:
     """`lent` scaled per channel so that on the `skin` pixels it has the background's mean
     colour: the mouth frame may have been filmed a moment brighter or darker."""
     if skin.sum() < 8:

@@ -2,7 +2,7 @@
 2-core CPU), split into feature extraction (MFCC + phone recognition) and training.
 
     python scripts/bench_audio2pose.py --general out/pretrain/audio2pose/audio2pose.pt \
-        --recon out/pretrain/audio2pose/cache/vox_741400104.coeffs.npz
+        --recon out/reconstruct/coeffs.npz  # talkface reconstruct ../shared/data/clips/vox_741400104.mp4
 
 The reconstruction of the clip is an input (its time is `scripts/bench_reconstruct.py`'s).
 """
@@ -48,12 +48,23 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.synchronize()
     train_s = time.perf_counter() - start
     steps = (config.train if general else config.scratch).steps
-    result = {"clip": args.video.stem, "frames": clip.num_frames, "seconds_of_video": clip.num_frames / recon.fps,
-              "device": str(device), "threads": args.threads, "from": "general" if general else "scratch",
-              "steps": steps, "features_s": features_s, "finetune_s": train_s, "total_s": features_s + train_s}
-    print(f"{result['clip']}: {result['frames']} frames ({result['seconds_of_video']:.1f} s), fine-tuned from "
-          f"{result['from']} on {device} ({args.threads} threads): features {features_s:.1f} s + {steps} steps "
-          f"{train_s:.1f} s = {result['total_s']:.1f} s")
+    result = {
+        "clip": args.video.stem,
+        "frames": clip.num_frames,
+        "seconds_of_video": clip.num_frames / recon.fps,
+        "device": str(device),
+        "threads": args.threads,
+        "from": "general" if general else "scratch",
+        "steps": steps,
+        "features_s": features_s,
+        "finetune_s": train_s,
+        "total_s": features_s + train_s,
+    }
+    print(
+        f"{result['clip']}: {result['frames']} frames ({result['seconds_of_video']:.1f} s), fine-tuned from "
+        f"{result['from']} on {device} ({args.threads} threads): features {features_s:.1f} s + {steps} steps "
+        f"{train_s:.1f} s = {result['total_s']:.1f} s"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0

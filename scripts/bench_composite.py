@@ -62,10 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recon", nargs="+", required=True, help="coeffs.npz files from `talkface reconstruct`")
     parser.add_argument("--video", nargs="+", required=True, help="the clips they were made from, same order")
     parser.add_argument("--face-model", default="default")
-    parser.add_argument("--feathers", type=float, nargs="+", default=[0.0, 0.015, 0.03, 0.06],
-                        help="feather widths as a fraction of the crop side (0 = hard paste)")
-    parser.add_argument("--other-expression", action="store_true",
-                        help="render each frame with the expression of the frame half the clip away")
+    parser.add_argument(
+        "--feathers",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.015, 0.03, 0.06],
+        help="feather widths as a fraction of the crop side (0 = hard paste)",
+    )
+    parser.add_argument(
+        "--other-expression",
+        action="store_true",
+        help="render each frame with the expression of the frame half the clip away",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     model = load_face_model(args.face_model)
@@ -74,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     config = CompositeConfig()
     no_colour = dataclasses.replace(config, colour_band=0.0)
     columns = [f"feather {f:g}" for f in args.feathers] + [
-        f"feather {config.feather:g} + colour", "real frame", "skin PSNR", "skin PSNR + colour", "blend ms", "plain ms"]
+        f"feather {config.feather:g} + colour",
+        "real frame",
+        "skin PSNR",
+        "skin PSNR + colour",
+        "blend ms",
+        "plain ms",
+    ]
     print("| clip | frames | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 2) + "|")
     for recon_path, video in zip(args.recon, args.video):

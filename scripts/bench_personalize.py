@@ -21,8 +21,9 @@ from pathlib import Path
 
 import torch
 
+from personalize.bundle import Actor
 from personalize.generate import POSE_MODES, GenerateConfig, generate
-from personalize.pipeline import Actor, PersonalizeConfig, personalize
+from personalize.pipeline import PersonalizeConfig, personalize
 from recon3d.device import resolve_device
 from recon3d.video import probe
 
@@ -40,26 +41,41 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    report: dict = {"video": args.video.name, "seconds": probe(args.video).duration, "device": str(device),
-                    "threads": args.threads}
+    report: dict = {
+        "video": args.video.name,
+        "seconds": probe(args.video).duration,
+        "device": str(device),
+        "threads": args.threads,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "actor"
         start = time.perf_counter()
-        bundle = personalize(args.video, root, PersonalizeConfig(face_model=args.face_model, crop_size=args.crop_size),
-                             device, progress=False)
+        bundle = personalize(
+            args.video,
+            root,
+            PersonalizeConfig(face_model=args.face_model, crop_size=args.crop_size),
+            device,
+            progress=False,
+        )
         report["personalize_seconds"] = time.perf_counter() - start
         report["stages"] = {name: stage["seconds"] for name, stage in bundle.manifest["stages"].items()}
         actor = Actor.load(root)
         report["face_model"] = actor.face_model.name
         report["generate"] = {}
         for mode in POSE_MODES:
-            result = generate(actor, args.audio, Path(tmp) / f"{mode}.mp4", GenerateConfig(pose_mode=mode), device,
-                              progress=False)
-            report["generate"][mode] = {"frames": result.num_frames, "seconds": result.seconds,
-                                        "frames_per_second": result.num_frames / result.seconds,
-                                        "seam_visibility": result.seam_visibility}
-    print(f"personalize {report['video']} ({report['seconds']:.1f} s, {report['face_model']}, {device}): "
-          f"{report['personalize_seconds']:.0f} s")
+            result = generate(
+                actor, args.audio, Path(tmp) / f"{mode}.mp4", GenerateConfig(pose_mode=mode), device, progress=False
+            )
+            report["generate"][mode] = {
+                "frames": result.num_frames,
+                "seconds": result.seconds,
+                "frames_per_second": result.num_frames / result.seconds,
+                "seam_visibility": result.seam_visibility,
+            }
+    print(
+        f"personalize {report['video']} ({report['seconds']:.1f} s, {report['face_model']}, {device}): "
+        f"{report['personalize_seconds']:.0f} s"
+    )
     print("| stage | seconds |\n|---|---|")
     for name, seconds in report["stages"].items():
         print(f"| {name} | {seconds:.1f} |")

@@ -84,13 +84,19 @@ def main() -> None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
     rows = [bench(B, F, size, args.backend, device, args.repeat) for B, F, size in SETTINGS]
-    print(f"device {device} ({torch.get_num_threads()} threads, {os.cpu_count()} CPUs), backend {args.backend}, "
-          f"torch {torch.__version__}\n")
-    print("| B | F | size | coverage | rasterize ms (per frame) | interpolate fwd+bwd ms (per frame) | total ms per frame |")
+    print(
+        f"device {device} ({torch.get_num_threads()} threads, {os.cpu_count()} CPUs), backend {args.backend}, "
+        f"torch {torch.__version__}\n"
+    )
+    print(
+        "| B | F | size | coverage | rasterize ms (per frame) | interpolate fwd+bwd ms (per frame) | total ms per frame |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['B']} | {r['F']} | {r['size']} | {100 * r['coverage']:.0f}% | {r['raster']:.1f} ({r['raster'] / r['B']:.2f}) | "
-              f"{r['interp']:.1f} ({r['interp'] / r['B']:.2f}) | {(r['raster'] + r['interp']) / r['B']:.2f} |")
+        print(
+            f"| {r['B']} | {r['F']} | {r['size']} | {100 * r['coverage']:.0f}% | {r['raster']:.1f} ({r['raster'] / r['B']:.2f}) | "
+            f"{r['interp']:.1f} ({r['interp'] / r['B']:.2f}) | {(r['raster'] + r['interp']) / r['B']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

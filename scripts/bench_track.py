@@ -63,16 +63,20 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|" + ("---|" if args.export else ""))
     for r in rows:
         extra = f" {r['export_fps']:.0f} |" if args.export else ""
-        print(f"| {r['clip']} | {r['size']} | {r['frames']} | {r['track_fps']:.0f} | {100 * r['found']:.1f}% | "
-              f"{r['conf_min']:.2f} / {r['conf_mean']:.2f} | {100 * r['jitter_raw']:.3f}% -> {100 * r['jitter']:.3f}% |{extra}")
+        print(
+            f"| {r['clip']} | {r['size']} | {r['frames']} | {r['track_fps']:.0f} | {100 * r['found']:.1f}% | "
+            f"{r['conf_min']:.2f} / {r['conf_mean']:.2f} | {100 * r['jitter_raw']:.3f}% -> {100 * r['jitter']:.3f}% |{extra}"
+        )
     print()
     for size in sorted({r["size"] for r in rows}, key=lambda s: int(s.split("x")[0])):
         group = [r for r in rows if r["size"] == size]
         fps = sum(r["frames"] for r in group) / sum(r["frames"] / r["track_fps"] for r in group)
         print(f"- {size}: {len(group)} clips, {fps:.0f} frames/s tracking")
-    print(f"- landmarks found on {100 * min(r['found'] for r in rows):.1f}% of frames at worst; "
-          f"smoothed nose jitter {100 * np.mean([r['jitter'] for r in rows]):.3f}% of the crop on average, "
-          f"{100 * max(r['jitter'] for r in rows):.3f}% at worst; {os.cpu_count()} CPU cores")
+    print(
+        f"- landmarks found on {100 * min(r['found'] for r in rows):.1f}% of frames at worst; "
+        f"smoothed nose jitter {100 * np.mean([r['jitter'] for r in rows]):.3f}% of the crop on average, "
+        f"{100 * max(r['jitter'] for r in rows):.3f}% at worst; {os.cpu_count()} CPU cores"
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

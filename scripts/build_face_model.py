@@ -56,12 +56,18 @@ def main() -> None:
     model = build_mediapipe_face_model([t.mesh for t in tracks], args.id_dim, args.exp_dim)
     model.save(args.output, compress=True)
     info = model.info
-    print(f"{args.output}: {model.num_vertices} vertices, {model.num_faces} triangles, "
-          f"{info['clips']} clips, {info['frames']} frames, {args.output.stat().st_size / 1024:.0f} KiB")
-    print(f"identity: {model.layout.id_dim} modes explain {info['id_explained']:.1%} of the between-clip variance "
-          f"(first five: {', '.join(f'{r:.1%}' for r in info['id_ratio'][:5])})")
-    print(f"expression: {model.layout.exp_dim} modes explain {info['exp_explained']:.1%} of the within-clip variance "
-          f"(first five: {', '.join(f'{r:.1%}' for r in info['exp_ratio'][:5])})")
+    print(
+        f"{args.output}: {model.num_vertices} vertices, {model.num_faces} triangles, "
+        f"{info['clips']} clips, {info['frames']} frames, {args.output.stat().st_size / 1024:.0f} KiB"
+    )
+    print(
+        f"identity: {model.layout.id_dim} modes explain {info['id_explained']:.1%} of the between-clip variance "
+        f"(first five: {', '.join(f'{r:.1%}' for r in info['id_ratio'][:5])})"
+    )
+    print(
+        f"expression: {model.layout.exp_dim} modes explain {info['exp_explained']:.1%} of the within-clip variance "
+        f"(first five: {', '.join(f'{r:.1%}' for r in info['exp_ratio'][:5])})"
+    )
 
 
 if __name__ == "__main__":

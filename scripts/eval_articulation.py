@@ -34,9 +34,10 @@ import numpy as np
 
 from audio2pose.metrics import articulation_scores, landmark_aperture, mouth_landmark_distance, pearson
 from audio2pose.tts import FliteSynthesizer, synthesize_text
+from personalize.bundle import Actor
 from personalize.evaluate import EvaluateConfig, heldout_video
 from personalize.generate import GenerateConfig, generate
-from personalize.pipeline import Actor, PersonalizeConfig, personalize
+from personalize.pipeline import PersonalizeConfig, personalize
 from personalize.samples import sample_photo
 from recon3d.facemodels import load_face_model
 from recon3d.smoothing import SmoothingConfig
@@ -80,9 +81,13 @@ def heldout_scores(video: Path, work: Path, args: argparse.Namespace, mode: str)
     config = TrackConfig(crop_size=actor.recon.crop.size)
     real, made = track_video(tail, config, progress=False).ibug68, track_video(output, config, progress=False).ibug68
     n = min(len(real), len(made))
-    row = {"clip": video.stem, "articulation": mode, "heldout_frames": n,
-           "mouth_r": round(pearson(landmark_aperture(made[:n]), landmark_aperture(real[:n])), 3),
-           "lmd": round(mouth_landmark_distance(real, made), 4)}
+    row = {
+        "clip": video.stem,
+        "articulation": mode,
+        "heldout_frames": n,
+        "mouth_r": round(pearson(landmark_aperture(made[:n]), landmark_aperture(real[:n])), 3),
+        "lmd": round(mouth_landmark_distance(real, made), 4),
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -107,13 +112,23 @@ def main() -> None:
     work = args.work / face_model.name
     work.mkdir(parents=True, exist_ok=True)
     if args.heldout:
-        rows = [heldout_scores(args.clips / f"{name}.mp4", work / "heldout", args, mode)
-                for name in args.heldout for mode in args.articulation]
-        summary = {mode: {k: round(float(np.mean([r[k] for r in rows if r["articulation"] == mode])), 3)
-                          for k in ("mouth_r", "lmd")} for mode in args.articulation}
+        rows = [
+            heldout_scores(args.clips / f"{name}.mp4", work / "heldout", args, mode)
+            for name in args.heldout
+            for mode in args.articulation
+        ]
+        summary = {
+            mode: {
+                k: round(float(np.mean([r[k] for r in rows if r["articulation"] == mode])), 3)
+                for k in ("mouth_r", "lmd")
+            }
+            for mode in args.articulation
+        }
         print(json.dumps(summary, indent=1))
         if args.json:
-            args.json.write_text(json.dumps({"face_model": face_model.name, "rows": rows, "summary": summary}, indent=1))
+            args.json.write_text(
+                json.dumps({"face_model": face_model.name, "rows": rows, "summary": summary}, indent=1)
+            )
         return
     text = " ".join(SENTENCES)
     speech = {voice: synthesize_text(text, FliteSynthesizer(voice)) for voice in args.voices}
@@ -135,15 +150,33 @@ def main() -> None:
                     generate(actor, said, output, GenerateConfig(articulation=mode), args.device, progress=False)
                 scores = {}
                 for prefix, smoothing in (("", UNSMOOTHED), ("smoothed_", SmoothingConfig())):
-                    track = track_video(output, TrackConfig(crop_size=actor.recon.crop.size, smoothing=smoothing),
-                                        progress=False)
-                    scores |= {prefix + k: round(v, 3)
-                               for k, v in articulation_scores(landmark_aperture(track.ibug68), said.phones).items()}
-                rows.append({"actor": name, "photo": photo, "articulation": mode, "voice": voice,
-                             "personalize_seconds": round(seconds, 1), **scores})
+                    track = track_video(
+                        output, TrackConfig(crop_size=actor.recon.crop.size, smoothing=smoothing), progress=False
+                    )
+                    scores |= {
+                        prefix + k: round(v, 3)
+                        for k, v in articulation_scores(landmark_aperture(track.ibug68), said.phones).items()
+                    }
+                rows.append(
+                    {
+                        "actor": name,
+                        "photo": photo,
+                        "articulation": mode,
+                        "voice": voice,
+                        "personalize_seconds": round(seconds, 1),
+                        **scores,
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
-    keys = ("closure_rate", "contrast", "openness_r", "openness_lag", "smoothed_closure_rate", "smoothed_contrast",
-            "smoothed_openness_r")
+    keys = (
+        "closure_rate",
+        "contrast",
+        "openness_r",
+        "openness_lag",
+        "smoothed_closure_rate",
+        "smoothed_contrast",
+        "smoothed_openness_r",
+    )
     summary = {}
     for mode in args.articulation:
         for photo in (False, True):
@@ -152,7 +185,9 @@ def main() -> None:
                 summary[f"{mode} {'photo' if photo else 'video'}"] = {
                     **{k: round(float(np.nanmean([r[k] for r in chosen])), 3) for k in keys},
                     "min_closure_rate": min(r["closure_rate"] for r in chosen),
-                    "max_abs_lag": max(abs(r["openness_lag"]) for r in chosen), "runs": len(chosen)}
+                    "max_abs_lag": max(abs(r["openness_lag"]) for r in chosen),
+                    "runs": len(chosen),
+                }
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"face_model": face_model.name, "rows": rows, "summary": summary}, indent=1))

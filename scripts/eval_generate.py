@@ -46,8 +46,9 @@ import scipy.io.wavfile
 import torch
 
 from audio2pose.metrics import ANGLE_NAMES, landmark_aperture, pearson, pose_baselines, pose_similarity
+from personalize.bundle import Actor
 from personalize.generate import POSE_MODES, GenerateConfig, generate
-from personalize.pipeline import Actor, PersonalizeConfig, personalize
+from personalize.pipeline import PersonalizeConfig, personalize
 from recon3d.device import resolve_device
 from recon3d.facemodels import load_face_model
 from recon3d.pretrain import corpus_videos
@@ -80,11 +81,18 @@ def cut_clip(video: Path, num_frames: int, cut: int, train: Path, test: Path) ->
         raise RuntimeError(f"{train}: wrote fewer frames than {cut}")
     if not test.exists():
         with atomic_path(test) as tmp:
-            scipy.io.wavfile.write(tmp, AUDIO_RATE, audio[cut * SAMPLES_PER_FRAME:].astype(np.float32))
+            scipy.io.wavfile.write(tmp, AUDIO_RATE, audio[cut * SAMPLES_PER_FRAME :].astype(np.float32))
 
 
-def full_reconstruction(video: Path, work: Path, recon_cache: Path | None, face_model, track: FaceTrack,
-                        device: torch.device, progress: bool) -> Reconstruction:
+def full_reconstruction(
+    video: Path,
+    work: Path,
+    recon_cache: Path | None,
+    face_model,
+    track: FaceTrack,
+    device: torch.device,
+    progress: bool,
+) -> Reconstruction:
     """The whole clip's reconstruction: from the cache folder if there, else fitted (and kept)."""
     cached = recon_cache / f"{video.stem}.coeffs.npz" if recon_cache else None
     if cached is None or not cached.exists():
@@ -95,8 +103,10 @@ def full_reconstruction(video: Path, work: Path, recon_cache: Path | None, face_
             recon.save(cached)
     recon = Reconstruction.load(cached)
     if (recon.face_model, recon.num_vertices) != (face_model.name, face_model.num_vertices):
-        raise ValueError(f"{cached}: face model {recon.face_model} ({recon.num_vertices} vertices), "
-                         f"expected {face_model.name} ({face_model.num_vertices})")
+        raise ValueError(
+            f"{cached}: face model {recon.face_model} ({recon.num_vertices} vertices), "
+            f"expected {face_model.name} ({face_model.num_vertices})"
+        )
     log.info("%s: whole-clip reconstruction %s", video.stem, cached)
     return recon
 
@@ -126,7 +136,10 @@ def evaluate_clip(video: Path, args: argparse.Namespace, face_model, device: tor
     real_deg, train_deg = full_deg[cut:num_frames], full_deg[:cut]
     n = min(len(real_test_open), len(train_open))
     row = {
-        "clip": stem, "frames": num_frames, "train_frames": cut, "test_frames": test_frames,
+        "clip": stem,
+        "frames": num_frames,
+        "train_frames": cut,
+        "test_frames": test_frames,
         "baseline_mouth_r_replay": pearson(train_open[:n], real_test_open[:n]),
         **pose_baselines(real_deg, train_deg),
     }
@@ -137,8 +150,9 @@ def evaluate_clip(video: Path, args: argparse.Namespace, face_model, device: tor
     actor = Actor.load(work / "actor")
     actor_deg = actor.recon.angles_degrees()
     m = min(len(actor_deg), len(train_deg))
-    row["angle_offset"] = {name: float(np.abs(actor_deg[:m, i] - train_deg[:m, i]).mean())
-                           for i, name in enumerate(ANGLE_NAMES)}
+    row["angle_offset"] = {
+        name: float(np.abs(actor_deg[:m, i] - train_deg[:m, i]).mean()) for i, name in enumerate(ANGLE_NAMES)
+    }
 
     # Generate and measure each pose mode.
     row["modes"] = {}
@@ -151,15 +165,29 @@ def evaluate_clip(video: Path, args: argparse.Namespace, face_model, device: tor
         k = min(len(gen_open), len(real_test_open))
         pose = pose_similarity(real_deg, np.degrees(result.angles.astype(np.float64)))
         row["modes"][mode] = {
-            "rendered_mode": result.pose_mode, "num_frames": result.num_frames, "tracked_frames": gen_track.num_frames,
-            "generate_s": result.seconds, "gen_fps": result.num_frames / result.seconds,
-            "seam": result.seam_visibility, "mouth_r": pearson(gen_open[:k], real_test_open[:k]),
-            "detected": float(gen_track.detected.mean()), **pose,
+            "rendered_mode": result.pose_mode,
+            "num_frames": result.num_frames,
+            "tracked_frames": gen_track.num_frames,
+            "generate_s": result.seconds,
+            "gen_fps": result.num_frames / result.seconds,
+            "seam": result.seam_visibility,
+            "mouth_r": pearson(gen_open[:k], real_test_open[:k]),
+            "detected": float(gen_track.detected.mean()),
+            **pose,
         }
         r = row["modes"][mode]
-        log.info("%s %s: mouth r %.2f (replay %.2f), HS %.3f (static %.3f, replay %.3f), seam %.2f, %.1f frames/s",
-                 stem, mode, r["mouth_r"], row["baseline_mouth_r_replay"], r["hs"], row["static_hs"],
-                 row["replay_hs"], r["seam"], r["gen_fps"])
+        log.info(
+            "%s %s: mouth r %.2f (replay %.2f), HS %.3f (static %.3f, replay %.3f), seam %.2f, %.1f frames/s",
+            stem,
+            mode,
+            r["mouth_r"],
+            row["baseline_mouth_r_replay"],
+            r["hs"],
+            row["static_hs"],
+            row["replay_hs"],
+            r["seam"],
+            r["gen_fps"],
+        )
     row["seconds"] = time.perf_counter() - start
     return row
 
@@ -192,42 +220,66 @@ def w1(r: dict, prefix: str = "") -> str:
 
 
 def mode_table(rows: list[dict], mode: str, mean: dict) -> str:
-    lines = [f"### pose mode {mode}", "",
-             "| clip | mouth r | HS | W1 pitch yaw roll, deg | seam | gen fps |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"### pose mode {mode}",
+        "",
+        "| clip | mouth r | HS | W1 pitch yaw roll, deg | seam | gen fps |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['clip']} | failed: {row['error']} | | | | |")
             continue
         r = row["modes"][mode]
-        lines.append(f"| {row['clip']} | {r['mouth_r']:.2f} | {r['hs']:.3f} | {w1(r)} | {r['seam']:.2f} | {r['gen_fps']:.1f} |")
-    lines.append(f"| **mean** | {mean['mouth_r']:.2f} | {mean['hs']:.3f} | {w1(mean)} | {mean['seam']:.2f} "
-                 f"| {mean['gen_fps']:.1f} |")
+        lines.append(
+            f"| {row['clip']} | {r['mouth_r']:.2f} | {r['hs']:.3f} | {w1(r)} | {r['seam']:.2f} | {r['gen_fps']:.1f} |"
+        )
+    lines.append(
+        f"| **mean** | {mean['mouth_r']:.2f} | {mean['hs']:.3f} | {w1(mean)} | {mean['seam']:.2f} "
+        f"| {mean['gen_fps']:.1f} |"
+    )
     return "\n".join(lines)
 
 
 def baseline_table(rows: list[dict], mean: dict) -> str:
-    lines = ["### per clip and baselines", "",
-             "| clip | frames train/test | personalize s | mouth r replay | HS static | HS replay "
-             "| W1 static | W1 replay |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "### per clip and baselines",
+        "",
+        "| clip | frames train/test | personalize s | mouth r replay | HS static | HS replay | W1 static | W1 replay |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['clip']} | failed: {r['error']} | | | | | | |")
             continue
-        lines.append(f"| {r['clip']} | {r['train_frames']}/{r['test_frames']} | {r['personalize_s']:.0f} "
-                     f"| {r['baseline_mouth_r_replay']:.2f} | {r['static_hs']:.3f} | {r['replay_hs']:.3f} "
-                     f"| {w1(r, 'static_')} | {w1(r, 'replay_')} |")
-    lines.append(f"| **mean** | | {mean['personalize_s']:.0f} | {mean['mouth_r_replay']:.2f} | {mean['static_hs']:.3f} "
-                 f"| {mean['replay_hs']:.3f} | {w1(mean, 'static_')} | {w1(mean, 'replay_')} |")
+        lines.append(
+            f"| {r['clip']} | {r['train_frames']}/{r['test_frames']} | {r['personalize_s']:.0f} "
+            f"| {r['baseline_mouth_r_replay']:.2f} | {r['static_hs']:.3f} | {r['replay_hs']:.3f} "
+            f"| {w1(r, 'static_')} | {w1(r, 'replay_')} |"
+        )
+    lines.append(
+        f"| **mean** | | {mean['personalize_s']:.0f} | {mean['mouth_r_replay']:.2f} | {mean['static_hs']:.3f} "
+        f"| {mean['replay_hs']:.3f} | {w1(mean, 'static_')} | {w1(mean, 'replay_')} |"
+    )
     return "\n".join(lines)
 
 
 def summary_table(means: dict) -> str:
-    lines = ["### means", "", "| | mouth r | HS | W1 pitch yaw roll, deg | seam | gen fps |", "|---|---|---|---|---|---|"]
+    lines = [
+        "### means",
+        "",
+        "| | mouth r | HS | W1 pitch yaw roll, deg | seam | gen fps |",
+        "|---|---|---|---|---|---|",
+    ]
     for mode, m in means["modes"].items():
-        lines.append(f"| {mode} | {m['mouth_r']:.2f} | {m['hs']:.3f} | {w1(m)} | {m['seam']:.2f} | {m['gen_fps']:.1f} |")
+        lines.append(
+            f"| {mode} | {m['mouth_r']:.2f} | {m['hs']:.3f} | {w1(m)} | {m['seam']:.2f} | {m['gen_fps']:.1f} |"
+        )
     b = means["baselines"]
     lines.append(f"| baseline: static head (train mean) | | {b['static_hs']:.3f} | {w1(b, 'static_')} | | |")
-    lines.append(f"| baseline: train replay | {b['mouth_r_replay']:.2f} | {b['replay_hs']:.3f} | {w1(b, 'replay_')} | | |")
+    lines.append(
+        f"| baseline: train replay | {b['mouth_r_replay']:.2f} | {b['replay_hs']:.3f} | {w1(b, 'replay_')} | | |"
+    )
     return "\n".join(lines)
 
 
@@ -254,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--progress", action="store_true", help="show the library's progress bars")
     parser.add_argument("--json", type=Path, help="write everything here")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     face_model = load_face_model(args.face_model)
@@ -275,12 +328,15 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     means = summary(rows, args.modes)
     print(report(rows, means))
-    print(f"\n{means['clips']} clips in {seconds / 60:.1f} min" + (f"; failed: {', '.join(means['failed'])}"
-                                                                 if means["failed"] else ""))
+    print(
+        f"\n{means['clips']} clips in {seconds / 60:.1f} min"
+        + (f"; failed: {', '.join(means['failed'])}" if means["failed"] else "")
+    )
     if args.json:
         config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-        args.json.write_text(json.dumps({"config": config, "seconds": seconds, "summary": means, "clips": rows},
-                                        indent=1))
+        args.json.write_text(
+            json.dumps({"config": config, "seconds": seconds, "summary": means, "clips": rows}, indent=1)
+        )
     return 1 if means["failed"] else 0
 
 

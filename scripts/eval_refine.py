@@ -90,10 +90,17 @@ def evaluate_clip(video: Path, work: Path, face_model, steps: int) -> dict:
     raw = pairs.renders[held]
     refined = np.stack([region.crop(crop) for crop in refined_crops])
     points = pairs.landmarks[held]
-    result = {"clip": video.name, "frames": len(crops), "held_out": len(held), "steps": steps,
-              "prepare_seconds": round(prepare, 1), "train_seconds": round(train_seconds, 1),
-              "refine_fps": round(refine_fps, 1), "train_l1": round(history[-1]["l1"], 5),
-              **face_metrics({"raw": raw, "refined": refined}, real, points, pairs.identity[:cut])}
+    result = {
+        "clip": video.name,
+        "frames": len(crops),
+        "held_out": len(held),
+        "steps": steps,
+        "prepare_seconds": round(prepare, 1),
+        "train_seconds": round(train_seconds, 1),
+        "refine_fps": round(refine_fps, 1),
+        "train_l1": round(history[-1]["l1"], 5),
+        **face_metrics({"raw": raw, "refined": refined}, real, points, pairs.identity[:cut]),
+    }
     still = still_window(recon.split().angle.numpy()[held], min(STATIC_FRAMES, len(held)))
     box = face_box(points[still].reshape(-1, 2), region.size)
     for name, images in (("real", real), ("raw", raw), ("refined", refined)):

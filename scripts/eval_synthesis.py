@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from personalize.bundle import Actor
 from personalize.evaluate import EvaluateConfig, evaluate, heldout_plan, heldout_video, read_report
-from personalize.pipeline import Actor
 from recon3d.reconstruct import reconstruct_clip
 from recon3d.track import TrackConfig, track_video
 from recon3d.video import iter_frames
@@ -66,7 +66,7 @@ def extras(actor: Actor, report: Path, config: EvaluateConfig) -> dict:
         heldout, _ = heldout_video(actor, None, None, Path(work), config)
         track = track_video(heldout, TrackConfig(crop_size=actor.recon.crop.size), progress=False)
         recon, crops = reconstruct_clip(heldout, actor.face_model, config.fit, track, progress=False)
-        real = np.stack(list(iter_frames(heldout)))[:recon.num_frames]
+        real = np.stack(list(iter_frames(heldout)))[: recon.num_frames]
     row = {}
     # 2: the render into the real frame's own crop.
     driven = dataclasses.replace(recon, albedo=actor.recon.albedo)
@@ -93,12 +93,19 @@ def extras(actor: Actor, report: Path, config: EvaluateConfig) -> dict:
     background, mouth = heldout_plan(actor, recon, config.generate)
     warper = FaceWarper(actor.face_model, actor.recon.crop, actor.recon.camera, config.generate.warp)
     index = torch.from_numpy(frames_still)
-    warps = warper.warps(target[index], trained[torch.from_numpy(background[frames_still])],
-                         trained[torch.from_numpy(np.maximum(mouth[frames_still], 0))], track.crop)
+    warps = warper.warps(
+        target[index],
+        trained[torch.from_numpy(background[frames_still])],
+        trained[torch.from_numpy(np.maximum(mouth[frames_still], 0))],
+        track.crop,
+    )
     with actor.frames() as frames:
-        synthesized = np.stack([warper.compose(frames[int(background[t])],
-                                               frames[int(mouth[t])] if mouth[t] >= 0 else None, warp)
-                                for t, warp in zip(frames_still, warps)])
+        synthesized = np.stack(
+            [
+                warper.compose(frames[int(background[t])], frames[int(mouth[t])] if mouth[t] >= 0 else None, warp)
+                for t, warp in zip(frames_still, warps)
+            ]
+        )
     points = track.ibug68[still]
     row["stability_real"] = stability(real[still], points)
     row["stability_synthesized"] = stability(synthesized, points)
@@ -127,30 +134,65 @@ def main() -> None:
         record = read_report(out) or evaluate(args.actors / name, out, config=config, progress=False)
         metrics = record["metrics"]
         row = {"actor": name, **extras(Actor.load(args.actors / name), out, config)}
-        for key in ("psnr_synthesized", "psnr_raw", "psnr_refined", "ssim_synthesized", "ssim_raw", "ssim_refined",
-                    "sharpness_synthesized", "sharpness_raw", "sharpness_refined", "sharpness_real",
-                    "sharpness_generated", "identity_synthesized", "identity_raw", "identity_real",
-                    "identity_generated", "seam_synthesized", "seam_real", "seam_generated"):
+        for key in (
+            "psnr_synthesized",
+            "psnr_raw",
+            "psnr_refined",
+            "ssim_synthesized",
+            "ssim_raw",
+            "ssim_refined",
+            "sharpness_synthesized",
+            "sharpness_raw",
+            "sharpness_refined",
+            "sharpness_real",
+            "sharpness_generated",
+            "identity_synthesized",
+            "identity_raw",
+            "identity_real",
+            "identity_generated",
+            "seam_synthesized",
+            "seam_real",
+            "seam_generated",
+        ):
             row[key] = metrics[key]
         rows.append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
         print(json.dumps(rows[-1]), flush=True)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
     ratio = lambda row, a, b: row[a] / row[b] if row.get(a) is not None and row.get(b) else float("nan")  # noqa: E731
-    columns = [("size", lambda r: r["size"]),
-               ("PSNR synth / render / refined (generate's background)", lambda r: (r["psnr_synthesized"], r["psnr_raw"], r["psnr_refined"])),
-               ("PSNR render / refined into the real frame", lambda r: (r["psnr_raw_into_real"], r.get("psnr_refined_into_real"))),
-               ("PSNR real 80 ms earlier", lambda r: r["psnr_real_80ms_earlier"]),
-               ("SSIM synth / render", lambda r: (r["ssim_synthesized"], r["ssim_raw"])),
-               ("sharpness / real: synth, render, generated", lambda r: (ratio(r, "sharpness_synthesized", "sharpness_real"),
-                                                                          ratio(r, "sharpness_raw", "sharpness_real"),
-                                                                          ratio(r, "sharpness_generated", "sharpness_real"))),
-               ("identity synth - real", lambda r: r["identity_synthesized"] - r["identity_real"]),
-               ("seam synth / generated / real", lambda r: (r["seam_synthesized"], r["seam_generated"], r["seam_real"])),
-               ("stability / real: synth, generated", lambda r: (ratio(r, "stability_synthesized", "stability_real"),
-                                                                  ratio(r, "stability_generated", "stability_real")))]
+    columns = [
+        ("size", lambda r: r["size"]),
+        (
+            "PSNR synth / render / refined (generate's background)",
+            lambda r: (r["psnr_synthesized"], r["psnr_raw"], r["psnr_refined"]),
+        ),
+        (
+            "PSNR render / refined into the real frame",
+            lambda r: (r["psnr_raw_into_real"], r.get("psnr_refined_into_real")),
+        ),
+        ("PSNR real 80 ms earlier", lambda r: r["psnr_real_80ms_earlier"]),
+        ("SSIM synth / render", lambda r: (r["ssim_synthesized"], r["ssim_raw"])),
+        (
+            "sharpness / real: synth, render, generated",
+            lambda r: (
+                ratio(r, "sharpness_synthesized", "sharpness_real"),
+                ratio(r, "sharpness_raw", "sharpness_real"),
+                ratio(r, "sharpness_generated", "sharpness_real"),
+            ),
+        ),
+        ("identity synth - real", lambda r: r["identity_synthesized"] - r["identity_real"]),
+        ("seam synth / generated / real", lambda r: (r["seam_synthesized"], r["seam_generated"], r["seam_real"])),
+        (
+            "stability / real: synth, generated",
+            lambda r: (
+                ratio(r, "stability_synthesized", "stability_real"),
+                ratio(r, "stability_generated", "stability_real"),
+            ),
+        ),
+    ]
     print("| actor | " + " | ".join(name for name, _ in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
+
     def cell(values) -> str:
         return " / ".join("n/a" if v is None else v if isinstance(v, str) else f"{v:.2f}" for v in values)
 

@@ -64,11 +64,17 @@ def evaluate_clip(clip: Path) -> dict:
     default = [sentence_speech(FliteSynthesizer(FLITE_VOICES[0]), s).audio for s in HARVARD_LIST_1]
     base = [sentence_speech(FliteSynthesizer(model.base_voice), s).audio for s in HARVARD_LIST_1]
     return {
-        "clip": clip.name, "base_voice": model.base_voice, "spread": model.spread,
+        "clip": clip.name,
+        "base_voice": model.base_voice,
+        "spread": model.spread,
         "f0_hz": round(model.target.f0_hz, 1),
-        "default_unmatched": score(default, actor), "base_unmatched": score(base, actor), "matched": score(matched, actor),
-        "learn_seconds": round(learn_seconds, 2), "speak_seconds": round(speak_seconds, 3),
-        "audio_seconds": round(audio_seconds, 3), "real_time_factor": round(speak_seconds / audio_seconds, 4),
+        "default_unmatched": score(default, actor),
+        "base_unmatched": score(base, actor),
+        "matched": score(matched, actor),
+        "learn_seconds": round(learn_seconds, 2),
+        "speak_seconds": round(speak_seconds, 3),
+        "audio_seconds": round(audio_seconds, 3),
+        "real_time_factor": round(speak_seconds / audio_seconds, 4),
     }
 
 
@@ -79,28 +85,38 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="clips evaluated at once")
     parser.add_argument("-o", "--output", type=Path, default=Path("out/eval_voice.json"))
     args = parser.parse_args()
-    clips = sorted(args.clips.glob("*.mp4"))[:args.limit or None]
+    clips = sorted(args.clips.glob("*.mp4"))[: args.limit or None]
     with Pool(args.jobs) as pool:
         rows = []
         for row in pool.imap(evaluate_clip, clips):
             rows.append(row)
-            print(f"{row['clip']:22s} {row['base_voice']} spread {row['spread']:.1f} "
-                  f"F0 {row['f0_hz']:5.0f}  similarity default {row['default_unmatched']['similarity']:.3f} "
-                  f"base {row['base_unmatched']['similarity']:.3f} matched {row['matched']['similarity']:.3f}  "
-                  f"WER default {row['default_unmatched']['word_error_rate']:.2f} base "
-                  f"{row['base_unmatched']['word_error_rate']:.2f} matched {row['matched']['word_error_rate']:.2f}  "
-                  f"RTF {row['real_time_factor']:.3f}  learn {row['learn_seconds']:.1f} s", flush=True)
+            print(
+                f"{row['clip']:22s} {row['base_voice']} spread {row['spread']:.1f} "
+                f"F0 {row['f0_hz']:5.0f}  similarity default {row['default_unmatched']['similarity']:.3f} "
+                f"base {row['base_unmatched']['similarity']:.3f} matched {row['matched']['similarity']:.3f}  "
+                f"WER default {row['default_unmatched']['word_error_rate']:.2f} base "
+                f"{row['base_unmatched']['word_error_rate']:.2f} matched {row['matched']['word_error_rate']:.2f}  "
+                f"RTF {row['real_time_factor']:.3f}  learn {row['learn_seconds']:.1f} s",
+                flush=True,
+            )
 
     def mean(kind: str, key: str) -> float:
         return round(float(np.mean([row[kind][key] for row in rows])), 4)
 
-    summary = {f"{kind}_{key}": mean(kind, key) for kind in ("default_unmatched", "base_unmatched", "matched")
-               for key in ("similarity", "word_error_rate")}
+    summary = {
+        f"{kind}_{key}": mean(kind, key)
+        for kind in ("default_unmatched", "base_unmatched", "matched")
+        for key in ("similarity", "word_error_rate")
+    }
     for baseline in ("default_unmatched", "base_unmatched"):
         gains = [row["matched"]["similarity"] - row[baseline]["similarity"] for row in rows]
-        summary[f"similarity_gain_over_{baseline}"] = {"mean": round(float(np.mean(gains)), 4),
-                                                        "min": round(float(np.min(gains)), 4)}
-    summary["real_time_factor"] = round(sum(r["speak_seconds"] for r in rows) / sum(r["audio_seconds"] for r in rows), 4)
+        summary[f"similarity_gain_over_{baseline}"] = {
+            "mean": round(float(np.mean(gains)), 4),
+            "min": round(float(np.min(gains)), 4),
+        }
+    summary["real_time_factor"] = round(
+        sum(r["speak_seconds"] for r in rows) / sum(r["audio_seconds"] for r in rows), 4
+    )
     summary["learn_seconds_mean"] = round(float(np.mean([r["learn_seconds"] for r in rows])), 2)
     print(json.dumps(summary, indent=1))
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,8 @@ pip=("$venv/bin/python" -m pip --quiet)
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   "${pip[@]}" install "${TORCH_SPEC:-torch==2.13.0}"
 fi
-"${pip[@]}" install -e ".[test]"
+# Everything but the CUDA backends (extras: jobs = Ray, eval = the report's plots, test).
+"${pip[@]}" install -e ".[jobs,eval,test]"
 "$venv/bin/talkface" --version
 
 # System packages (not on PyPI) are installed with apt-get where this runs as root or with

@@ -19,9 +19,17 @@ import pytest
 SHARED_DATA = Path(os.environ.get("TALKFACE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test on the real media in ../shared/data is end-to-end (`-m "not e2e"` leaves the unit tests)."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
 requires_flite = pytest.mark.skipif(
     shutil.which("flite") is None,
-    reason="CMU Flite is not installed (scripts/setup.sh installs it with apt-get as root; or apt/brew install flite)")
+    reason="CMU Flite is not installed (scripts/setup.sh installs it with apt-get as root; or apt/brew install flite)",
+)
 """For tests that speak, and those that personalize (every actor gets a voice)."""
 
 
@@ -87,7 +95,9 @@ def encode_video(
             stream.time_base = time_base
         astream = None
         if audio is not None:
-            astream = container.add_stream("aac" if codec != "libvpx-vp9" else "libopus", rate=sample_rate if codec != "libvpx-vp9" else 48000)
+            astream = container.add_stream(
+                "aac" if codec != "libvpx-vp9" else "libopus", rate=sample_rate if codec != "libvpx-vp9" else 48000
+            )
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = pts[i] if pts is not None else i
@@ -98,7 +108,9 @@ def encode_video(
         if astream is not None:
             samples = audio.astype(np.float32)
             if astream.rate != sample_rate:
-                samples = np.interp(np.arange(0, len(audio), sample_rate / astream.rate), np.arange(len(audio)), audio).astype(np.float32)
+                samples = np.interp(
+                    np.arange(0, len(audio), sample_rate / astream.rate), np.arange(len(audio)), audio
+                ).astype(np.float32)
             frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
             frame.sample_rate = astream.rate
             frame.pts = 0

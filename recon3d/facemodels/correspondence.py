@@ -70,8 +70,14 @@ LOWER_INNER_LIP = (65, 66, 67)
 """iBUG-68 inner-lip landmarks between the mouth corners (60 and 64)."""
 
 
-def inner_lip_silhouette(open_shape: np.ndarray, landmark_idx: np.ndarray, candidates: np.ndarray,
-                         column: float = 0.015, depth: float = 0.2, reach: float = 0.15) -> np.ndarray:
+def inner_lip_silhouette(
+    open_shape: np.ndarray,
+    landmark_idx: np.ndarray,
+    candidates: np.ndarray,
+    column: float = 0.015,
+    depth: float = 0.2,
+    reach: float = 0.15,
+) -> np.ndarray:
     """(68,) `landmark_idx` with each inner-lip landmark between the corners moved to the vertex
     of its lip that bounds the mouth opening seen from the front (the lowest of the upper lip,
     the highest of the lower) in its column, in `open_shape` ((V, 3), the model with its mouth
@@ -84,8 +90,12 @@ def inner_lip_silhouette(open_shape: np.ndarray, landmark_idx: np.ndarray, candi
         upper = k in UPPER_INNER_LIP
         x, y, z = points[k]
         near = open_shape[candidates]
-        chosen = candidates[(np.abs(near[:, 0] - x) < column) & (near[:, 2] > z - depth)
-                            & (np.abs(near[:, 1] - y) < reach) & ((near[:, 1] > middle) == upper)]
+        chosen = candidates[
+            (np.abs(near[:, 0] - x) < column)
+            & (near[:, 2] > z - depth)
+            & (np.abs(near[:, 1] - y) < reach)
+            & ((near[:, 1] > middle) == upper)
+        ]
         if len(chosen):
             heights = open_shape[chosen, 1]
             out[k] = chosen[np.argmin(heights) if upper else np.argmax(heights)]

@@ -84,7 +84,9 @@ def read_obj_vertices(path: Path) -> np.ndarray:
     end = data.find(b"\nf ", start) if end < 0 else end
     tokens = data[start : end if end > 0 else len(data)].split()
     if start == 0 or len(tokens) % 4 or tokens[0::4].count(b"v") != len(tokens) // 4:
-        raise InputError(f"{path}: not an OBJ mesh with one block of 'v x y z' lines; {missing_ict_message(path.parent)}")
+        raise InputError(
+            f"{path}: not an OBJ mesh with one block of 'v x y z' lines; {missing_ict_message(path.parent)}"
+        )
     return np.array(tokens, dtype=object).reshape(-1, 4)[:, 1:].astype(np.float64)
 
 
@@ -122,7 +124,9 @@ def read_obj(path: Path) -> ObjMesh:
 
 
 def _material_vertices(mesh: ObjMesh, names: tuple[str, ...]) -> np.ndarray:
-    return np.unique([v for poly, mat in zip(mesh.polygons, mesh.materials) if mat in names for v in poly]).astype(np.int64)
+    return np.unique([v for poly, mat in zip(mesh.polygons, mesh.materials) if mat in names for v in poly]).astype(
+        np.int64
+    )
 
 
 def _mouth_socket(mesh: ObjMesh, face: np.ndarray, gums: np.ndarray) -> np.ndarray:
@@ -170,7 +174,9 @@ def convert_ict(folder: str | Path) -> FaceModel:
         rigid = np.array(index["idx_to_rigid_verts"], dtype=np.int64)
         fitting = np.array(index["idx_to_fitting_verts"], dtype=np.int64)
     except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{folder / INDEX_FILE}: malformed ({type(err).__name__}: {err}); {missing_ict_message(folder)}") from None
+        raise InputError(
+            f"{folder / INDEX_FILE}: malformed ({type(err).__name__}: {err}); {missing_ict_message(folder)}"
+        ) from None
     if landmark_idx.shape != (68,):
         raise InputError(f"{folder / INDEX_FILE}: {len(landmark_idx)} landmark vertices, expected 68")
     mesh = read_obj(folder / NEUTRAL_MESH)
@@ -201,8 +207,9 @@ def convert_ict(folder: str | Path) -> FaceModel:
     # ICT's own landmark vertices suit dlib-style detectors; ours are mediapipe mesh vertices.
     builtin = load_builtin()
     reference = builtin.mean_shape.numpy()
-    tracker_idx = tracker_correspondence(mean_shape, id_basis, face, landmark_idx, reference,
-                                         builtin.landmark_idx.numpy())
+    tracker_idx = tracker_correspondence(
+        mean_shape, id_basis, face, landmark_idx, reference, builtin.landmark_idx.numpy()
+    )
     ict_landmark_idx, landmark_idx = landmark_idx, tracker_idx[builtin.landmark_idx.numpy()]
     if JAW_OPEN in expression_names:
         open_shape = mean_shape + OPEN_JAW * exp_basis[..., expression_names.index(JAW_OPEN)]

@@ -29,7 +29,6 @@ from torch import Tensor
 
 from render.rasterize import Fragments
 
-
 log = logging.getLogger("talkface")
 
 

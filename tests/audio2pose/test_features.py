@@ -28,7 +28,7 @@ def test_windows_are_the_rows_of_frames_t_minus_3_to_t_plus_3():
     windows = audio_features(audio, 50, MFCC_ONLY)
     assert rows.shape == (4 * (50 + 6), 12)
     for t in (0, 17, 49):
-        np.testing.assert_array_equal(windows[t], rows[4 * t:4 * t + 28])
+        np.testing.assert_array_equal(windows[t], rows[4 * t : 4 * t + 28])
     np.testing.assert_array_equal(windows, audio_features(audio, 50, MFCC_ONLY))  # deterministic
 
 
@@ -54,7 +54,9 @@ def test_click_lands_in_window_round_t_times_25():
     for frame in (10, 31, 77):
         audio = np.zeros(4 * SR, np.float32)
         audio[round(frame * 640)] = 1.0
-        centre = np.abs(audio_features(audio, 100, MFCC_ONLY) - audio_features(np.zeros(4 * SR, np.float32), 100, MFCC_ONLY))
+        centre = np.abs(
+            audio_features(audio, 100, MFCC_ONLY) - audio_features(np.zeros(4 * SR, np.float32), 100, MFCC_ONLY)
+        )
         assert centre[:, 12:16].sum((1, 2)).argmax() == frame
 
 

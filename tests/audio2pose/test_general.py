@@ -44,8 +44,10 @@ def builtin():
 
 def trained(name: str) -> None:
     if not general_model_path(name).is_file():
-        pytest.skip(f"no general audio2pose model for {name} at {general_model_path(name)} (scripts/setup.sh trains "
-                    "the built-in model's when it finds ../shared/data/clips)")
+        pytest.skip(
+            f"no general audio2pose model for {name} at {general_model_path(name)} (scripts/setup.sh trains "
+            "the built-in model's when it finds ../shared/data/clips)"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +85,9 @@ def test_builtin_general_model_moves_the_mouth_with_speech(general, builtin, spe
 
 
 def test_unknown_face_model_has_no_general_model():
-    with pytest.raises(InputError, match="no general audio2pose model for face model 'no-such-model'.*"
-                                         "train_general_audio2pose.py"):
+    with pytest.raises(
+        InputError, match="no general audio2pose model for face model 'no-such-model'.*train_general_audio2pose.py"
+    ):
         load_general_model("no-such-model")
     with pytest.raises(InputError, match="not a face model name"):
         load_general_model("../elsewhere")

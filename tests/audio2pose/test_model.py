@@ -6,8 +6,15 @@ import torch
 
 from audio2pose.features import FeatureConfig
 from audio2pose.metrics import mouth_aperture, pearson, pose_similarity
-from audio2pose.model import (STD_FLOOR, AudioToPose, AudioToPoseConfig, LossWeights, motion_loss, restyle_pose,
-                              target_statistics)
+from audio2pose.model import (
+    STD_FLOOR,
+    AudioToPose,
+    AudioToPoseConfig,
+    LossWeights,
+    motion_loss,
+    restyle_pose,
+    target_statistics,
+)
 from recon3d.errors import InputError
 from recon3d.facemodels import load_face_model
 
@@ -47,8 +54,12 @@ def test_target_statistics_share_one_expression_scale():
 
 def tiny_model() -> AudioToPose:
     torch.manual_seed(0)
-    return AudioToPose(E, AudioToPoseConfig(conv_channels=(8, 8), embedding=(16,), lstm_hidden=8, lstm_layers=1,
-                                            features=FeatureConfig(phones=False)))
+    return AudioToPose(
+        E,
+        AudioToPoseConfig(
+            conv_channels=(8, 8), embedding=(16,), lstm_hidden=8, lstm_layers=1, features=FeatureConfig(phones=False)
+        ),
+    )
 
 
 def test_predict_denormalizes_with_the_style():
@@ -81,7 +92,7 @@ def test_predict_restyles_only_the_pose():
     raw, styled = model.predict(features, pose_amplitude=None), model.predict(features, pose_amplitude=0.25)
     torch.testing.assert_close(styled.exp, raw.exp)
     pose_std = model.target_std[E:]
-    torch.testing.assert_close(styled.angle.mean(0), model.target_mean[E:E + 3], atol=1e-5, rtol=0)
+    torch.testing.assert_close(styled.angle.mean(0), model.target_mean[E : E + 3], atol=1e-5, rtol=0)
     torch.testing.assert_close(styled.angle.std(0, unbiased=False), 0.25 * pose_std[:3], rtol=1e-4, atol=1e-6)
 
 
@@ -98,7 +109,9 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="junk.pt: not a torch checkpoint"):
         AudioToPose.load(tmp_path / "junk.pt")
-    torch.save({"format_version": 1, "config": {}, "exp_dim": 3, "face_model": "x", "state_dict": {}}, tmp_path / "bad.pt")
+    torch.save(
+        {"format_version": 1, "config": {}, "exp_dim": 3, "face_model": "x", "state_dict": {}}, tmp_path / "bad.pt"
+    )
     with pytest.raises(InputError, match="malformed audio2pose checkpoint"):
         AudioToPose.load(tmp_path / "bad.pt")
 
@@ -109,8 +122,11 @@ def test_mouth_aperture_follows_the_jaw():
     # The builtin model's expression modes are PCA of real talking: find the one that opens the
     # mouth most and check the aperture grows with it.
     base = mouth_aperture(model, torch.zeros(model.layout.id_dim), exp[:1])[0]
-    effects = [mouth_aperture(model, torch.zeros(model.layout.id_dim), torch.eye(model.layout.exp_dim)[i:i + 1] * 2)[0] - base
-               for i in range(model.layout.exp_dim)]
+    effects = [
+        mouth_aperture(model, torch.zeros(model.layout.id_dim), torch.eye(model.layout.exp_dim)[i : i + 1] * 2)[0]
+        - base
+        for i in range(model.layout.exp_dim)
+    ]
     k = int(np.argmax(np.abs(effects)))
     exp[:, k] = torch.tensor([-1.0, 0.0, 1.0]) * np.sign(effects[k])
     aperture = mouth_aperture(model, torch.zeros(model.layout.id_dim), exp)

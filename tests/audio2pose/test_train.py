@@ -9,8 +9,19 @@ import pytest
 import torch
 
 from audio2pose.model import AudioToPose, AudioToPoseConfig, target_statistics
-from audio2pose.train import (FinetuneConfig, PretrainAudio2PoseConfig, TrainConfig, WindowSampler, finetune,
-                              make_optimizer, motion_clip, predict_motion, pretrain_audio2pose, train_steps)
+from audio2pose.train import (
+    FinetuneConfig,
+    PretrainAudio2PoseConfig,
+    TrainConfig,
+    WindowSampler,
+    finetune,
+    make_optimizer,
+    motion_clip,
+    predict_motion,
+    pretrain_audio2pose,
+    train_steps,
+)
+from recon3d.corpus import CorpusCache
 from recon3d.facemodels import load_face_model
 from recon3d.fit import FitConfig
 from recon3d.reconstruct import reconstruct_clip
@@ -36,16 +47,19 @@ def corpus(clips, builtin, tmp_path_factory):
         shutil.copy(clips / f"{stem}.mp4", video)
         track = track_video(video, TrackConfig(crop_size=128), progress=False)
         recon, _ = reconstruct_clip(video, builtin, TINY_FIT, track=track, progress=False)
-        (root / "cache").mkdir(exist_ok=True)
-        recon.save(root / "cache" / f"{stem}.coeffs.npz")
+        # As the corpus cache keeps it, and standing in for the CLI's default fit too (the fit is
+        # the slow part, not what these tests are about).
+        for fit in (TINY_FIT, FitConfig()):
+            recon.save(CorpusCache(root / "cache").reconstruction_path(video, builtin, fit))
     return root
 
 
 @pytest.fixture(scope="module")
-def vox_clip(corpus):
+def vox_clip(corpus, builtin):
     from recon3d.reconstruct import Reconstruction
 
-    recon = Reconstruction.load(corpus / "cache" / "vox_00010.coeffs.npz")
+    video = corpus / "clips" / "vox_00010.mp4"
+    recon = Reconstruction.load(CorpusCache(corpus / "cache").reconstruction_path(video, builtin, TINY_FIT))
     return motion_clip(corpus / "clips" / "vox_00010.mp4", recon, TINY.features)
 
 
@@ -64,8 +78,14 @@ def test_tiny_model_overfits_a_short_real_clip(vox_clip, builtin):
     config = TrainConfig(steps=400, batch_size=4, seq_len=50, lr=3e-3)
     sampler = WindowSampler([clip], config.seq_len, torch.device("cpu"))
     first = []
-    last = train_steps(model, sampler, make_optimizer(model, config), config, progress=False,
-                       on_step=lambda step, terms: first.append(terms["total"]) if step == 1 else None)
+    last = train_steps(
+        model,
+        sampler,
+        make_optimizer(model, config),
+        config,
+        progress=False,
+        on_step=lambda step, terms: first.append(terms["total"]) if step == 1 else None,
+    )
     print(f"loss {first[0]:.3f} -> {last['total']:.4f}")
     assert last["total"] < first[0] / 10
 
@@ -77,14 +97,16 @@ def read_history(path):
 
 def test_pretraining_resumes_exactly(corpus, builtin, tmp_path):
     def config(steps):
-        return PretrainAudio2PoseConfig(model=TINY, train=TrainConfig(steps=steps, batch_size=4, seq_len=16),
-                                        log_every=5, fit=TINY_FIT)
+        return PretrainAudio2PoseConfig(
+            model=TINY, train=TrainConfig(steps=steps, batch_size=4, seq_len=16), log_every=5, fit=TINY_FIT
+        )
 
-    for run in ("whole", "resumed"):
-        shutil.copytree(corpus / "cache", tmp_path / run / "cache")
-    pretrain_audio2pose(corpus / "clips", tmp_path / "whole", builtin, config(10), progress=False)
-    pretrain_audio2pose(corpus / "clips", tmp_path / "resumed", builtin, config(5), progress=False)
-    record = pretrain_audio2pose(corpus / "clips", tmp_path / "resumed", builtin, config(10), progress=False)
+    cache = CorpusCache(corpus / "cache")
+    pretrain_audio2pose(corpus / "clips", tmp_path / "whole", builtin, config(10), progress=False, cache=cache)
+    pretrain_audio2pose(corpus / "clips", tmp_path / "resumed", builtin, config(5), progress=False, cache=cache)
+    record = pretrain_audio2pose(
+        corpus / "clips", tmp_path / "resumed", builtin, config(10), progress=False, cache=cache
+    )
     whole = AudioToPose.load(tmp_path / "whole" / "audio2pose.pt", builtin.name)
     resumed = AudioToPose.load(tmp_path / "resumed" / "audio2pose.pt", builtin.name)
     for name, value in whole.state_dict().items():
@@ -108,18 +130,42 @@ def test_finetune_takes_the_actors_style(vox_clip, corpus, builtin):
     motion = predict_motion(actor, corpus / "clips" / "retalk_2.mp4", num_frames=125)  # the video's length
     assert motion.num_frames == 125 and motion.exp.shape == (125, builtin.layout.exp_dim)
     # From scratch when there is no general model.
-    scratch = finetune(vox_clip, None, FinetuneConfig(scratch=TrainConfig(steps=3, batch_size=2, seq_len=16), model=TINY),
-                       progress=False)
+    scratch = finetune(
+        vox_clip,
+        None,
+        FinetuneConfig(scratch=TrainConfig(steps=3, batch_size=2, seq_len=16), model=TINY),
+        progress=False,
+    )
     assert scratch.exp_dim == builtin.layout.exp_dim
 
 
 def test_pretrain_cli(corpus, tmp_path):
     from personalize.cli import main
 
-    shutil.copytree(corpus / "cache", tmp_path / "out" / "cache")
-    argv = ["pretrain", "audio2pose", "--corpus", str(corpus / "clips"), "-o", str(tmp_path / "out"), "--face-model",
-            "builtin", "--steps", "4", "--batch-size", "2", "--seq-len", "8", "--lstm-hidden", "16", "--lstm-layers", "1",
-            "--device", "cpu"]
+    argv = [
+        "pretrain",
+        "audio2pose",
+        "--corpus",
+        str(corpus / "clips"),
+        "--cache",
+        str(corpus / "cache"),
+        "-o",
+        str(tmp_path / "out"),
+        "--face-model",
+        "builtin",
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "8",
+        "--lstm-hidden",
+        "16",
+        "--lstm-layers",
+        "1",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     model = AudioToPose.load(tmp_path / "out" / "audio2pose.pt", "mediapipe-builtin")
     assert model.config.lstm_hidden == 16 and len(read_history(tmp_path / "out" / "history.csv")) == 1

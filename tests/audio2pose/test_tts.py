@@ -22,12 +22,15 @@ def test_sentences_split_at_their_ends_and_long_ones_at_clauses_then_spaces():
     assert split_sentences("x" * 250, max_chars=100) == ["x" * 100, "x" * 100, "x" * 50]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "text is empty"),
-    ("  \n\t ", "text is empty"),
-    ("!!! ... ?", "nothing in the text can be said"),
-    ("日本語のテキスト", "nothing in the text can be said"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "text is empty"),
+        ("  \n\t ", "text is empty"),
+        ("!!! ... ?", "nothing in the text can be said"),
+        ("日本語のテキスト", "nothing in the text can be said"),
+    ],
+)
 def test_text_with_nothing_to_say_is_refused(text, message):
     with pytest.raises(InputError, match=message):
         check_text(text)
@@ -66,13 +69,16 @@ def test_a_plugged_in_engine_is_run_with_its_placeholders(flite, tmp_path):
     assert phones is None and rate == AUDIO_RATE and len(speech) > 0.3 * rate and engine.name == f"command:{flite}"
 
 
-@pytest.mark.parametrize("command, message", [
-    ("mytts --out speech.wav", "must say where the engine writes its audio with {wav}"),
-    ("false {wav}", "failed (exit code 1)"),
-    ("no-such-tts-engine {wav}", "no-such-tts-engine is not installed"),
-    ("true {wav}", "wrote no audio"),
-    ("mytts --speaker {reference} --out {wav}", "uses {reference} but this actor has no recorded speech"),
-])
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        ("mytts --out speech.wav", "must say where the engine writes its audio with {wav}"),
+        ("false {wav}", "failed (exit code 1)"),
+        ("no-such-tts-engine {wav}", "no-such-tts-engine is not installed"),
+        ("true {wav}", "wrote no audio"),
+        ("mytts --speaker {reference} --out {wav}", "uses {reference} but this actor has no recorded speech"),
+    ],
+)
 def test_a_broken_engine_fails_in_one_line(command, message):
     with pytest.raises(InputError, match=re.escape(message)):
         CommandSynthesizer(command).synthesize("hello")

@@ -40,10 +40,12 @@ def test_matching_moves_pitch_and_timbre_to_the_actor(actor_speech):
     assert distance(after) < 0.6 * distance(before)
 
 
+@pytest.mark.slow
 def test_the_learned_voice_is_chosen_by_measure_saved_and_loaded(actor_speech, tmp_path):
     model, candidates = learn_voice(actor_speech)
-    assert len(candidates) == 9 and [c.similarity for c in candidates] == sorted((c.similarity for c in candidates),
-                                                                                 reverse=True)
+    assert len(candidates) == 9 and [c.similarity for c in candidates] == sorted(
+        (c.similarity for c in candidates), reverse=True
+    )
     chosen = next(c for c in candidates if (c.voice, c.spread) == (model.base_voice, model.spread))
     assert chosen.word_error_rate is not None
     # A man's voice: matched from one of flite's men (awb was built from this very speaker), at his pitch.
@@ -61,6 +63,7 @@ def test_the_learned_voice_is_chosen_by_measure_saved_and_loaded(actor_speech, t
     assert abs(said.log_f0_std - model.target.log_f0_std) < 0.5 * abs(unmatched.log_f0_std - model.target.log_f0_std)
 
 
+@pytest.mark.slow
 def test_without_speech_the_default_voice_speaks_unmatched(flite, tmp_path):
     model, candidates = learn_voice(None)
     assert model.target is None and candidates == [] and model.base_voice == "rms"
@@ -69,6 +72,7 @@ def test_without_speech_the_default_voice_speaks_unmatched(flite, tmp_path):
     np.testing.assert_allclose(speech, sentence_speech(FliteSynthesizer("rms"), SENTENCE).audio, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_too_little_voiced_speech_is_refused(flite):
     with pytest.raises(InputError, match="voiced speech found"):
         learn_voice(np.zeros(AUDIO_RATE * 2, np.float32))

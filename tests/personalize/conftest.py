@@ -7,29 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from audio2pose.train import FinetuneConfig
+from personalize.options import personalize_preset
 from personalize.pipeline import PersonalizeConfig, personalize
-from recon3d.fit import FitConfig
-from refine.memory import MemoryConfig
-from refine.networks import NetworkConfig
-from refine.train import RefineTrainConfig
-
-TINY_REFINE = RefineTrainConfig(network=NetworkConfig(size=32, base_channels=8, max_channels=16),
-                                memory=MemoryConfig(slots=32), steps=4, checkpoint_every=2, sample_every=4, log_every=2)
 
 ACTOR_CLIP = "vox_00010.mp4"
 """4.2 s, 224 x 224: the quickest real clip to personalize."""
 
 
 def tiny_config() -> PersonalizeConfig:
-    finetune = FinetuneConfig()
-    return PersonalizeConfig(
-        face_model="builtin",
-        crop_size=128,
-        fit=FitConfig(landmark_steps=150, photometric_steps=2, render_size=64),
-        finetune=dataclasses.replace(finetune, scratch=dataclasses.replace(finetune.scratch, steps=10)),
-        refine=TINY_REFINE,
-    )
+    """The tiny preset on the built-in face model (tests do not depend on ICT-FaceKit being installed)."""
+    return dataclasses.replace(personalize_preset("tiny"), face_model="builtin")
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,9 @@ def test_bad_bundles_are_reported_in_one_line(tmp_path, source):
     with pytest.raises(InputError, match="made by a newer talkface"):
         ActorBundle.open(root)
     escaping = json.loads(json.dumps(manifest))
-    escaping["stages"]["reconstruct"]["files"] = {"../outside.npz": manifest["stages"]["reconstruct"]["files"]["coeffs.npz"]}
+    escaping["stages"]["reconstruct"]["files"] = {
+        "../outside.npz": manifest["stages"]["reconstruct"]["files"]["coeffs.npz"]
+    }
     manifest_path.write_text(json.dumps(escaping))
     with pytest.raises(InputError, match="lies outside the bundle"):
         ActorBundle.open(root)

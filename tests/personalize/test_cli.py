@@ -12,9 +12,9 @@ from scipy.io import wavfile
 
 from audio2pose.general import general_model_path
 from personalize.cli import build_parser, main
+from personalize.samples import sample_photo
 from recon3d.reconstruct import Reconstruction
 from recon3d.track import FaceTrack
-from personalize.samples import sample_photo
 from recon3d.video import probe, read_frames
 from tests.conftest import encode_video
 
@@ -25,8 +25,16 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def test_help_lists_only_working_commands():
     commands = _subcommands(build_parser())
-    assert sorted(commands) == ["evaluate", "generate", "jobs", "personalize", "pretrain", "reconstruct", "speak",
-                                "track"]
+    assert sorted(commands) == [
+        "evaluate",
+        "generate",
+        "jobs",
+        "personalize",
+        "pretrain",
+        "reconstruct",
+        "speak",
+        "track",
+    ]
     assert sorted(_subcommands(commands["pretrain"])) == ["audio2pose", "recon", "refine"]
     assert sorted(_subcommands(commands["jobs"])) == ["run"]
 
@@ -39,6 +47,7 @@ def assert_one_error_line(capsys) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 def test_console_script_runs():
     exe = Path(sys.executable).with_name("talkface")
     if not exe.exists():
@@ -83,15 +92,29 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ca
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.slow
 def test_module_entry_point_exit_code(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "personalize.cli", "track", str(tmp_path / "nope.mp4")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "personalize.cli", "track", str(tmp_path / "nope.mp4")], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"talkface: error: {tmp_path / 'nope.mp4'}: no such file; check the path"
 
 
-TINY_RECONSTRUCT = ["--face-model", "builtin", "--landmark-steps", "50", "--photometric-steps", "2",
-                    "--render-size", "32", "--crop-size", "128", "--device", "cpu"]
+TINY_RECONSTRUCT = [
+    "--face-model",
+    "builtin",
+    "--landmark-steps",
+    "50",
+    "--photometric-steps",
+    "2",
+    "--render-size",
+    "32",
+    "--crop-size",
+    "128",
+    "--device",
+    "cpu",
+]
 
 
 def test_reconstruct_default_photo(tmp_path):
@@ -111,27 +134,55 @@ def test_reconstruct_and_pretrain_input_errors_exit_2_with_one_line(tmp_path, ca
         pytest.skip("a CUDA GPU is usable here")
     out = tmp_path / "out"
     argv, message = {
-        "face_model": (["reconstruct", "--face-model", str(tmp_path / "nope.npz"), "--device", "cpu"],
-                       f"face model not found at {tmp_path / 'nope.npz'}"),
+        "face_model": (
+            ["reconstruct", "--face-model", str(tmp_path / "nope.npz"), "--device", "cpu"],
+            f"face model not found at {tmp_path / 'nope.npz'}",
+        ),
         "device": (["reconstruct", "--face-model", "builtin", "--device", "cuda"], "--device cuda: no CUDA GPU"),
-        "corpus": (["pretrain", "recon", "--corpus", str(tmp_path / "missing_dir"), "--face-model", "builtin"],
-                   "corpus folder not found"),
-        "audio2pose_corpus": (["pretrain", "audio2pose", "--corpus", str(tmp_path), "--face-model", "builtin"],
-                              "no videos (.mp4"),
+        "corpus": (
+            ["pretrain", "recon", "--corpus", str(tmp_path / "missing_dir"), "--face-model", "builtin"],
+            "corpus folder not found",
+        ),
+        "audio2pose_corpus": (
+            ["pretrain", "audio2pose", "--corpus", str(tmp_path), "--face-model", "builtin"],
+            "no videos (.mp4",
+        ),
     }[case]
     assert main([*argv, "-o", str(out)]) == 2
     assert message in assert_one_error_line(capsys)
     assert not out.exists()
 
 
+@pytest.mark.e2e
 def test_personalize_then_generate_the_default_photo_and_speech(tmp_path, flite):
     """The README's main command, with a quick fit."""
     if not general_model_path("mediapipe-builtin").is_file():
-        pytest.skip("no general audio2pose model for the built-in face model (scripts/setup.sh trains it when it "
-                    "finds ../shared/data/clips)")
+        pytest.skip(
+            "no general audio2pose model for the built-in face model (scripts/setup.sh trains it when it "
+            "finds ../shared/data/clips)"
+        )
     actor, video = tmp_path / "actor", tmp_path / "talk.mp4"
-    assert main(["-q", "personalize", "--actor", str(actor), "--face-model", "builtin", "--landmark-steps", "50",
-                 "--photometric-steps", "2", "--crop-size", "128", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "personalize",
+                "--actor",
+                str(actor),
+                "--face-model",
+                "builtin",
+                "--landmark-steps",
+                "50",
+                "--photometric-steps",
+                "2",
+                "--crop-size",
+                "128",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert main(["-q", "generate", "--actor", str(actor), "-o", str(video), "--device", "cpu"]) == 0
     info = probe(video)
     assert (info.width, info.height) == (512, 512) and info.has_audio and 3.5 < info.duration < 4.5
@@ -153,7 +204,7 @@ def test_personalize_then_generate_the_default_photo_and_speech(tmp_path, flite)
     rendered.unlink()
 
 
-@pytest.mark.parametrize("case", ["no_actor", "silent_audio"])
+@pytest.mark.parametrize("case", ["no_actor", pytest.param("silent_audio", marks=pytest.mark.e2e)])
 def test_generate_input_errors_exit_2_with_one_line_and_no_output(tmp_path, capsys, case, request):
     out = tmp_path / "talk.mp4"
     if case == "no_actor":
@@ -175,27 +226,62 @@ def test_speak_and_generate_say_text_in_the_actors_voice(actor_dir, tmp_path):
     assert rate == 16000 and samples.dtype == np.int16 and 2.5 < len(samples) / rate < 8
     text_file = tmp_path / "lines.txt"
     text_file.write_text("Good morning. 3 short lines.\nThat is all.\n", encoding="utf-8")
-    assert main(["-q", "generate", "--actor", str(actor_dir), "--text-file", str(text_file), "-o", str(video),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "generate",
+                "--actor",
+                str(actor_dir),
+                "--text-file",
+                str(text_file),
+                "-o",
+                str(video),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     info = probe(video)
     assert info.has_audio and (info.width, info.height) == (224, 224) and 1.5 < info.duration < 6
     # The same words as a speech file, the mouth aligned to their transcript.
-    assert main(["-q", "generate", "--actor", str(actor_dir), "--audio", str(speech), "--transcript", text, "-o",
-                 str(video), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "generate",
+                "--actor",
+                str(actor_dir),
+                "--audio",
+                str(speech),
+                "--transcript",
+                text,
+                "-o",
+                str(video),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["speak", "--text", ""], "text is empty"),
-    (["speak", "--text", "?!"], "nothing in the text can be said"),
-    (["speak"], "nothing to say"),
-    (["speak", "--text", "hi", "--text-file", "lines.txt"], "not both"),
-    (["speak", "--text-file", "missing.txt"], "no such text file"),
-    (["speak", "--text-file", "latin1.txt"], "not UTF-8"),
-    (["speak", "--text", "hi", "--tts-command", "false {wav}"], "failed (exit code 1)"),
-    (["generate", "--text", "hi", "--audio", "speech.wav"], "not both"),
-    (["generate", "--text", "   "], "text is empty"),
-    (["generate", "--text", "hi", "--transcript", "hi"], "--transcript is for --audio"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["speak", "--text", ""], "text is empty"),
+        (["speak", "--text", "?!"], "nothing in the text can be said"),
+        (["speak"], "nothing to say"),
+        (["speak", "--text", "hi", "--text-file", "lines.txt"], "not both"),
+        (["speak", "--text-file", "missing.txt"], "no such text file"),
+        (["speak", "--text-file", "latin1.txt"], "not UTF-8"),
+        (["speak", "--text", "hi", "--tts-command", "false {wav}"], "failed (exit code 1)"),
+        (["generate", "--text", "hi", "--audio", "speech.wav"], "not both"),
+        (["generate", "--text", "   "], "text is empty"),
+        (["generate", "--text", "hi", "--transcript", "hi"], "--transcript is for --audio"),
+    ],
+)
 def test_bad_text_exits_2_with_one_line_and_writes_nothing(actor_dir, tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     Path("latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))

@@ -14,12 +14,21 @@ import numpy as np
 import pytest
 
 from audio2pose.metrics import (
-    landmark_aperture, mouth_landmark_distance, pose_baselines, velocity_w1,
+    landmark_aperture,
+    mouth_landmark_distance,
+    pose_baselines,
+    velocity_w1,
 )
 from personalize.bundle import MANIFEST_NAME
 from personalize.cli import main
 from personalize.evaluate import (
-    GENERATED_NAME, METRICS_NAME, EvaluateConfig, evaluate, evaluate_batch, metric_keys, metrics_schema,
+    GENERATED_NAME,
+    METRICS_NAME,
+    EvaluateConfig,
+    evaluate,
+    evaluate_batch,
+    metric_keys,
+    metrics_schema,
     read_report,
 )
 from personalize.manifest import ActorEntry
@@ -89,7 +98,9 @@ def test_mouth_metrics_on_known_landmarks():
 
 def test_every_metric_is_in_the_schema_and_documented():
     keys = metric_keys()
-    assert len(keys) == len(set(keys)) and {"hs", "static_hs", "replay_hs", "mouth_r", "lmd", "psnr_refined"} <= set(keys)
+    assert len(keys) == len(set(keys)) and {"hs", "static_hs", "replay_hs", "mouth_r", "lmd", "psnr_refined"} <= set(
+        keys
+    )
     jsonschema.Draft202012Validator.check_schema(metrics_schema())
     documented = README.read_text()
     assert [key for key in keys if f"`{key}`" not in documented] == []
@@ -146,7 +157,9 @@ def test_personalize_end_learns_from_the_head_of_the_video_only(heldout_actor, s
     assert manifest["stages"]["ingest"]["metrics"]["width"] == 224
 
 
-@pytest.mark.parametrize("end, message", [(9.0, r"past the end of .*\(4\.2\d s\)"), (1.5, "leaves 1.5 s .* at least 2 s")])
+@pytest.mark.parametrize(
+    "end, message", [(9.0, r"past the end of .*\(4\.2\d s\)"), (1.5, "leaves 1.5 s .* at least 2 s")]
+)
 def test_an_end_outside_the_video_fails_before_anything_is_written(source, tmp_path, end, message):
     with pytest.raises(InputError, match=message):
         personalize(source, tmp_path / "actor", PersonalizeConfig(face_model="builtin", end=end), progress=False)
@@ -188,20 +201,36 @@ def test_evaluate_writes_a_complete_report_of_the_unseen_tail(report, heldout_ac
 
 
 def test_the_report_opens_in_a_real_browser_with_every_image(report, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e .[test])"
+    )
     chromium = shutil.which("chromium")
     if chromium is None:
-        pytest.skip("Chromium is not installed (scripts/setup.sh installs it with apt-get as root; or apt install chromium)")
+        pytest.skip(
+            "Chromium is not installed (scripts/setup.sh installs it with apt-get as root; or apt install chromium)"
+        )
     out, _ = report
     shot = tmp_path / "report.png"
     with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = driver.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto((out / REPORT_NAME).as_uri(), wait_until="load")
-            images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])")
+            images = page.eval_on_selector_all(
+                "img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])"
+            )
             assert sorted(src for src, _, _ in images) == sorted(PLOTS)
             assert all(complete and width > 0 for _, complete, width in images), images
             assert page.title().startswith("talkface evaluation")
@@ -235,14 +264,17 @@ def test_the_cli_evaluates_and_refuses_frames_that_were_trained_on(heldout_actor
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no_face", "no face found"),
-    ("no_audio", "no audio stream"),
-    ("both", "as --video or as --start, not both"),
-    ("past_the_end", r"0\.\d\d s held out from 4.2 s on; give at least 1 s"),
-    ("missing_actor", "no such actor bundle"),
-    ("empty_text", "--text is empty"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no_face", "no face found"),
+        ("no_audio", "no audio stream"),
+        ("both", "as --video or as --start, not both"),
+        ("past_the_end", r"0\.\d\d s held out from 4.2 s on; give at least 1 s"),
+        ("missing_actor", "no such actor bundle"),
+        ("empty_text", "--text is empty"),
+    ],
+)
 def test_bad_inputs_fail_in_one_line_and_write_nothing(heldout_actor, tmp_path, case, message):
     actor, video, start, text = heldout_actor, None, None, None
     grey = np.full((40, 96, 96, 3), 128, np.uint8)
@@ -285,8 +317,7 @@ def test_a_changed_source_video_is_not_used(heldout_actor, source, tmp_path):
         evaluate(root, tmp_path / "report", config=TINY_EVALUATE, progress=False)
 
 
-def test_a_batch_keeps_finished_reports_and_records_a_failing_actor(report, heldout_actor, source, tmp_path,
-                                                                    capsys):
+def test_a_batch_keeps_finished_reports_and_records_a_failing_actor(report, heldout_actor, source, tmp_path, capsys):
     out, record = report
     actors, reports = tmp_path / "actors", tmp_path / "reports"
     actors.mkdir()
@@ -298,8 +329,12 @@ def test_a_batch_keeps_finished_reports_and_records_a_failing_actor(report, held
     assert (reports / "done" / METRICS_NAME).stat().st_mtime_ns == finished  # not evaluated again
     assert summary["failed"] == ["missing"] and "no such actor bundle" in summary["actors"][1]["error"]
     assert summary["actors"][0]["metrics"] == record["metrics"]
-    assert summary["aggregate"]["hs"] == {"mean": record["metrics"]["hs"], "min": record["metrics"]["hs"],
-                                          "max": record["metrics"]["hs"], "n": 1}
+    assert summary["aggregate"]["hs"] == {
+        "mean": record["metrics"]["hs"],
+        "min": record["metrics"]["hs"],
+        "max": record["metrics"]["hs"],
+        "n": 1,
+    }
     assert not (reports / "missing").exists()
     # The same through the CLI, from a manifest: finished, so only the failure is redone; exit 2.
     manifest = tmp_path / "actors.csv"

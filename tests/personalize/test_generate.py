@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from scipy.io import wavfile
 
 from audio2pose.model import Motion
-from personalize.bundle import MANIFEST_NAME
+from personalize.bundle import MANIFEST_NAME, Actor
 from personalize.generate import GenerateConfig, generate, ping_pong, plan_frames
-from personalize.pipeline import Actor
 from personalize.samples import sample_speech
 from recon3d.errors import InputError
 from recon3d.facemodel import CoeffLayout
@@ -22,7 +22,6 @@ from recon3d.video import probe, read_audio, read_frames
 from render.face import fill_mouth_hole
 from render.synthesis import FaceWarper
 from tests.personalize.test_pipeline import speech_like
-from scipy.io import wavfile
 
 
 def swaying_motion(num_frames: int, exp_dim: int = 4) -> Motion:
@@ -44,8 +43,9 @@ def test_pose_modes_take_the_pose_from_where_they_say():
     recon_angle = np.radians(np.array([3.0, 6.0, 8.0]) * np.sin(t / np.array([11.0, 17.0, 15.0]))).astype(np.float32)
     recon_trans = rng.normal(0, 0.05, (200, 3)).astype(np.float32)
     motion = swaying_motion(120)
-    recon = dataclasses.replace(CoeffLayout(2, 4, 0).zeros(200), angle=torch.from_numpy(recon_angle),
-                                trans=torch.from_numpy(recon_trans))
+    recon = dataclasses.replace(
+        CoeffLayout(2, 4, 0).zeros(200), angle=torch.from_numpy(recon_angle), trans=torch.from_numpy(recon_trans)
+    )
     render = GenerateConfig(synthesis="render")
     reassign = plan_frames(motion, recon, "reassign", render)
     predicted = plan_frames(motion, recon, "predicted", render)
@@ -111,8 +111,11 @@ def test_output_is_in_sync_with_the_speech_at_the_actor_size(actor, tmp_path, mo
     frames = read_frames(out)
     # The face moves with the speech (the mouth region changes from frame to frame).
     crop = actor.recon.crop
-    mouth = frames[:, int(crop.y0 + 0.55 * crop.side):int(crop.y0 + 0.8 * crop.side),
-                   int(crop.x0 + 0.3 * crop.side):int(crop.x0 + 0.7 * crop.side)].astype(np.float32)
+    mouth = frames[
+        :,
+        int(crop.y0 + 0.55 * crop.side) : int(crop.y0 + 0.8 * crop.side),
+        int(crop.x0 + 0.3 * crop.side) : int(crop.x0 + 0.7 * crop.side),
+    ].astype(np.float32)
     assert np.abs(np.diff(mouth, axis=0)).mean() > 0.5
 
 
@@ -127,13 +130,15 @@ def test_the_refiner_changes_only_the_face(actor, tmp_path):
     change = np.abs(with_gan - without).mean((0, 3))
     crop = actor.recon.crop
     x0, y0 = int(crop.x0 + 0.3 * crop.side), int(crop.y0 + 0.35 * crop.side)
-    face = change[y0:int(y0 + 0.4 * crop.side), x0:int(x0 + 0.4 * crop.side)].mean()
+    face = change[y0 : int(y0 + 0.4 * crop.side), x0 : int(x0 + 0.4 * crop.side)].mean()
     # Far from the face (the frame's corner) only the video codec differs.
     assert face > 3 and face > 5 * change[:20, :20].mean()
 
 
 def laplacian_variance(images: np.ndarray) -> float:
-    return float(np.mean([cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for image in images]))
+    return float(
+        np.mean([cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for image in images])
+    )
 
 
 def test_synthesized_faces_are_as_sharp_as_the_video_and_the_rest_is_the_video(actor, tmp_path):
@@ -143,13 +148,21 @@ def test_synthesized_faces_are_as_sharp_as_the_video_and_the_rest_is_the_video(a
     with actor.frames() as frames:
         filmed = np.stack([frames[int(t)] for t in ping_pong(result.num_frames, len(frames))])
     crop = actor.recon.crop
-    face = np.s_[:, int(crop.y0 + 0.3 * crop.side):int(crop.y0 + 0.8 * crop.side),
-                 int(crop.x0 + 0.3 * crop.side):int(crop.x0 + 0.7 * crop.side)]
+    face = np.s_[
+        :,
+        int(crop.y0 + 0.3 * crop.side) : int(crop.y0 + 0.8 * crop.side),
+        int(crop.x0 + 0.3 * crop.side) : int(crop.x0 + 0.7 * crop.side),
+    ]
     # The actor's own pixels, moved: as sharp as the real frames (the render path is far softer).
     assert laplacian_variance(made[face]) > 0.8 * laplacian_variance(filmed[face])
     rendered = tmp_path / "rendered.mp4"
-    generate(actor, sample_speech(), rendered, GenerateConfig(pose_mode="source", synthesis="render", refine=False),
-             progress=False)
+    generate(
+        actor,
+        sample_speech(),
+        rendered,
+        GenerateConfig(pose_mode="source", synthesis="render", refine=False),
+        progress=False,
+    )
     assert laplacian_variance(made[face]) > 1.2 * laplacian_variance(read_frames(rendered)[face])
     # The face changed (new expressions), the frame around it did not (but for the codec).
     change = np.abs(made.astype(np.float32) - filmed).mean((0, 3))
@@ -167,13 +180,16 @@ def write_wav(path, audio):
     return path
 
 
-@pytest.mark.parametrize("case, message", [
-    ("silent", "speech is silent"),
-    ("empty", "audio stream is empty|no audio"),
-    ("too_long", "limit is 2 s"),
-    ("not_mp4", "ending in .mp4"),
-    ("missing_audio", "no such file"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("silent", "speech is silent"),
+        ("empty", "audio stream is empty|no audio"),
+        ("too_long", "limit is 2 s"),
+        ("not_mp4", "ending in .mp4"),
+        ("missing_audio", "no such file"),
+    ],
+)
 def test_bad_speech_or_output_fails_and_leaves_no_file(actor, tmp_path, case, message):
     audio = sample_speech()
     output = tmp_path / "out.mp4"
@@ -194,11 +210,14 @@ def test_bad_speech_or_output_fails_and_leaves_no_file(actor, tmp_path, case, me
     assert list(tmp_path.iterdir()) == [p for p in tmp_path.iterdir() if p.suffix == ".wav"]
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "no such actor bundle"),
-    ("not_a_bundle", "not an actor bundle"),
-    ("newer", "made by a newer talkface"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "no such actor bundle"),
+        ("not_a_bundle", "not an actor bundle"),
+        ("newer", "made by a newer talkface"),
+    ],
+)
 def test_bad_bundles_fail_in_one_line(actor_dir, tmp_path, case, message):
     root = tmp_path / "actor"
     if case == "not_a_bundle":

@@ -22,17 +22,23 @@ import pytest
 import torch
 import yaml
 
+from personalize.bundle import STAGES, Actor
 from personalize.cli import main
-from personalize.commands import PersonalizeCommand
-from personalize.jobs import SUMMARY_NAME, JobsConfig, ray_session, run_jobs
-from personalize.pipeline import STAGES, Actor, unfinished_stages
+from personalize.jobs import SUMMARY_NAME, ActorJob, JobsConfig, ray_session, run_jobs
+from personalize.pipeline import unfinished_stages
 from recon3d.errors import InputError
 from tests.personalize.test_cli import assert_one_error_line
 
 CLIPS = {"ana": "vox_00010.mp4", "ben": "vox_620900105.mp4", "cai": "vox_517600055.mp4"}
 """The three shortest clips (4.2-4.5 s)."""
-TINY = {"face_model": "builtin", "crop_size": 128, "landmark_steps": 50, "photometric_steps": 2,
-        "audio2pose_steps": 10, "refine_steps": 0}
+TINY = {
+    "face_model": "builtin",
+    "crop_size": 128,
+    "landmark_steps": 50,
+    "photometric_steps": 2,
+    "audio2pose_steps": 10,
+    "refine_steps": 0,
+}
 """`talkface personalize` options of a quick actor."""
 
 
@@ -73,18 +79,41 @@ def resumed(clips: Path, flite: str, tmp_path_factory, request) -> dict:
     killed (SIGKILL), then rerun to the end. Returns the manifest, root, the bundles' stages at the kill and both
     summaries."""
     work = tmp_path_factory.mktemp("jobs")
-    manifest, root = write_yaml(work / "actors.yaml", {name: clips / clip for name, clip in CLIPS.items()}), work / "root"
+    manifest, root = (
+        write_yaml(work / "actors.yaml", {name: clips / clip for name, clip in CLIPS.items()}),
+        work / "root",
+    )
     with (work / "interrupted-run.log").open("w") as log:
-        run = subprocess.Popen([sys.executable, "-m", "personalize.cli", "-q", "jobs", "run", str(manifest), "--root",
-                                str(root), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "personalize.cli",
+                "-q",
+                "jobs",
+                "run",
+                str(manifest),
+                "--root",
+                str(root),
+                "--device",
+                "cpu",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         while True:
-            assert run.poll() is None, f"the run ended before it was interrupted: {(work / 'interrupted-run.log').read_text()}"
+            assert run.poll() is None, (
+                f"the run ended before it was interrupted: {(work / 'interrupted-run.log').read_text()}"
+            )
             summary = json.loads((root / SUMMARY_NAME).read_text()) if (root / SUMMARY_NAME).is_file() else None
             records = {name: stage_records(root / name) for name in CLIPS}
-            if summary and any(actor["status"] == "done" for actor in summary["actors"].values()) and any(
-                    0 < len(stages) < len(STAGES) for stages in records.values()):
+            if (
+                summary
+                and any(actor["status"] == "done" for actor in summary["actors"].values())
+                and any(0 < len(stages) < len(STAGES) for stages in records.values())
+            ):
                 break
             time.sleep(0.2)
     finally:
@@ -98,11 +127,21 @@ def resumed(clips: Path, flite: str, tmp_path_factory, request) -> dict:
         assert time.monotonic() < deadline, "the interrupted run's Ray workers are still running"
         time.sleep(0.5)
     # What the interrupted run left (a stage may have finished since the last look).
-    summary, records = json.loads((root / SUMMARY_NAME).read_text()), {name: stage_records(root / name) for name in CLIPS}
+    summary, records = (
+        json.loads((root / SUMMARY_NAME).read_text()),
+        {name: stage_records(root / name) for name in CLIPS},
+    )
     request.getfixturevalue("ray_here")
     rerun = run_jobs(manifest, root, JobsConfig(device="cpu"), progress=False)
-    return {"manifest": manifest, "root": root, "at_interrupt": records, "interrupted": summary, "exit_code": exit_code,
-            "log": (work / "interrupted-run.log").read_text(), "rerun": rerun}
+    return {
+        "manifest": manifest,
+        "root": root,
+        "at_interrupt": records,
+        "interrupted": summary,
+        "exit_code": exit_code,
+        "log": (work / "interrupted-run.log").read_text(),
+        "rerun": rerun,
+    }
 
 
 def test_interrupted_run_resumes_without_redoing_finished_actors_or_stages(resumed):
@@ -142,19 +181,21 @@ def test_three_clip_manifest_completes_with_a_summary_per_actor(resumed):
 
 def test_unfinished_stages_are_those_personalize_would_run(resumed):
     ana, ben = resumed["rerun"]["actors"]["ana"], resumed["rerun"]["actors"]["ben"]
-    command = PersonalizeCommand(video=Path(ana["video"]), actor=Path(ana["bundle"]), device="cpu", **TINY)
-    config = command.config(torch.device("cpu"))
-    assert unfinished_stages(command.video, command.actor, config) == []
+    job = ActorJob(Path(ana["video"]), Path(ana["bundle"]), device="cpu", options=TINY)
+    config = job.config(torch.device("cpu"))
+    assert unfinished_stages(job.video, job.bundle, config) == []
     # A changed setting: its stage and those after it; another video: all.
-    changed = dataclasses.replace(command, audio2pose_steps=5).config(torch.device("cpu"))
-    assert unfinished_stages(command.video, command.actor, changed) == ["audio2pose", "voice", "refine", "articulation"]
-    assert unfinished_stages(Path(ben["video"]), command.actor, config) == list(STAGES)
+    changed = dataclasses.replace(job, options={**TINY, "audio2pose_steps": 5}).config(torch.device("cpu"))
+    assert unfinished_stages(job.video, job.bundle, changed) == ["audio2pose", "voice", "refine", "articulation"]
+    assert unfinished_stages(Path(ben["video"]), job.bundle, config) == list(STAGES)
 
 
 def test_second_run_skips_every_finished_actor(resumed, ray_here, tmp_path):
     """The same manifest as CSV: same settings, so nothing reruns."""
     csv = tmp_path / "actors.csv"
-    rows = [f"{name},{resumed['rerun']['actors'][name]['video']}," + ",".join(map(str, TINY.values())) for name in CLIPS]
+    rows = [
+        f"{name},{resumed['rerun']['actors'][name]['video']}," + ",".join(map(str, TINY.values())) for name in CLIPS
+    ]
     csv.write_text("\n".join(["name,video," + ",".join(TINY), *rows]) + "\n")
     before = {name: stage_records(resumed["root"] / name) for name in CLIPS}
     summary = run_jobs(csv, resumed["root"], JobsConfig(device="cpu"), progress=False)
@@ -172,8 +213,14 @@ def test_a_corrupt_video_fails_only_its_actor_and_the_run_exits_non_zero(resumed
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(50_000))
     (root / "blocked").write_text("not an actor bundle")
-    manifest = write_yaml(tmp_path / "actors.yaml", {"ana": Path(resumed["rerun"]["actors"]["ana"]["video"]),
-                                                     "bad": corrupt, "blocked": Path(resumed["rerun"]["actors"]["ben"]["video"])})
+    manifest = write_yaml(
+        tmp_path / "actors.yaml",
+        {
+            "ana": Path(resumed["rerun"]["actors"]["ana"]["video"]),
+            "bad": corrupt,
+            "blocked": Path(resumed["rerun"]["actors"]["ben"]["video"]),
+        },
+    )
     assert main(["-q", "jobs", "run", str(manifest), "--root", str(root), "--device", "cpu"]) == 2
     assert "2 of 3 actors failed (bad, blocked)" in assert_one_error_line(capsys)
     actors = json.loads((root / SUMMARY_NAME).read_text())["actors"]

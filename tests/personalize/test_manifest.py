@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from personalize.commands import PersonalizeCommand
 from personalize.manifest import read_manifest
+from personalize.options import manifest_options
 from recon3d.errors import InputError
 from recon3d.video import probe
 
@@ -28,42 +28,54 @@ def test_yaml_defaults_apply_to_each_actor_and_values_take_the_options_types(fol
         "defaults: {end: 50%, refine_steps: 20, device: cpu}\n"
         "actors:\n"
         f"  - {{name: ana, video: clips/{CLIP}}}\n"
-        f"  - {{name: ben, video: clips/{CLIP}, refine_steps: '7', end: 1.5, voice_sample: v.wav, heldout: h.mp4}}\n")
-    ana, ben = read_manifest(folder / "actors.yaml", PersonalizeCommand)
+        f"  - {{name: ben, video: clips/{CLIP}, refine_steps: '7', end: 1.5, voice_sample: v.wav, heldout: h.mp4}}\n"
+    )
+    ana, ben = read_manifest(folder / "actors.yaml", manifest_options())
     assert (ana.name, ana.video, ana.heldout) == ("ana", folder / "clips" / CLIP, None)
-    assert ana.options == {"end": round(probe(folder / "clips" / CLIP).duration / 2, 3), "refine_steps": 20,
-                           "device": "cpu"}
+    assert ana.options == {
+        "end": round(probe(folder / "clips" / CLIP).duration / 2, 3),
+        "refine_steps": 20,
+        "device": "cpu",
+    }
     assert ben.options == {"end": 1.5, "refine_steps": 7, "device": "cpu", "voice_sample": folder / "v.wav"}
     assert ben.heldout == folder / "h.mp4"
 
 
 def test_csv_empty_cells_take_the_commands_defaults(folder):
-    (folder / "actors.csv").write_text(f"name,video,seed,refine_size,end\nana,clips/{CLIP},3,,\nben,clips/{CLIP},,64,25%\n")
-    ana, ben = read_manifest(folder / "actors.csv", PersonalizeCommand)
+    (folder / "actors.csv").write_text(
+        f"name,video,seed,refine_size,end\nana,clips/{CLIP},3,,\nben,clips/{CLIP},,64,25%\n"
+    )
+    ana, ben = read_manifest(folder / "actors.csv", manifest_options())
     assert ana.options == {"seed": 3}
     assert ben.options == {"refine_size": 64, "end": round(probe(ben.video).duration / 4, 3)}
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ("device: gpu", "actor 1 (ana), device: 'gpu' is not one of auto, cpu, cuda"),
-    ("landmark_steps: many", "actor 1 (ana), landmark_steps: 'many' is not a valid int"),
-    ("end: 150%", "actor 1 (ana), end: 150% must lie between 0% and 100%"),
-    ("end: half%", "actor 1 (ana), end: 'half%' is neither seconds nor a percentage"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("device: gpu", "actor 1 (ana), device: 'gpu' is not one of auto, cpu, cuda"),
+        ("landmark_steps: many", "actor 1 (ana), landmark_steps: 'many' is not a valid int"),
+        ("end: 150%", "actor 1 (ana), end: 150% must lie between 0% and 100%"),
+        ("end: half%", "actor 1 (ana), end: 'half%' is neither seconds nor a percentage"),
+    ],
+)
 def test_a_value_of_the_wrong_type_names_the_actor_and_option(folder, row, message):
     (folder / "actors.yaml").write_text(f"actors:\n  - {{name: ana, video: clips/{CLIP}, {row}}}\n")
     with pytest.raises(InputError, match="^" + str(folder / "actors.yaml").replace(".", r"\.") + ": ") as error:
-        read_manifest(folder / "actors.yaml", PersonalizeCommand)
+        read_manifest(folder / "actors.yaml", manifest_options())
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("actors: []\n", "the manifest lists no actors"),
-    ("- just a list\n", "a YAML manifest is a mapping with an `actors` list"),
-    ("actors:\n  - {name: ../up, video: x.mp4}\n", "name '../up' is not a directory name"),
-    ("actors: [\n", "not a readable YAML manifest"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("actors: []\n", "the manifest lists no actors"),
+        ("- just a list\n", "a YAML manifest is a mapping with an `actors` list"),
+        ("actors:\n  - {name: ../up, video: x.mp4}\n", "name '../up' is not a directory name"),
+        ("actors: [\n", "not a readable YAML manifest"),
+    ],
+)
 def test_a_malformed_manifest_is_refused_with_its_reason(folder, text, message):
     (folder / "actors.yaml").write_text(text)
     with pytest.raises(InputError, match=message):
-        read_manifest(folder / "actors.yaml", PersonalizeCommand)
+        read_manifest(folder / "actors.yaml", manifest_options())

@@ -13,9 +13,9 @@ from audio2pose.features import num_video_frames
 from audio2pose.metrics import articulation_scores, mouth_aperture
 from audio2pose.tts import FliteSynthesizer, synthesize_text
 from personalize import pipeline
-from personalize.bundle import MANIFEST_NAME
+from personalize.bundle import LOG_NAME, MANIFEST_NAME, STAGES, Actor
 from personalize.generate import GenerateConfig, plan_speech
-from personalize.pipeline import STAGES, Actor, PersonalizeConfig, personalize
+from personalize.pipeline import PersonalizeConfig, personalize
 from recon3d.errors import InputError
 from tests.conftest import encode_video
 from tests.personalize.conftest import ACTOR_CLIP, tiny_config
@@ -30,7 +30,7 @@ def test_bundle_holds_every_stage_with_metrics_and_loads(actor_dir):
     assert manifest["stages"]["track"]["metrics"]["detected"] > 0.9
     # Even a 150-step landmark fit lands within a few % of the eye distance.
     assert manifest["stages"]["albedo"]["metrics"]["landmark_error"] < 0.06
-    assert (actor_dir / pipeline.LOG_NAME).read_text().count("albedo:") >= 1
+    assert (actor_dir / LOG_NAME).read_text().count("albedo:") >= 1
     actor = Actor.load(actor_dir)
     assert actor.recon.num_frames == frames and actor.frame_size == (224, 224) and not actor.is_photo
     with actor.frames() as backgrounds:
@@ -41,8 +41,11 @@ def test_bundle_holds_every_stage_with_metrics_and_loads(actor_dir):
     assert abs(len(actor.voice.reference) / 16000 - frames / 25) < 0.1  # all of its speech
     mouth = manifest["stages"]["articulation"]["metrics"]
     assert mouth["phones"] in ("decoded", "phone-loop") and mouth["viseme_frames"] > 0.9 * frames
-    gaps = mouth_aperture(actor.face_model, actor.recon.split("cpu").id[0],
-                          torch.from_numpy(np.stack([actor.mouth.closed, actor.mouth.open])))
+    gaps = mouth_aperture(
+        actor.face_model,
+        actor.recon.split("cpu").id[0],
+        torch.from_numpy(np.stack([actor.mouth.closed, actor.mouth.open])),
+    )
     assert gaps[0] < 0.3 * gaps[1]  # the actor's closed mouth is closed, their open one open
     refine = manifest["stages"]["refine"]
     assert refine["metrics"]["refined"] and "refine.pt" in refine["files"] and actor.refiner is not None
@@ -80,8 +83,8 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
         Actor.load(root)
 
     ran = []
-    for name, (run, files) in list(pipeline.STAGE_FILES.items()):
-        monkeypatch.setitem(pipeline.STAGE_FILES, name, (lambda ctx, run=run, name=name: ran.append(name) or run(ctx), files))
+    for name, run in list(pipeline.STAGE_RUNNERS.items()):
+        monkeypatch.setitem(pipeline.STAGE_RUNNERS, name, lambda ctx, run=run, name=name: ran.append(name) or run(ctx))
     personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
     assert ran == ["albedo", "audio2pose", "voice", "refine", "articulation"]
     resumed = json.loads((root / MANIFEST_NAME).read_text())
@@ -125,12 +128,15 @@ def speech_like(seconds: float, rate: int = 16000) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("short", "video too short"),
-    ("no_audio", "no audio stream"),
-    ("silent", "soundtrack is silent"),
-    ("missing", "no such file"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("short", "video too short"),
+        ("no_audio", "no audio stream"),
+        ("silent", "soundtrack is silent"),
+        ("missing", "no such file"),
+    ],
+)
 def test_unusable_videos_fail_before_anything_is_written(tmp_path, case, message):
     frames = np.full((25 * 3, 64, 64, 3), 128, np.uint8)
     video = tmp_path / "clip.mp4"

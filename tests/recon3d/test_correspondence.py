@@ -30,8 +30,14 @@ def test_recovers_the_vertices_a_reference_was_made_of(builtin, scale, angles, o
     others = rng.choice(np.setdiff1d(np.arange(builtin.num_vertices), landmark_idx), 150, replace=False)
     indices = rng.permutation(np.concatenate([landmark_idx, others]))  # any order, in pixels-like units
     reference, reference_landmarks = _reference(builtin, indices, scale, angles, offset)
-    match = tracker_correspondence(builtin.mean_shape.numpy(), builtin.id_basis.numpy(),
-                                   np.arange(builtin.num_vertices), landmark_idx, reference, reference_landmarks)
+    match = tracker_correspondence(
+        builtin.mean_shape.numpy(),
+        builtin.id_basis.numpy(),
+        np.arange(builtin.num_vertices),
+        landmark_idx,
+        reference,
+        reference_landmarks,
+    )
     np.testing.assert_array_equal(match, indices)
 
 
@@ -41,8 +47,9 @@ def test_matches_stay_among_the_candidates(builtin):
     indices = np.arange(builtin.num_vertices)
     reference, reference_landmarks = _reference(builtin, indices, 10.0, (0, 15, 0), (1, 2, 3))
     candidates = np.setdiff1d(indices, indices[::2])  # odd vertices only
-    match = tracker_correspondence(builtin.mean_shape.numpy(), builtin.id_basis.numpy(), candidates,
-                                   landmark_idx, reference, reference_landmarks)
+    match = tracker_correspondence(
+        builtin.mean_shape.numpy(), builtin.id_basis.numpy(), candidates, landmark_idx, reference, reference_landmarks
+    )
     assert np.isin(match, candidates).all()
 
 
@@ -51,9 +58,19 @@ def test_inner_lip_landmarks_move_to_the_edge_of_the_opening_seen_from_the_front
     the landmark's column, is the edge a tracker sees; a landmark with no such vertex stays."""
     landmark_idx = np.arange(68)
     shape = np.full((68, 3), 10.0)  # the rest of the face far from the mouth
-    shape[60:68] = [[-2, 0, 0], [-1, 0.5, 0], [0, 0.5, 0], [1, 0.5, 0], [2, 0, 0], [1, -0.5, 0], [0, -0.5, 0],
-                    [-1, -0.5, 0]]
-    rolled = np.array([[0, 0.3, -0.05], [0, -0.35, -0.05], [0, 0.2, -5.0], [0.5, 0.1, 0.0]])  # last two: too deep, other column
+    shape[60:68] = [
+        [-2, 0, 0],
+        [-1, 0.5, 0],
+        [0, 0.5, 0],
+        [1, 0.5, 0],
+        [2, 0, 0],
+        [1, -0.5, 0],
+        [0, -0.5, 0],
+        [-1, -0.5, 0],
+    ]
+    rolled = np.array(
+        [[0, 0.3, -0.05], [0, -0.35, -0.05], [0, 0.2, -5.0], [0.5, 0.1, 0.0]]
+    )  # last two: too deep, other column
     shape = np.concatenate([shape, rolled])
     out = inner_lip_silhouette(shape, landmark_idx, np.arange(len(shape)), column=0.2, depth=0.2, reach=1.0)
     assert out[62] == 68 and out[66] == 69  # the middle of the upper and lower lip

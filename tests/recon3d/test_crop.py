@@ -14,7 +14,9 @@ def test_point_round_trip(transform):
     points = np.random.default_rng(0).uniform(0, 300, (50, 3))
     np.testing.assert_allclose(transform.crop_to_frame(transform.frame_to_crop(points)), points, atol=1e-9)
     # Region corners land on crop corners.
-    np.testing.assert_allclose(transform.frame_to_crop(np.array([[200.3, -20.7], [350.3, 129.3]])), [[0, 0], [256, 256]])
+    np.testing.assert_allclose(
+        transform.frame_to_crop(np.array([[200.3, -20.7], [350.3, 129.3]])), [[0, 0], [256, 256]]
+    )
 
 
 @pytest.mark.parametrize("side", [150.0, 256.0, 400.0])
@@ -26,7 +28,9 @@ def test_crop_then_paste_back_is_identity_within_one_pixel(side):
     centres = rng.uniform([80, 30], [200, 150], (5, 2))
     yy, xx = np.mgrid[0:240, 0:320] + 0.5
     for cx, cy in centres:
-        frame[..., 1] = np.maximum(frame[..., 1], (255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 8)).astype(np.uint8))
+        frame[..., 1] = np.maximum(
+            frame[..., 1], (255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 8)).astype(np.uint8)
+        )
     crop = transform.crop(frame)
     assert crop.shape == (256, 256, 3)
     pasted = transform.paste(crop, np.zeros_like(frame))
@@ -44,8 +48,9 @@ def test_crop_at_unit_scale_copies_pixels():
     frame = np.random.default_rng(2).integers(0, 255, (100, 120, 3), dtype=np.uint8)
     transform = CropTransform(x0=10, y0=20, side=64, size=64, frame_width=120, frame_height=100)
     np.testing.assert_array_equal(transform.crop(frame), frame[20:84, 10:74])
-    np.testing.assert_array_equal(transform.paste(transform.crop(frame), np.zeros_like(frame))[20:84, 10:74],
-                                  frame[20:84, 10:74])
+    np.testing.assert_array_equal(
+        transform.paste(transform.crop(frame), np.zeros_like(frame))[20:84, 10:74], frame[20:84, 10:74]
+    )
 
 
 def test_paste_with_mask_blends_and_keeps_input(transform):

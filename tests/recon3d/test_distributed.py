@@ -42,8 +42,14 @@ def test_a_world_of_one_leaves_everything_as_it_is(monkeypatch):
 
 def network() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 2, 3),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 2, 3),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
 
 
 def step(world: World) -> dict[str, torch.Tensor]:
@@ -58,14 +64,19 @@ def step(world: World) -> dict[str, torch.Tensor]:
     terms = world.batch_mean({"mse": (outputs - targets[rows]).square().mean()}, len(outputs))
     selected = world.masked_mean(outputs[:, 0], outputs[:, 1] > 0)  # as the refiner's triplet loss
     (terms["mse"] + selected).backward()
-    return {"mse": terms["mse"].detach(), "selected": selected.detach(), "gathered": world.gather(outputs.detach()),
-            **{f"grad {name}": p.grad for name, p in net.named_parameters()},
-            **{name: b for name, b in net.state_dict().items() if "running" in name}}
+    return {
+        "mse": terms["mse"].detach(),
+        "selected": selected.detach(),
+        "gathered": world.gather(outputs.detach()),
+        **{f"grad {name}": p.grad for name, p in net.named_parameters()},
+        **{name: b for name, b in net.state_dict().items() if "running" in name},
+    }
 
 
 def _worker(rank: int, port: int, results: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE="2")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2"
+    )
     torch.set_num_threads(1)
     with torchrun_world(torch.device("cpu")) as (world, _):
         assert isinstance(sync_batch_norm(network(), world)[1], GlobalBatchNorm)
@@ -74,6 +85,7 @@ def _worker(rank: int, port: int, results: str) -> None:
             torch.save(result, results)
 
 
+@pytest.mark.slow
 def test_two_processes_compute_what_one_computes_on_the_whole_batch(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with socket.socket() as s:
@@ -84,4 +96,4 @@ def test_two_processes_compute_what_one_computes_on_the_whole_batch(tmp_path, mo
     one = step(World())
     assert one.keys() == two.keys()
     for name, value in one.items():
-        torch.testing.assert_close(two[name], value, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(two[name], value, rtol=1e-5, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")

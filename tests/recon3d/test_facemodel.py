@@ -44,8 +44,14 @@ def test_bfm_layout_is_deep3d_257():
     layout = CoeffLayout(80, 64, 80)
     assert layout.total == 257
     starts = {name: (layout.slice(name).start, layout.slice(name).stop) for name in COEFF_NAMES}
-    assert starts == {"id": (0, 80), "exp": (80, 144), "tex": (144, 224), "angle": (224, 227),
-                      "gamma": (227, 254), "trans": (254, 257)}
+    assert starts == {
+        "id": (0, 80),
+        "exp": (80, 144),
+        "tex": (144, 224),
+        "angle": (224, 227),
+        "gamma": (227, 254),
+        "trans": (254, 257),
+    }
     assert [name for name, _ in layout.sizes] == list(COEFF_NAMES)
     with pytest.raises(KeyError):
         layout.slice("pose")

@@ -55,7 +55,9 @@ def test_loader_reproduces_deep3d_formulas(bfm_file):
     mean = mat["meanshape"].reshape(-1, 3)
     mean = (mean - mean.mean(axis=0)).reshape(1, -1)  # recenter=True
     c = coeffs.double().numpy()
-    expected = (c[:, :80] @ mat["idBase"].T + c[:, 80:144] @ mat["exBase"].T.astype(np.float64) + mean).reshape(3, -1, 3)
+    expected = (c[:, :80] @ mat["idBase"].T + c[:, 80:144] @ mat["exBase"].T.astype(np.float64) + mean).reshape(
+        3, -1, 3
+    )
     np.testing.assert_allclose(model.shape(parts.id, parts.exp).numpy(), expected, atol=1e-5)
     texture = ((c[:, 144:224] @ mat["texBase"].T + mat["meantex"]) / 255.0).reshape(3, -1, 3)
     np.testing.assert_allclose(model.albedo(parts.tex).numpy(), texture, atol=1e-5)

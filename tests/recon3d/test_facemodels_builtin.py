@@ -110,7 +110,12 @@ def test_builder_recovers_a_synthetic_model(builtin):
     mean = model.mean_shape.numpy().astype(np.float64)
     aligned = align_similarity(builtin.mean_shape.numpy()[None].astype(np.float64), mean, np.ones(468))[0]
     assert np.abs(aligned - mean).max() < 0.05
-    assert np.abs(mean - aligned.mean(axis=0) - (builtin.mean_shape.numpy() - builtin.mean_shape.numpy().mean(axis=0))).max() < 0.08
+    assert (
+        np.abs(
+            mean - aligned.mean(axis=0) - (builtin.mean_shape.numpy() - builtin.mean_shape.numpy().mean(axis=0))
+        ).max()
+        < 0.08
+    )
     # Unit-variance coefficients: the modes' squared norms add up to the offsets' variance.
     assert (model.exp_basis.numpy() ** 2).sum() == pytest.approx(variance, rel=0.1)
 

@@ -158,12 +158,16 @@ def write_fake_ict(folder: Path, seed: int = 0, expressions=("jawOpen", "eyeBlin
         write(name, vertices + rng.normal(size=vertices.shape) * 0.2)
     landmarks = rng.permutation(100)[:68]
     landmarks[[30, 36, 45, 31, 33, 35]] = [44, 22, 27, 53, 54, 56]  # roughly where they belong
-    (folder / "vertex_indices.json").write_text(json.dumps({
-        "expressions": list(expressions),
-        "idx_to_landmark_verts": landmarks.tolist(),
-        "idx_to_rigid_verts": list(range(10)),
-        "idx_to_fitting_verts": list(range(100)),
-    }))
+    (folder / "vertex_indices.json").write_text(
+        json.dumps(
+            {
+                "expressions": list(expressions),
+                "idx_to_landmark_verts": landmarks.tolist(),
+                "idx_to_rigid_verts": list(range(10)),
+                "idx_to_fitting_verts": list(range(100)),
+            }
+        )
+    )
     return folder
 
 

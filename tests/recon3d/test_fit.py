@@ -47,7 +47,9 @@ def test_landmark_loss_known_values():
     jaw, nose = observed.clone(), observed.clone()
     jaw[:, 3, 0] += 1
     nose[:, 29, 0] += 1
-    assert landmark_loss(nose, observed, 224).item() == pytest.approx(20 * landmark_loss(jaw, observed, 224).item(), rel=1e-5)
+    assert landmark_loss(nose, observed, 224).item() == pytest.approx(
+        20 * landmark_loss(jaw, observed, 224).item(), rel=1e-5
+    )
 
 
 def test_photometric_loss_is_masked_colour_distance():
@@ -186,8 +188,11 @@ def test_pose_smoothness_weight_smooths_jittered_landmarks(builtin_face):
     """A slow head turn seen through landmarks with 1.5 px noise: the temporal prior on pose
     removes most frame-to-frame jitter and does not turn the head away from the truth."""
     num_frames = 12
-    angle = torch.deg2rad(torch.stack([torch.full((num_frames,), 3.0), torch.linspace(0, 10, num_frames),
-                                       torch.zeros(num_frames)], dim=-1))
+    angle = torch.deg2rad(
+        torch.stack(
+            [torch.full((num_frames,), 3.0), torch.linspace(0, 10, num_frames), torch.zeros(num_frames)], dim=-1
+        )
+    )
     trans = torch.tensor([[0.05, 0.02, -3.0]]).expand(num_frames, 3)
     camera = PerspectiveCamera.deep3d(224)
     mean_landmarks = builtin_face.landmarks(builtin_face.mean_shape)[None].expand(num_frames, -1, -1)

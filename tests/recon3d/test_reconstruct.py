@@ -104,7 +104,6 @@ def _npz(path: Path, **arrays) -> Path:
     return path
 
 
-
 @pytest.mark.parametrize(
     "case",
     [
@@ -143,8 +142,12 @@ def test_unreadable_reconstruction_raises_one_line_input_error(tmp_path, case):
 def _coeffs(model, angle_deg, exp, gamma=None) -> Coeffs:
     zeros = model.layout.zeros(len(angle_deg))
     return Coeffs(
-        id=zeros.id, exp=exp, tex=zeros.tex, angle=torch.deg2rad(torch.tensor(angle_deg, dtype=torch.float32)),
-        gamma=zeros.gamma if gamma is None else gamma, trans=torch.tensor([[0.0, 0.0, -3.0]]).expand(len(angle_deg), 3),
+        id=zeros.id,
+        exp=exp,
+        tex=zeros.tex,
+        angle=torch.deg2rad(torch.tensor(angle_deg, dtype=torch.float32)),
+        gamma=zeros.gamma if gamma is None else gamma,
+        trans=torch.tensor([[0.0, 0.0, -3.0]]).expand(len(angle_deg), 3),
     )
 
 

@@ -24,8 +24,13 @@ def test_variable_frame_rate(tmp_path):
     # 20 frames at irregular times within 1 s (time base 1 ms).
     times = np.cumsum(np.r_[0, np.random.default_rng(0).uniform(0.02, 0.08, 19)])
     times = times / times[-1] * 0.95
-    src = encode_video(tmp_path / "vfr.mkv", numbered_frames(20), fps=20, pts=[int(t * 1000) for t in times],
-                       time_base=Fraction(1, 1000))
+    src = encode_video(
+        tmp_path / "vfr.mkv",
+        numbered_frames(20),
+        fps=20,
+        pts=[int(t * 1000) for t in times],
+        time_base=Fraction(1, 1000),
+    )
     frames = read_frames(src)
     info = probe(src)
     assert abs(len(frames) - info.duration * 25) <= 1

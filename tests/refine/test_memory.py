@@ -63,4 +63,3 @@ def test_the_triplet_loss_pulls_queries_to_their_identitys_slot():
     loss.backward()
     step = near_other.detach() - 0.1 * near_other.grad
     assert memory.triplet_loss(F.normalize(step, dim=1), values) < loss
-

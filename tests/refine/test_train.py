@@ -24,9 +24,16 @@ from refine.networks import NetworkConfig
 from refine.train import RefineTrainConfig, RefineTrainer, refinement_psnr, train_refiner
 
 CLIP = "vox_00010.mp4"
-TINY = RefineTrainConfig(network=NetworkConfig(size=64, base_channels=16, max_channels=32),
-                         memory=MemoryConfig(slots=64), steps=300, batch_size=4, lr=3e-4,
-                         checkpoint_every=100, sample_every=300, log_every=50)
+TINY = RefineTrainConfig(
+    network=NetworkConfig(size=64, base_channels=16, max_channels=32),
+    memory=MemoryConfig(slots=64),
+    steps=300,
+    batch_size=4,
+    lr=3e-4,
+    checkpoint_every=100,
+    sample_every=300,
+    log_every=50,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +42,9 @@ def clip_data(clips: Path):
     model = load_face_model("builtin")
     video = clips / CLIP
     track = track_video(video, TrackConfig(crop_size=128), progress=False)
-    recon, crops = reconstruct_clip(video, model, FitConfig(landmark_steps=150, photometric_steps=10, render_size=64),
-                                    track=track, progress=False)
+    recon, crops = reconstruct_clip(
+        video, model, FitConfig(landmark_steps=150, photometric_steps=10, render_size=64), track=track, progress=False
+    )
     landmarks = track.crop.frame_to_crop(track.ibug68)
     cut = int(round(0.7 * len(crops)))
     region = face_region(landmarks[:cut], crops.shape[1], TINY.network.size)
@@ -68,8 +76,9 @@ def test_pairs_hold_the_real_face_and_its_render(clip_data):
 def test_one_training_step_reduces_the_loss(clip_data):
     *_, pairs, _ = clip_data
     torch.manual_seed(0)
-    trainer = RefineTrainer(Refiner(TINY.network, TINY.memory), dataclasses.replace(TINY, lr=1e-4, flip=False),
-                            torch.device("cpu"))
+    trainer = RefineTrainer(
+        Refiner(TINY.network, TINY.memory), dataclasses.replace(TINY, lr=1e-4, flip=False), torch.device("cpu")
+    )
     batch = trainer.batch(pairs, np.arange(0, len(pairs), len(pairs) // 4)[:4])
 
     def reconstruction_loss() -> float:
@@ -99,8 +108,9 @@ def test_training_resumes_where_it_stopped(clip_data, tmp_path):
 
 def test_a_tiny_fine_tuned_refiner_beats_the_raw_render_on_held_out_frames(clip_data, tmp_path):
     model, recon, crops, region, pairs, cut = clip_data
-    refiner, history = train_refiner(pairs.subset(slice(0, cut)), tmp_path, TINY, held_out=pairs.subset(slice(cut, None)),
-                                     progress=False)
+    refiner, history = train_refiner(
+        pairs.subset(slice(0, cut)), tmp_path, TINY, held_out=pairs.subset(slice(cut, None)), progress=False
+    )
     assert history[-1]["l1"] < history[0]["l1"]
     raw, refined = refinement_psnr(refiner, pairs.subset(slice(cut, None)))
     assert refined > raw + 0.2
@@ -108,7 +118,7 @@ def test_a_tiny_fine_tuned_refiner_beats_the_raw_render_on_held_out_frames(clip_
     rendered, coverage = render_clip(recon, model, crops)
     actor = ActorRefiner(refiner, region)
     frames = np.arange(cut, len(crops) - 1)
-    out, alphas = actor.refine(rendered[cut - 1:len(crops)], coverage[frames])
+    out, alphas = actor.refine(rendered[cut - 1 : len(crops)], coverage[frames])
     assert out.shape == (len(frames), *crops.shape[1:]) and alphas.shape == (len(frames), *crops.shape[1:3])
     real, boxes = pairs.reals[frames], [face_box(p, 64) for p in pairs.landmarks[frames]]
     before = np.mean([psnr(region.crop(i), r, b) for i, r, b in zip(rendered[frames], real, boxes)])
@@ -130,8 +140,10 @@ def test_the_face_alpha_covers_the_face_and_its_holes():
 def test_a_refiner_saves_and_loads_whole(tmp_path):
     torch.manual_seed(0)
     refiner = Refiner(TINY.network, TINY.memory)
-    refiner.memory.write(torch.nn.functional.normalize(torch.randn(3, 256), dim=1),
-                         torch.nn.functional.normalize(torch.randn(3, 128), dim=1))
+    refiner.memory.write(
+        torch.nn.functional.normalize(torch.randn(3, 256), dim=1),
+        torch.nn.functional.normalize(torch.randn(3, 128), dim=1),
+    )
     actor = ActorRefiner(refiner, face_region(np.random.default_rng(0).uniform(40, 80, (5, 68, 2)), 128, 64))
     actor.save(tmp_path / "refine.pt")
     loaded = ActorRefiner.load(tmp_path / "refine.pt")

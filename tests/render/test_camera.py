@@ -33,7 +33,9 @@ def test_rotation_round_trip():
 def test_known_rotations_and_order():
     x, y, z = torch.eye(3)
     quarter = math.pi / 2
-    pitch, yaw, roll = (euler_to_rotation_matrix(torch.tensor(a)) for a in ([quarter, 0, 0], [0, quarter, 0], [0, 0, quarter]))
+    pitch, yaw, roll = (
+        euler_to_rotation_matrix(torch.tensor(a)) for a in ([quarter, 0, 0], [0, quarter, 0], [0, 0, quarter])
+    )
     torch.testing.assert_close(pitch @ y, z, atol=1e-6, rtol=0)  # pitch turns the face's up (y) toward the camera (z)
     torch.testing.assert_close(yaw @ z, x, atol=1e-6, rtol=0)
     torch.testing.assert_close(roll @ x, y, atol=1e-6, rtol=0)
@@ -90,7 +92,9 @@ def test_pose_and_projection_are_differentiable_and_keep_dtype():
     trans = (0.1 * torch.randn(2, 3, generator=g, dtype=torch.float64)).requires_grad_()
     assert project(vertices, angle, trans, camera).dtype == torch.float64
     assert torch.autograd.gradcheck(lambda v, a, t: project(v, a, t, camera), (vertices, angle, trans))
-    assert torch.autograd.gradcheck(rotation_matrix_to_euler, (euler_to_rotation_matrix(angle.detach()).requires_grad_(),))
+    assert torch.autograd.gradcheck(
+        rotation_matrix_to_euler, (euler_to_rotation_matrix(angle.detach()).requires_grad_(),)
+    )
     # pose_vertices is R v + t.
     posed = pose_vertices(vertices, angle, trans)
     torch.testing.assert_close(posed[0, 0], euler_to_rotation_matrix(angle[0]) @ vertices[0, 0] + trans[0])

@@ -96,7 +96,9 @@ def test_close_extrema_merge_to_the_larger_magnitude():
     roll[13] = 6.0  # 13 is 1 frame after 12 and smaller: 12 stays
     np.testing.assert_array_equal(select_keyframes(roll, NO_SMOOTHING), [0, 12, 39])
     # min_gap = 1 merges nothing.
-    np.testing.assert_array_equal(select_keyframes(roll, KeyframeConfig(smooth_window=1, min_gap=1)), [0, 10, 12, 13, 39])
+    np.testing.assert_array_equal(
+        select_keyframes(roll, KeyframeConfig(smooth_window=1, min_gap=1)), [0, 10, 12, 13, 39]
+    )
 
 
 def test_matching_on_a_training_roll_ramp():
@@ -120,8 +122,12 @@ def test_matching_honours_the_search_window():
     keyframes = np.array([0, 3])
     # max_speed 2 allows +-6 training frames: the nearest allowed is 56, not 90.
     np.testing.assert_array_equal(match_keyframes(keyframes, generated, training), [50, 56])
-    np.testing.assert_array_equal(match_keyframes(keyframes, generated, training, KeyframeConfig(max_speed=10.0)), [50, 80])
-    np.testing.assert_array_equal(match_keyframes(keyframes, generated, training, KeyframeConfig(max_speed=20.0)), [50, 90])
+    np.testing.assert_array_equal(
+        match_keyframes(keyframes, generated, training, KeyframeConfig(max_speed=10.0)), [50, 80]
+    )
+    np.testing.assert_array_equal(
+        match_keyframes(keyframes, generated, training, KeyframeConfig(max_speed=20.0)), [50, 90]
+    )
 
 
 def test_interpolation_is_linear_between_matches():

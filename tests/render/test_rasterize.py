@@ -178,7 +178,12 @@ def test_nan_coordinates_are_ignored(backend):
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_full_screen_quad(size, margin, backend):
     H, W = size
-    corners = [[-margin, -margin, 2.0], [W + margin, -margin, 3.0], [W + margin, H + margin, 2.0], [-margin, H + margin, 1.5]]
+    corners = [
+        [-margin, -margin, 2.0],
+        [W + margin, -margin, 3.0],
+        [W + margin, H + margin, 2.0],
+        [-margin, H + margin, 1.5],
+    ]
     fragments = rasterize(torch.tensor([corners]), torch.tensor([[0, 1, 2], [0, 2, 3]]), config(H, W, backend=backend))
     assert fragments.mask.all()  # no holes along the diagonal, which runs through pixel centres
     assert set(fragments.tri_ids.unique().tolist()) == {0, 1}

@@ -73,7 +73,9 @@ def test_directional_light():
     gamma[0, 2] = 1.0
     normals = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]])
     shading = sh_shading(normals, gamma)[0]
-    torch.testing.assert_close(shading[:, 0], torch.tensor([AMBIENT + math.sqrt(math.pi), AMBIENT - math.sqrt(math.pi), AMBIENT]))
+    torch.testing.assert_close(
+        shading[:, 0], torch.tensor([AMBIENT + math.sqrt(math.pi), AMBIENT - math.sqrt(math.pi), AMBIENT])
+    )
     torch.testing.assert_close(shading[:, 1:], torch.full((3, 2), AMBIENT))
     # Green band 1 is -a1 c1 y.
     gamma = torch.zeros(1, 27)
@@ -85,7 +87,11 @@ def test_directional_light():
 def test_matches_deep3d_formula():
     # Deep3DFaceRecon's compute_color written out from its formula, one band at a time.
     a = [math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0)]
-    c = [1 / math.sqrt(4 * math.pi), math.sqrt(3.0) / math.sqrt(4 * math.pi), 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi)]
+    c = [
+        1 / math.sqrt(4 * math.pi),
+        math.sqrt(3.0) / math.sqrt(4 * math.pi),
+        3 * math.sqrt(5.0) / math.sqrt(12 * math.pi),
+    ]
     g = torch.Generator().manual_seed(3)
     n = torch.nn.functional.normalize(torch.randn(2, 40, 3, generator=g, dtype=torch.float64), dim=-1)
     gamma = 0.3 * torch.randn(2, 27, generator=g, dtype=torch.float64)

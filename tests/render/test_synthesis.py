@@ -16,10 +16,18 @@ from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, pose_vertices
 from render.composite import image_to_uint8
 from render.mouth import MouthConfig, MouthShapes, match_mouths, mouth_shapes
-from render.renderer import render_mesh
 from render.rasterize import RasterConfig, rasterize
-from render.synthesis import (FaceWarper, boundary_loops, fill_smooth, inner_lip_contour, inside_polygon,
-                              lips_out_of_opening, mouth_loop, nearest_on_polygon)
+from render.renderer import render_mesh
+from render.synthesis import (
+    FaceWarper,
+    boundary_loops,
+    fill_smooth,
+    inner_lip_contour,
+    inside_polygon,
+    lips_out_of_opening,
+    mouth_loop,
+    nearest_on_polygon,
+)
 
 CROP = CropTransform(x0=30.0, y0=12.0, side=200.0, size=128, frame_width=280, frame_height=250)
 CAMERA = PerspectiveCamera.deep3d(128)
@@ -32,8 +40,9 @@ def builtin():
 
 def neutral(model, count: int = 1, **changes):
     coeffs = model.layout.zeros(count)
-    return dataclasses.replace(coeffs, **{k: torch.as_tensor(v, dtype=torch.float32).expand(count, -1).clone()
-                                          for k, v in changes.items()})
+    return dataclasses.replace(
+        coeffs, **{k: torch.as_tensor(v, dtype=torch.float32).expand(count, -1).clone() for k, v in changes.items()}
+    )
 
 
 def window_grid(warper: FaceWarper) -> np.ndarray:
@@ -48,6 +57,7 @@ def opening_exp(model) -> torch.Tensor:
     """An expression that opens the mouth: the expression mode that parts the inner lips most (the
     upper one up, the lower down; a mode that pushes them through each other does not count), at
     3 std."""
+
     def parting(coeffs) -> np.ndarray:
         lips = model.landmarks(model.shape(coeffs.id, coeffs.exp))
         return (lips[:, [61, 62, 63], 1] - lips[:, [67, 66, 65], 1]).mean(1).numpy()
@@ -76,8 +86,12 @@ def bilinear(field: np.ndarray, point: np.ndarray) -> np.ndarray:
     x, y = point - 0.5
     j, i = int(np.floor(x)), int(np.floor(y))
     fx, fy = x - j, y - i
-    return ((1 - fx) * (1 - fy) * field[i, j] + fx * (1 - fy) * field[i, j + 1]
-            + (1 - fx) * fy * field[i + 1, j] + fx * fy * field[i + 1, j + 1])
+    return (
+        (1 - fx) * (1 - fy) * field[i, j]
+        + fx * (1 - fy) * field[i, j + 1]
+        + (1 - fx) * fy * field[i + 1, j]
+        + fx * fy * field[i + 1, j + 1]
+    )
 
 
 def test_a_known_pose_change_moves_known_points_where_they_were_filmed(builtin):
@@ -101,7 +115,7 @@ def textured_frames(warper: FaceWarper, coeffs, colours: torch.Tensor) -> np.nda
     model = warper.model
     vertices = pose_vertices(model.shape(coeffs.id, coeffs.exp), coeffs.angle, coeffs.trans)
     out = render_mesh(vertices, front_faces(model), colours, warper.camera)
-    ys, xs = np.mgrid[0:CROP.frame_height, 0:CROP.frame_width]
+    ys, xs = np.mgrid[0 : CROP.frame_height, 0 : CROP.frame_width]
     backdrop = np.where(((xs // 16 + ys // 16) % 2)[..., None] == 0, 40, 200).astype(np.uint8).repeat(3, -1)
     x0, y0, x1, y1 = warper.window
     frames = []
@@ -113,8 +127,13 @@ def textured_frames(warper: FaceWarper, coeffs, colours: torch.Tensor) -> np.nda
 
 
 def stack(*coeffs):
-    return dataclasses.replace(coeffs[0], **{name: torch.cat([getattr(c, name) for c in coeffs])
-                                             for name in ("id", "exp", "tex", "angle", "gamma", "trans")})
+    return dataclasses.replace(
+        coeffs[0],
+        **{
+            name: torch.cat([getattr(c, name) for c in coeffs])
+            for name in ("id", "exp", "tex", "angle", "gamma", "trans")
+        },
+    )
 
 
 def test_a_synthetic_face_is_reproduced_from_a_frame_filmed_in_another_pose(builtin):
@@ -158,7 +177,7 @@ def test_the_mouth_opening_is_a_cap_over_the_inner_lip_loop(builtin):
     face = builtin.subset("face")
     loops = boundary_loops(face.faces)
     loop = mouth_loop(face, face.faces)
-    assert sorted(len(l) for l in loops) == [16, 16, 20, 36]  # eyes, mouth, outline
+    assert sorted(len(rim) for rim in loops) == [16, 16, 20, 36]  # eyes, mouth, outline
     assert len(loop) == 20 and set(builtin.landmark_idx[60:68].tolist()) <= set(loop.tolist())
 
 
@@ -194,8 +213,13 @@ def test_a_face_model_without_a_mouth_opening_still_warps(builtin):
     centre = loop[0]
     closing = torch.stack([torch.full((len(loop) - 2,), int(centre)), loop[1:-1], loop[2:]], 1)
     closed_model = type(face)(
-        "closed-mouth", face.mean_shape, face.id_basis, face.exp_basis, torch.cat([face.faces, closing]),
-        face.landmark_idx)
+        "closed-mouth",
+        face.mean_shape,
+        face.id_basis,
+        face.exp_basis,
+        torch.cat([face.faces, closing]),
+        face.landmark_idx,
+    )
     with pytest.raises(ValueError, match="no boundary loop rims the mouth"):
         mouth_loop(closed_model, closed_model.faces)
     warper = FaceWarper(closed_model, CROP, CAMERA)
@@ -225,8 +249,10 @@ def test_points_inside_a_polygon_and_the_nearest_point_of_its_outline():
     square = torch.tensor([[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]]])
     points = torch.tensor([[[1.0, 1.5], [3.5, 2.0], [5.0, 2.0], [-1.0, -1.0], [2.0, 3.9]]])
     assert inside_polygon(points, square)[0].tolist() == [True, True, False, False, True]
-    torch.testing.assert_close(nearest_on_polygon(points, square)[0],
-                               torch.tensor([[0.0, 1.5], [4.0, 2.0], [4.0, 2.0], [0.0, 0.0], [2.0, 4.0]]))
+    torch.testing.assert_close(
+        nearest_on_polygon(points, square)[0],
+        torch.tensor([[0.0, 1.5], [4.0, 2.0], [4.0, 2.0], [0.0, 0.0], [2.0, 4.0]]),
+    )
 
 
 def test_the_inner_lip_contour_passes_through_the_landmarks_and_follows_their_curve():
@@ -238,13 +264,16 @@ def test_the_inner_lip_contour_passes_through_the_landmarks_and_follows_their_cu
     torch.testing.assert_close(contour[0, ::4], lips[0])
     # Between the landmarks the curve bulges outward as the ellipse does, where a chord would cut in.
     radius = ((contour[0, :, 0] / 3) ** 2 + contour[0, :, 1] ** 2).sqrt()
-    chord = ((((lips[0] + lips[0].roll(-1, 0)) / 2)[:, 0] / 3) ** 2 + ((lips[0] + lips[0].roll(-1, 0)) / 2)[:, 1] ** 2).sqrt()
+    chord = (
+        (((lips[0] + lips[0].roll(-1, 0)) / 2)[:, 0] / 3) ** 2 + ((lips[0] + lips[0].roll(-1, 0)) / 2)[:, 1] ** 2
+    ).sqrt()
     assert (radius[2::4] > chord + 0.02).sum() >= 6
 
 
 def test_lip_vertices_inside_a_frame_opening_sample_its_rim():
-    lips = torch.tensor([[[0.0, 0.0], [1.0, -1.0], [2.0, -1.0], [3.0, -1.0], [4.0, 0.0], [3.0, 1.0], [2.0, 1.0],
-                          [1.0, 1.0]]])
+    lips = torch.tensor(
+        [[[0.0, 0.0], [1.0, -1.0], [2.0, -1.0], [3.0, -1.0], [4.0, 0.0], [3.0, 1.0], [2.0, 1.0], [1.0, 1.0]]]
+    )
     positions = torch.tensor([[[2.0, -0.8], [2.0, 0.9], [2.0, -0.8], [2.0, -3.0]]])
     on_lips = torch.tensor([True, True, False, True])
     moved = lips_out_of_opening(positions, on_lips, lips)
@@ -293,7 +322,15 @@ def test_a_target_opening_wider_than_any_frame_gets_none():
 
 def test_mouth_shapes_measure_the_opening(builtin):
     closed, open_ = neutral(builtin), neutral(builtin, exp=opening_exp(builtin))
-    measured = mouth_shapes(builtin, dataclasses.replace(closed, **{
-        k: torch.cat([getattr(closed, k), getattr(open_, k)]) for k in ("id", "exp", "tex", "angle", "gamma", "trans")}))
+    measured = mouth_shapes(
+        builtin,
+        dataclasses.replace(
+            closed,
+            **{
+                k: torch.cat([getattr(closed, k), getattr(open_, k)])
+                for k in ("id", "exp", "tex", "angle", "gamma", "trans")
+            },
+        ),
+    )
     assert measured.points.shape == (2, 20, 3)
     assert measured.opening[1] > measured.opening[0] + 0.05
