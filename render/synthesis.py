@@ -240,46 +240,6 @@ def inside_polygon(points: Tensor, polygon: Tensor) -> Tensor:
     return ((straddles & (x < crossing_x)).sum(-1) % 2) == 1
 
 
-def nearest_on_polygon(points: Tensor, polygon: Tensor) -> Tensor:
-    """(B, N, 2): the point of the (B, M, 2) closed `polygon`'s outline nearest each of `points`."""
-    a, b = polygon[:, None], polygon.roll(-1, 1)[:, None]  # (B, 1, M, 2)
-    edge = b - a
-    t = (((points[:, :, None] - a) * edge).sum(-1) / (edge * edge).sum(-1).clamp(min=1e-12)).clamp(0, 1)
-    foot = a + t[..., None] * edge  # (B, N, M, 2)
-    nearest = (foot - points[:, :, None]).norm(dim=-1).argmin(-1)  # (B, N)
-    return torch.gather(foot, 2, nearest[..., None, None].expand(-1, -1, 1, 2))[:, :, 0]
-
-
-def inner_lip_contour(inner_lips: Tensor, subdivisions: int = 4) -> Tensor:
-    """(B, 8 * subdivisions, 2): the closed contour through the (B, 8, 2) iBUG inner-lip
-    landmarks (corners 0 and 4), each lip a Catmull-Rom curve with the corners as cusps. A
-    smile's lips curve between the landmarks; straight chords would cut across the teeth."""
-    t = torch.arange(subdivisions, dtype=inner_lips.dtype, device=inner_lips.device) / subdivisions
-    basis = torch.stack([-t + 2 * t**2 - t**3, 2 - 5 * t**2 + 3 * t**3, t + 4 * t**2 - 3 * t**3, -(t**2) + t**3], 1) / 2
-    pieces = []
-    for chain in ([0, 1, 2, 3, 4], [4, 5, 6, 7, 0]):
-        points = inner_lips[:, chain]
-        padded = torch.cat([points[:, :1], points, points[:, -1:]], 1)  # ends repeated: no overshoot
-        for k in range(len(chain) - 1):
-            segment = padded[:, k : k + 4]  # (B, 4, 2): the control points of points[k] -> points[k + 1]
-            pieces.append(torch.einsum("sc,bcd->bsd", basis, segment))
-    return torch.cat(pieces, 1)
-
-
-def lips_out_of_opening(positions: Tensor, lips: Tensor, inner_lips: Tensor) -> Tensor:
-    """(B, V, 2) source-frame positions of vertices with those of `lips` ((V,) bool) that fall
-    inside the source frame's mouth opening ((B, 8, 2) inner-lip landmarks) moved to its rim.
-    A face model's lips may roll inward past its inner-lip landmarks (ICT-FaceKit's do); in a
-    frame with the mouth open that part of the mesh lies over the teeth, and a closed mouth made
-    from that frame would show teeth between its lips. Its rim is the lip's inner edge."""
-    points, rim = positions[:, lips], inner_lip_contour(inner_lips)
-    inside = inside_polygon(points, rim)
-    moved = torch.where(inside[..., None], nearest_on_polygon(points, rim), points)
-    out = positions.clone()
-    out[:, lips] = moved
-    return out
-
-
 def mouth_triangles(model: FaceModel, faces: Tensor, grow: float = 1.15) -> Tensor:
     """(F,) bool: the triangles of `faces` on the lips, i.e. inside the outer-lip landmarks'
     contour (grown by `grow` about its centre) of the mean shape seen from the front."""
@@ -324,11 +284,7 @@ class FaceWarper:
         self.model = face.to(device)
         self.faces = torch.cat([faces.cpu(), cap]).to(device)
         # Per triangle: 0 skin, 1 lips, 2 the opening's cap.
-        on_lips = mouth_triangles(face, faces)
-        self.labels = torch.cat([on_lips.long(), torch.full((size,), 2)]).to(device)
-        self.lip_vertices = torch.zeros(num_vertices, dtype=torch.bool)
-        self.lip_vertices[faces.cpu()[on_lips].flatten()] = True
-        self.lip_vertices = self.lip_vertices.to(device)
+        self.labels = torch.cat([mouth_triangles(face, faces).long(), torch.full((size,), 2)]).to(device)
         self.loop = self.loop.to(device)
         self.crop, self.config = crop, config
         self.window = synthesis_window(crop, config.margin)
@@ -371,14 +327,8 @@ class FaceWarper:
             camera = window_camera(self.crop_camera, target_crop, self.window)
         screen = self.screen(target, camera)
         fragments = rasterize(screen, self.faces, RasterConfig(image_size=(height, width)))
+        positions = torch.cat([self.screen(background)[..., :2], self.screen(mouth)[..., :2]], -1)
         num_vertices = self.model.num_vertices
-        inner_lips = self.model.landmark_idx[INNER_LIPS]
-        positions = []
-        for source in (background, mouth):
-            points = self.screen(source)[..., :2]
-            faces_points = lips_out_of_opening(points[:, :num_vertices], self.lip_vertices, points[:, inner_lips])
-            positions.append(torch.cat([faces_points, points[:, num_vertices:]], 1))
-        positions = torch.cat(positions, -1)
         # The cap's vertices sample the mouth frame in the background channels too.
         positions[:, num_vertices:, :2] = positions[:, num_vertices:, 2:]
         sampled = interpolate(positions, fragments, self.faces).permute(0, 3, 1, 2)  # (B, 4, h, w)

@@ -18,16 +18,7 @@ from render.composite import image_to_uint8
 from render.mouth import MouthConfig, MouthShapes, match_mouths, mouth_shapes
 from render.rasterize import RasterConfig, rasterize
 from render.renderer import render_mesh
-from render.synthesis import (
-    FaceWarper,
-    boundary_loops,
-    fill_smooth,
-    inner_lip_contour,
-    inside_polygon,
-    lips_out_of_opening,
-    mouth_loop,
-    nearest_on_polygon,
-)
+from render.synthesis import FaceWarper, boundary_loops, fill_smooth, inside_polygon, mouth_loop
 
 CROP = CropTransform(x0=30.0, y0=12.0, side=200.0, size=128, frame_width=280, frame_height=250)
 CAMERA = PerspectiveCamera.deep3d(128)
@@ -245,46 +236,19 @@ def shapes(openings, offsets) -> MouthShapes:
     return MouthShapes(points, np.asarray(openings, np.float64), np.zeros((len(openings), 3)))
 
 
-def test_points_inside_a_polygon_and_the_nearest_point_of_its_outline():
+def test_points_inside_a_polygon():
     square = torch.tensor([[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]]])
     points = torch.tensor([[[1.0, 1.5], [3.5, 2.0], [5.0, 2.0], [-1.0, -1.0], [2.0, 3.9]]])
     assert inside_polygon(points, square)[0].tolist() == [True, True, False, False, True]
-    torch.testing.assert_close(
-        nearest_on_polygon(points, square)[0],
-        torch.tensor([[0.0, 1.5], [4.0, 2.0], [4.0, 2.0], [0.0, 0.0], [2.0, 4.0]]),
-    )
-
-
-def test_the_inner_lip_contour_passes_through_the_landmarks_and_follows_their_curve():
-    # A smile: the corners (0 and 4) higher (smaller y) than the middle of each lip.
-    angles = torch.linspace(0, 2 * np.pi, 9)[:-1]
-    lips = torch.stack([3 * torch.cos(angles), torch.sin(angles)], -1)[None]  # an ellipse's 8 points
-    contour = inner_lip_contour(lips, subdivisions=4)
-    assert contour.shape == (1, 32, 2)
-    torch.testing.assert_close(contour[0, ::4], lips[0])
-    # Between the landmarks the curve bulges outward as the ellipse does, where a chord would cut in.
-    radius = ((contour[0, :, 0] / 3) ** 2 + contour[0, :, 1] ** 2).sqrt()
-    chord = (
-        (((lips[0] + lips[0].roll(-1, 0)) / 2)[:, 0] / 3) ** 2 + ((lips[0] + lips[0].roll(-1, 0)) / 2)[:, 1] ** 2
-    ).sqrt()
-    assert (radius[2::4] > chord + 0.02).sum() >= 6
-
-
-def test_lip_vertices_inside_a_frame_opening_sample_its_rim():
-    lips = torch.tensor(
-        [[[0.0, 0.0], [1.0, -1.0], [2.0, -1.0], [3.0, -1.0], [4.0, 0.0], [3.0, 1.0], [2.0, 1.0], [1.0, 1.0]]]
-    )
-    positions = torch.tensor([[[2.0, -0.8], [2.0, 0.9], [2.0, -0.8], [2.0, -3.0]]])
-    on_lips = torch.tensor([True, True, False, True])
-    moved = lips_out_of_opening(positions, on_lips, lips)
-    assert abs(float(moved[0, 0, 1]) + 1.0) < 0.05 and abs(float(moved[0, 1, 1]) - 1.0) < 0.05  # onto each lip's rim
-    torch.testing.assert_close(moved[0, 2:], positions[0, 2:])  # not a lip vertex; outside the opening
+    notch = torch.tensor([[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [2.0, 1.0], [0.0, 4.0]]])  # not convex
+    assert inside_polygon(torch.tensor([[[2.0, 3.0], [2.0, 0.5]]]), notch)[0].tolist() == [False, True]
 
 
 def test_ict_facekit_lips_do_not_cover_its_open_mouth(ict_model):
     """Seen from the front with the jaw open, the face mesh's lips stay outside its inner-lip
-    landmarks' contour: ICT-FaceKit's lips roll inward, and with landmarks on their front a fit to
-    an open mouth laid a quarter of the opening's area of lip over the teeth."""
+    landmarks' polygon: ICT-FaceKit's lips roll inward, and with the landmarks on their front (its
+    converter version 2) lip covered 7.5% of this opening (1.7% now), and a quarter of the
+    astronaut photo's, over her teeth."""
     warper = FaceWarper(ict_model, CROP, CAMERA)
     exp = torch.zeros(ict_model.layout.exp_dim)
     exp[list(ict_model.exp_names).index("jawOpen")] = 0.4
@@ -293,11 +257,11 @@ def test_ict_facekit_lips_do_not_cover_its_open_mouth(ict_model):
     height, width = warper.window_size
     triangles = rasterize(screen, warper.faces, RasterConfig(image_size=(height, width))).tri_ids[0]
     on_lips = (triangles >= 0) & (warper.labels[triangles.clamp(min=0)] == 1)
-    contour = inner_lip_contour(screen[:, warper.model.landmark_idx[60:68], :2])
+    contour = screen[:, warper.model.landmark_idx[60:68], :2]
     ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     pixels = torch.stack([xs, ys], -1).reshape(1, -1, 2).float() + 0.5
     inside = inside_polygon(pixels, contour)[0].reshape(height, width)
-    assert inside.sum() > 50 and (inside & on_lips).sum() < 0.1 * inside.sum()
+    assert inside.sum() > 50 and (inside & on_lips).sum() < 0.04 * inside.sum()
 
 
 def test_mouths_are_matched_by_shape_and_the_choice_does_not_flicker():
