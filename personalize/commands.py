@@ -18,7 +18,14 @@ from personalize.evaluate import EvaluateConfig, evaluate, evaluate_batch
 from personalize.generate import GenerateConfig, check_output, generate
 from personalize.jobs import JOBS_OPTIONS, JobsConfig, run_jobs
 from personalize.manifest import read_manifest
-from personalize.options import PresetName, apply_options, manifest_options, personalize_config, settings_field
+from personalize.options import (
+    PresetName,
+    apply_options,
+    field_docs,
+    manifest_options,
+    personalize_config,
+    settings_field,
+)
 from personalize.pipeline import PersonalizeConfig, personalize
 from personalize.samples import sample_photo, sample_speech
 from personalize.speech import read_text, say_text
@@ -60,9 +67,7 @@ class TrackCommand:
         metadata=option("video or photo with one face (default: scikit-image's astronaut photo)", positional=True),
     )
     output: Path = field(default=Path("out/track"), metadata=option("output directory", "-o", "--output"))
-    crop_size: int = field(default=256, metadata=option("side of the crop in pixels"))
-    crop_scale: float = field(default=1.8, metadata=option("crop side as a multiple of the largest face box"))
-    max_gap: int = field(default=5, metadata=option("longest run of frames without a face that is interpolated"))
+    settings: dict = settings_field(TrackConfig)
     preview: bool = field(default=True, metadata=option("write the preview with landmarks drawn"))
 
     def main(self, progress: bool = True) -> None:
@@ -70,7 +75,7 @@ class TrackCommand:
         if video is None:
             video = sample_photo()
             log.info("no VIDEO given: tracking %s", video)
-        config = TrackConfig(crop_size=self.crop_size, crop_scale=self.crop_scale, max_gap=self.max_gap)
+        config = apply_options(TrackConfig(), self.settings)
         track = track_video(video, config, progress=progress)
         paths = export_track(video, track, self.output, preview=self.preview, progress=progress)
         log.info(
@@ -114,7 +119,7 @@ class ReconstructCommand:
         metadata=option("coefficient regressor checkpoint (from `talkface pretrain recon`) to start the fit from"),
     )
     settings: dict = settings_field(FitConfig)
-    crop_size: int = field(default=256, metadata=option("side of the face crop in pixels"))
+    crop_size: int = field(default=TrackConfig.crop_size, metadata=option(field_docs(TrackConfig)["crop_size"]))
     overlay: bool = field(default=True, metadata=option("write the overlay video"))
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 

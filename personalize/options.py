@@ -31,6 +31,7 @@ from recon3d.device import DeviceName, resolve_device
 from recon3d.errors import InputError
 from recon3d.fit import FitConfig
 from recon3d.pretrain import PretrainReconConfig
+from recon3d.track import TrackConfig
 from refine.actor import ACTOR_REFINE, GPU_REFINE_SIZE, TINY_REFINE
 from refine.train import RefineTrainConfig
 
@@ -123,6 +124,13 @@ EVALUATE_OPTIONS = (
 )
 """`talkface evaluate`'s settings."""
 
+TRACK_OPTIONS = (
+    ConfigOption("crop_size", ("crop_size",)),
+    ConfigOption("crop_scale", ("crop_scale",)),
+    ConfigOption("max_gap", ("max_gap",)),
+)
+"""`talkface track`'s settings."""
+
 FIT_OPTIONS = (
     ConfigOption("landmark_steps", ("landmark_steps",)),
     ConfigOption("photometric_steps", ("photometric_steps",)),
@@ -170,6 +178,7 @@ OPTION_TABLES: dict[type, tuple[ConfigOption, ...]] = {
     PersonalizeConfig: PERSONALIZE_OPTIONS,
     GenerateConfig: GENERATE_OPTIONS,
     EvaluateConfig: EVALUATE_OPTIONS,
+    TrackConfig: TRACK_OPTIONS,
     FitConfig: FIT_OPTIONS,
     PretrainReconConfig: PRETRAIN_RECON_OPTIONS,
     PretrainAudio2PoseConfig: PRETRAIN_AUDIO2POSE_OPTIONS,

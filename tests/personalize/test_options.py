@@ -28,6 +28,7 @@ from personalize.pipeline import PersonalizeConfig
 from recon3d.errors import InputError
 from recon3d.fit import FitConfig
 from recon3d.pretrain import PretrainReconConfig
+from recon3d.track import TrackConfig
 from refine.actor import CORPUS_REFINE
 
 
@@ -79,6 +80,7 @@ def test_every_command_s_help_renders(capsys):
 
 def test_the_pretrainers_and_jobs_defaults_are_their_settings_defaults():
     assert apply_options(FitConfig(), parsed("reconstruct").settings) == FitConfig()
+    assert apply_options(TrackConfig(), parsed("track", "--max-gap", "2").settings) == TrackConfig(max_gap=2)
     corpus = ["--corpus", "clips"]
     assert apply_options(PretrainReconConfig(), parsed("pretrain", "recon", *corpus).settings) == PretrainReconConfig()
     audio2pose = parsed("pretrain", "audio2pose", *corpus, "--lstm-layers", "2", "--seed", "4").settings
