@@ -10,8 +10,11 @@ every few frames and the teeth would flicker, so the choice is a Viterbi path
 (`render.keyframes.coherent_path`): staying on a frame or moving to the next one in the video is
 free, any other switch costs `switch_cost`.
 A frame whose inner lips are much less open than the target's shows too little of the interior
-to warp (it would stretch a lip line into the opening): such targets get no frame (-1), and are
-painted instead.
+to warp (it would stretch a lip line into the opening); one much more open squeezes its interior
+into a dark band between lips that should meet (a p/b/m would read as parted: ICT-FaceKit's
+vox_741400104 closed on 0.67-0.85 of its bilabials with such lenders, 0.91-1.00 without). Neither
+lends (`MouthConfig.min_open_ratio` both ways); a target no frame fits gets -1: its opening is
+painted and its lips are the background frame's.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class MouthConfig:
     """Cost of jumping to another frame than the current one or the next (see module docstring)."""
     min_open_ratio: float = 0.6
     """A frame can lend its interior to a target whose inner-lip opening is at most 1/this of its
-    own (plus `closed`)."""
+    own and at least this times it (each give or take `closed`)."""
     closed: float = 0.02
     """Opening (eye-distance units) any frame can lend: about a closed mouth's."""
 
@@ -89,9 +92,13 @@ def match_mouths(targets: MouthShapes, candidates: MouthShapes, config: MouthCon
             shape = np.sqrt(((flat - targets.points[t].reshape(1, -1)) ** 2).sum(1) / targets.points.shape[1])
             pose = np.abs(candidates.angle - targets.angle[t]).sum(1)
             too_closed = candidates.opening < config.min_open_ratio * targets.opening[t] - config.closed
-            # A candidate too closed costs so much that it is taken only when none fits (then -1).
-            yield shape + config.pose_weight * pose + 1e3 * too_closed
+            too_open = candidates.opening > targets.opening[t] / config.min_open_ratio + config.closed
+            # A candidate that does not fit costs so much that it is taken only when none fits (then -1).
+            yield shape + config.pose_weight * pose + 1e3 * (too_closed | too_open)
 
     path = coherent_path(costs(), config.switch_cost)
-    usable = candidates.opening[path] >= config.min_open_ratio * targets.opening - config.closed
+    opening = candidates.opening[path]
+    usable = (opening >= config.min_open_ratio * targets.opening - config.closed) & (
+        opening <= targets.opening / config.min_open_ratio + config.closed
+    )
     return np.where(usable, path, -1)

@@ -284,6 +284,15 @@ def test_a_target_opening_wider_than_any_frame_gets_none():
     assert (match_mouths(shapes([0.1], [0.0]), shapes([], [])) == -1).all()
 
 
+def test_a_closed_target_takes_a_closed_frame_however_the_path_would_rather_stay():
+    """An open frame's interior squeezed between lips that should meet reads as a parted mouth
+    (ICT-FaceKit vox_741400104 closed on 0.67-0.85 of its p/b/m, 0.91-1.00 with closed lenders)."""
+    candidates = shapes([0.08, 0.0], [0.0, 0.5])  # frame 1 closed, and its shape otherwise far
+    targets = shapes([0.08, 0.08, 0.0, 0.0, 0.08], [0.0, 0.0, 0.0, 0.0, 0.0])
+    assert match_mouths(targets, candidates).tolist() == [0, 0, 1, 1, 0]
+    assert match_mouths(shapes([0.0], [0.0]), shapes([0.08], [0.0])).tolist() == [-1]  # none closed: none lends
+
+
 def test_mouth_shapes_measure_the_opening(builtin):
     closed, open_ = neutral(builtin), neutral(builtin, exp=opening_exp(builtin))
     measured = mouth_shapes(
