@@ -21,8 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from personalize.commands import COMMANDS
 from personalize.manifest import option_type
-from personalize.options import PERSONALIZE_PRESETS, option_help, option_kind
-from personalize.pipeline import PersonalizeConfig
+from personalize.options import option_help, option_kind
 from recon3d.errors import InputError
 
 log = logging.getLogger("talkface")
@@ -43,10 +42,7 @@ def _add_settings(parser: argparse.ArgumentParser, field: str, meta: dict) -> No
     """An option per `personalize.options` option of a settings class, collected into the
     command's dict `field` (only those given: the rest keep the settings' or the preset's value)."""
     settings = meta["settings"]
-    if settings is PersonalizeConfig:
-        presets = PERSONALIZE_PRESETS
-    else:
-        presets = {"": meta["base"] if meta["base"] is not None else settings()}
+    presets = meta["defaults"] or {"": settings()}
     for setting in meta["options"]:
         kind, choices = option_type(option_kind(settings, setting))
         flag = f"--{setting.name.replace('_', '-')}"

@@ -19,6 +19,7 @@ from personalize.generate import GenerateConfig, check_output, generate
 from personalize.jobs import JOBS_OPTIONS, JobsConfig, run_jobs
 from personalize.manifest import read_manifest
 from personalize.options import (
+    PERSONALIZE_PRESETS,
     PresetName,
     apply_options,
     field_docs,
@@ -238,7 +239,7 @@ class PretrainRefineCommand:
     corpus: Path = field(metadata=option("folder of talking-head videos"))
     output: Path = field(default=Path("out/pretrain/refine"), metadata=option("output directory", "-o", "--output"))
     face_model: str = field(default="default", metadata=option(FACE_MODEL_HELP))
-    settings: dict = settings_field(RefineTrainConfig, base=CORPUS_REFINE)
+    settings: dict = settings_field(RefineTrainConfig, defaults={"": CORPUS_REFINE})
     size: int | None = field(
         default=None,
         metadata=option(
@@ -314,7 +315,7 @@ class PersonalizeCommand:
     )
     actor: Path = field(default=Path("out/actor"), metadata=option("actor bundle directory to write (or resume)"))
     preset: PresetName = field(default="auto", metadata=option(PRESET_HELP))
-    settings: dict = settings_field(PersonalizeConfig)
+    settings: dict = settings_field(PersonalizeConfig, defaults=PERSONALIZE_PRESETS)
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
 
     def config(self, device: torch.device) -> PersonalizeConfig:

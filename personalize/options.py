@@ -253,12 +253,15 @@ def option_types(cls: type) -> dict[str, Any]:
     return {option.name: option_kind(cls, option) for option in OPTION_TABLES[cls]}
 
 
-def settings_field(settings: type, options: tuple[ConfigOption, ...] | None = None, base: Any = None) -> Any:
+def settings_field(
+    settings: type, options: tuple[ConfigOption, ...] | None = None, defaults: Mapping[str, Any] | None = None
+) -> Any:
     """A command's dict field standing for the `options` (default: the class's table) of the
-    `settings` class, applied to `base` (default: the class's defaults; for the help's defaults)."""
+    `settings` class; `defaults`, the settings they apply to by name (presets; default: the class's
+    own), give the help's defaults."""
     return dataclasses.field(
         default_factory=dict,
-        metadata={"settings": settings, "options": options or OPTION_TABLES[settings], "base": base},
+        metadata={"settings": settings, "options": options or OPTION_TABLES[settings], "defaults": defaults},
     )
 
 
