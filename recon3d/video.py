@@ -15,7 +15,10 @@ Frames are `(H, W, 3)` uint8 RGB arrays; stacks are `(T, H, W, 3)`; audio is `(N
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -220,20 +223,41 @@ def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_sampl
     return audio
 
 
+STALE_TEMP_SECONDS = 600.0
+"""A temporary file of `atomic_path` untouched this long was left by a killed job: writers touch
+theirs as they go, so a live one is younger."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside `path` that replaces it only if the block finishes without error.
 
-    So a killed or failed job never leaves a half-written file under the final name.
+    So a killed or failed job never leaves a half-written file under the final name; the stale
+    temporary files a killed one left for `path` go the next time it is written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path, STALE_TEMP_SECONDS)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temps(path: str | os.PathLike, min_age: float) -> list[Path]:
+    """Removes the temporary files `atomic_path(path)` makes that were last modified at least
+    `min_age` seconds ago (a killed job's: SIGKILL skips the clean-up); returns them."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.[0-9a-f]{{8}}\.tmp{re.escape(path.suffix)}")
+    now, removed = time.time(), []
+    for tmp in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
+        with contextlib.suppress(FileNotFoundError):  # its own writer may finish meanwhile
+            if pattern.fullmatch(tmp.name) and tmp.is_file() and now - tmp.stat().st_mtime >= min_age:
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 class VideoWriter:

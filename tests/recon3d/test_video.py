@@ -1,3 +1,5 @@
+import os
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -5,7 +7,16 @@ import numpy as np
 import pytest
 
 from recon3d.errors import InputError
-from recon3d.video import VideoWriter, iter_frames, probe, read_audio, read_frames, write_video
+from recon3d.video import (
+    STALE_TEMP_SECONDS,
+    VideoWriter,
+    iter_frames,
+    probe,
+    read_audio,
+    read_frames,
+    remove_stale_temps,
+    write_video,
+)
 from tests.conftest import encode_video, frame_index, numbered_frames
 
 
@@ -155,3 +166,18 @@ def test_no_audio_stream_where_audio_is_required(bad_inputs):
     assert not probe(bad_inputs["silent"]).has_audio
     with pytest.raises(InputError, match="no audio stream"):
         read_audio(bad_inputs["silent"])
+
+
+def test_a_write_removes_the_temporaries_killed_writers_left(tmp_path):
+    output = tmp_path / "talk.mp4"
+    stale, live = tmp_path / ".talk.0123abcd.tmp.mp4", tmp_path / ".talk.89abcdef.tmp.mp4"
+    others = [tmp_path / ".other.0123abcd.tmp.mp4", tmp_path / ".talk.notatemp.tmp.mp4"]
+    for path in (stale, live, *others):
+        path.write_bytes(b"half written")
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    for path in (stale, *others):
+        os.utime(path, (old, old))
+    write_video(output, numbered_frames(5))
+    # A temporary touched lately may be another writer's, live: it stays.
+    assert not stale.exists() and live.exists() and all(path.exists() for path in others)
+    assert remove_stale_temps(output, 0.0) == [live]
