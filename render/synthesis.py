@@ -70,6 +70,11 @@ class SynthesisConfig:
     interpolation: str = "cubic"
     """How the frames are resampled through the warp: "cubic", or "lanczos" (sharper, 3x the
     time; README, image-based synthesis)."""
+    contact_width: float = 0.003
+    """Width, as a fraction of the crop side (3 px at 512), of the shadow painted where the inner
+    lips meet when no frame lends its mouth (see `FaceWarper.compose`)."""
+    contact_shade: float = 0.3
+    """How dark that shadow is: the lips' own colour times this at its centre."""
     mouth_gain_range: tuple[float, float] = (0.6, 1.6)
     """Bounds of the per-channel gain that matches the mouth frame's light to the background
     frame's (measured on the skin around the lips)."""
@@ -219,6 +224,8 @@ class FrameWarp:
     compared."""
     face: np.ndarray
     """(h, w) bool: the face surface (where the warp is exact; the rest is its smooth fill)."""
+    lip_contact: np.ndarray
+    """(h, w) bool: where the upper lip's surface meets the lower lip's (closed lips' seam)."""
 
     def seam(self, window: np.ndarray) -> float:
         """`render.composite.seam_visibility` along the face's outline in `window`, (h, w, 3)
@@ -253,6 +260,23 @@ def mouth_triangles(model: FaceModel, faces: Tensor, grow: float = 1.15) -> Tens
     return inside[faces.cpu()].all(1)
 
 
+def upper_lip_triangles(model: FaceModel, faces: Tensor) -> Tensor:
+    """(F,) bool: the lip triangles (`mouth_triangles`) of the upper lip: above the line through
+    the mouth's corners (inner-lip landmarks) in the mean shape."""
+    mean = model.mean_shape.cpu()
+    left, right = model.landmarks(mean)[[60, 64]]
+    centroid = mean[faces.cpu()].mean(1)
+    t = (centroid[:, 0] - left[0]) / (right[0] - left[0]).clamp(min=1e-6)
+    return mouth_triangles(model, faces) & (centroid[:, 1] > left[1] + t * (right[1] - left[1]))
+
+
+def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels of either (h, w) bool region next to (8-connected) the other."""
+    kernel = np.ones((3, 3), np.uint8)
+    grow = lambda region: cv2.dilate(region.astype(np.uint8), kernel) > 0  # noqa: E731
+    return a & grow(b)
+
+
 class FaceWarper:
     """The actor's image-based face synthesis (see the module docstring) for frames of one
     size: warps from its face model, crop and camera, and the frames made from them."""
@@ -285,6 +309,7 @@ class FaceWarper:
         self.faces = torch.cat([faces.cpu(), cap]).to(device)
         # Per triangle: 0 skin, 1 lips, 2 the opening's cap.
         self.labels = torch.cat([mouth_triangles(face, faces).long(), torch.full((size,), 2)]).to(device)
+        self.upper_lip = torch.cat([upper_lip_triangles(face, faces), torch.zeros(size, dtype=torch.bool)]).to(device)
         self.loop = self.loop.to(device)
         self.crop, self.config = crop, config
         self.window = synthesis_window(crop, config.margin)
@@ -348,6 +373,8 @@ class FaceWarper:
         as_maps = lambda field: field.permute(0, 2, 3, 1).contiguous().float().cpu().numpy()  # noqa: E731
         exact, filled, grid = as_maps(exact), as_maps(filled), as_maps((grid + offset)[None])[0]
         mouth_maps = as_maps(sampled[:, 2:] + offset[None])
+        upper_lip = covered & self.upper_lip[fragments.tri_ids.clamp(min=0)]
+        upper, lower = upper_lip.cpu().numpy(), (covered & (label == 1) & ~upper_lip).cpu().numpy()
         face, label = face.cpu().numpy(), label.cpu().numpy()
         side = self.crop.side
         out = []
@@ -372,6 +399,7 @@ class FaceWarper:
                     opening_alpha=_ramp_in(opening, self.config.mouth_feather * side),
                     skin=face[k] & (mouth_alpha > 0) & (mouth_alpha < 1),
                     face=face[k],
+                    lip_contact=_touching(upper[k], lower[k]),
                 )
             )
         return out
@@ -404,9 +432,23 @@ class FaceWarper:
                 lent = cv2.GaussianBlur(lent, (0, 0), 1.0)  # softened, or it looks cut out
             a = alpha[box][..., None]
             warped[box] = np.clip(np.rint(a * lent + (1 - a) * under), 0, 255).astype(np.uint8)
+        if not lend and warp.lip_contact.any():
+            self._shade_lip_contact(warped, warp.lip_contact)
         out = background.copy()
         out[y0:y1, x0:x1] = warped
         return out
+
+    def _shade_lip_contact(self, window: np.ndarray, contact: np.ndarray) -> None:
+        """Darkens, in place, the (h, w) bool `contact` line of the (h, w, 3) `window`: the shadow
+        where closed lips meet. The background frame's lips, warped together, have none of their
+        own when it was filmed open (its lips' inner rims bordered teeth), and lips without it
+        read as a band of open mouth (ICT-FaceKit's astronaut photo closed on none of its p/b/m)."""
+        width = max(self.config.contact_width * self.crop.side, 1.0)
+        box = _box(contact, int(np.ceil(2 * width)) + 1)
+        line = cv2.GaussianBlur(contact[box].astype(np.float32), (0, 0), width / 2)
+        line /= max(float(line.max()), 1e-6)
+        shade = 1 - (1 - self.config.contact_shade) * line[..., None]
+        window[box] = np.clip(np.rint(window[box] * shade), 0, 255).astype(np.uint8)
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:

@@ -307,3 +307,25 @@ def test_mouth_shapes_measure_the_opening(builtin):
     )
     assert measured.points.shape == (2, 20, 3)
     assert measured.opening[1] > measured.opening[0] + 0.05
+
+
+def test_closed_lips_painted_without_a_lender_meet_in_a_shadow(builtin):
+    warper = FaceWarper(builtin, CROP, CAMERA)
+    closed = neutral(builtin, exp=-0.5 * opening_exp(builtin))
+    warp = warper.warps(closed, closed, closed)[0]
+    contact = warp.lip_contact
+    assert contact.sum() > 10
+    # The seam runs across the mouth: wider than tall.
+    rows, cols = np.nonzero(contact)
+    assert np.ptp(cols) > 3 * np.ptp(rows)
+    background = np.full((CROP.frame_height, CROP.frame_width, 3), 150, np.uint8)
+    x0, y0, x1, y1 = warper.window
+    painted = warper.compose(background, None, warp)[y0:y1, x0:x1].astype(int)
+    assert painted[contact].min() < 150 * 0.4
+    # Away from the seam (and any painted opening) the frame is untouched.
+    near = contact | (warp.opening_alpha > 0)
+    far = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 3) > 6
+    assert (painted[far] == 150).all()
+    # A lent mouth brings its own seam: nothing is painted.
+    lent = warper.compose(background, background, warp)[y0:y1, x0:x1]
+    assert lent.min() >= 148
