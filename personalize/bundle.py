@@ -1,7 +1,7 @@
 """The actor bundle: everything `personalize` learns about one actor, in one directory, and
 reading it back (`Actor`).
 
-    ACTOR/manifest.json     what is here (validated against `MANIFEST_SCHEMA`)
+    ACTOR/manifest.json     what is here (validated against `MANIFEST_SCHEMA`, with a checksum of itself)
     ACTOR/<stage files>     written by the stages (`STAGE_FILES`), each listed in the manifest with its SHA-256
 
 The manifest records the source video's hash, the toolkit version, the settings, and per stage
@@ -11,7 +11,9 @@ reruns. Files are written under temporary names and renamed, and the manifest is
 after a stage's files are complete, so a killed job leaves either a finished stage or none.
 
 Bundles get shared between people, so opening one never runs code from it: the manifest is JSON
-checked against a schema, and weights are read with `torch.load(weights_only=True)`.
+checked against a schema and its checksum (a hand-edited setting would change what the stages'
+files mean, unseen), arrays are read with `np.load(allow_pickle=False)` and weights with
+`torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
+import shutil
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,7 +46,8 @@ from recon3d.reconstruct import Reconstruction
 from recon3d.video import atomic_path
 from refine.actor import ActorRefiner
 
-BUNDLE_FORMAT_VERSION = 1
+BUNDLE_FORMAT_VERSION = 2
+"""2: the manifest holds its checksum (format 1, without one, is still read)."""
 MANIFEST_NAME = "manifest.json"
 LOG_NAME = "personalize.log"
 FRAMES, TRACK, FIT, COEFFS = "frames.zip", "track.npz", "fit.npz", "coeffs.npz"
@@ -58,6 +64,8 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
 }
 """The stages in order, with the files each may write (those it wrote are recorded)."""
 STAGES = tuple(STAGE_FILES)
+REFINE_WORK = "refine-training"
+"""Where the refine stage keeps its checkpoint (resumable) and sample grids; not a bundle file."""
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 MANIFEST_SCHEMA = {
@@ -65,10 +73,13 @@ MANIFEST_SCHEMA = {
     "title": "talkface actor bundle manifest",
     "type": "object",
     "required": ["format", "format_version", "toolkit_version", "created", "source", "settings", "stages"],
+    "if": {"properties": {"format_version": {"minimum": 2}}},
+    "then": {"required": ["checksum"]},
     "additionalProperties": False,
     "properties": {
         "format": {"const": "talkface-actor"},
         "format_version": {"type": "integer", "minimum": 1},
+        "checksum": _SHA256,
         "toolkit_version": {"type": "string"},
         "created": {"type": "string"},
         "source": {
@@ -107,8 +118,8 @@ MANIFEST_SCHEMA = {
         },
     },
 }
-"""JSON Schema of `manifest.json` (format version 1). File names are relative to the bundle and
-may not leave it."""
+"""JSON Schema of `manifest.json` (format version 2). File names are relative to the bundle and
+may not leave it; `checksum` is `manifest_checksum` of the rest."""
 
 
 def toolkit_version() -> str:
@@ -131,6 +142,17 @@ def fingerprint(inputs: dict) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def manifest_checksum(manifest: dict) -> str:
+    """The fingerprint of a manifest's contents, its checksum left out."""
+    return fingerprint({key: value for key, value in manifest.items() if key != "checksum"})
+
+
+def personalize_hint(root: Path, manifest: dict | None = None, overwrite: bool = True) -> str:
+    """The command that makes the bundle at `root` again (its source video's path when known)."""
+    video = shlex.quote(manifest["source"]["path"]) if manifest else "VIDEO"
+    return f"talkface personalize {video} --actor {shlex.quote(str(root))}" + (" --overwrite" if overwrite else "")
+
+
 @dataclass
 class ActorBundle:
     """An actor bundle directory and its manifest (a plain dict matching `MANIFEST_SCHEMA`)."""
@@ -139,10 +161,28 @@ class ActorBundle:
     manifest: dict
 
     @classmethod
-    def create(cls, root: str | os.PathLike, source: str | os.PathLike, settings: dict) -> ActorBundle:
-        """The bundle for `source` at `root`: a new one, or the existing one to resume. Finished
-        stages of an existing bundle are kept only if it was made from the same source video
-        (same hash); otherwise they are dropped and will rerun."""
+    def resumable(cls, root: str | os.PathLike, source_sha256: str, overwrite: bool = False) -> ActorBundle | None:
+        """The existing bundle at `root` that personalizing the video with this hash resumes, read
+        only; None where there is none, or it is to be replaced (`overwrite`). Refuses a bundle of
+        another video: its finished stages would be lost."""
+        root = Path(root)
+        if overwrite or not (root / MANIFEST_NAME).exists():
+            return None
+        bundle = cls.open(root, verify_files=False)
+        if bundle.manifest["source"]["sha256"] != source_sha256:
+            raise InputError(
+                f"--actor {root}: already the actor bundle of another video ({bundle.manifest['source']['name']}); "
+                "give another --actor, or add --overwrite to replace it"
+            )
+        return bundle
+
+    @classmethod
+    def create(
+        cls, root: str | os.PathLike, source: str | os.PathLike, settings: dict, overwrite: bool = False
+    ) -> ActorBundle:
+        """The bundle for `source` at `root`: a new one, or the existing one of the same source
+        video (same hash) to resume; with `overwrite`, whatever bundle is there is replaced (its
+        files removed). Refuses the bundle of another video otherwise (`resumable`)."""
         root, source = Path(root), Path(source)
         # The path lets `talkface evaluate --start` find the video's unseen tail again.
         record = {
@@ -151,12 +191,11 @@ class ActorBundle:
             "sha256": file_sha256(source),
             "bytes": source.stat().st_size,
         }
-        if (root / MANIFEST_NAME).exists():
-            bundle = cls.open(root, verify_files=False)
-            if bundle.manifest["source"]["sha256"] != record["sha256"]:
-                bundle.manifest["stages"] = {}
+        bundle = cls.resumable(root, record["sha256"], overwrite)
+        if bundle is not None:
             bundle.manifest.update(source=record, settings=settings, toolkit_version=toolkit_version())
         else:
+            remove_bundle_files(root)
             bundle = cls(
                 root,
                 {
@@ -185,19 +224,24 @@ class ActorBundle:
         try:
             manifest = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"{path}: corrupt manifest ({e}); rerun `talkface personalize` for this actor") from None
+            raise InputError(f"{path}: corrupt manifest ({e}); rerun `{personalize_hint(root)}`") from None
         try:
             jsonschema.validate(manifest, MANIFEST_SCHEMA)
         except jsonschema.ValidationError as e:
             where = "/".join(str(p) for p in e.absolute_path) or "top level"
             raise InputError(
-                f"{path}: invalid manifest at {where}: {e.message}; rerun `talkface personalize`"
+                f"{path}: invalid manifest at {where}: {e.message}; rerun `{personalize_hint(root)}`"
             ) from None
         if manifest["format_version"] > BUNDLE_FORMAT_VERSION:
             raise InputError(
                 f"{root}: bundle format {manifest['format_version']} was made by a newer talkface "
                 f"({manifest['toolkit_version']}); this one ({toolkit_version()}) reads format "
                 f"{BUNDLE_FORMAT_VERSION}: upgrade talkface"
+            )
+        if "checksum" in manifest and manifest["checksum"] != manifest_checksum(manifest):
+            raise InputError(
+                f"{path}: edited or damaged since talkface wrote it (its checksum does not match); restore it, "
+                f"or rerun `{personalize_hint(root, manifest)}`"
             )
         bundle = cls(root, manifest)
         for stage in manifest["stages"].values():
@@ -258,15 +302,54 @@ class ActorBundle:
         }
         self.write_manifest()
 
+    @contextlib.contextmanager
+    def reading(self, name: str) -> Iterator[Path]:
+        """The bundle file `name` to read; a file that does not read back is one line saying the
+        bundle is corrupt and how to make it again (the loaders' own hints name the commands that
+        write such files outside a bundle)."""
+        path = self.path(name)
+        try:
+            yield path
+        except InputError as err:
+            detail = str(err).removeprefix(f"{path}: ").rsplit("; ", 1)[0]
+            raise self._corrupt(name, detail) from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            raise self._corrupt(name, str(err).splitlines()[0] or type(err).__name__) from None
+
+    def _corrupt(self, name: str, detail: str) -> InputError:
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        return InputError(
+            f"{self.root}: the bundle file {name} is corrupt ({detail}); make the bundle again: "
+            f"`{personalize_hint(self.root, self.manifest)}`"
+        )
+
     def forget(self, stage: str) -> None:
         """Drops a stage's record (it will rerun); its files stay until overwritten."""
         if self.manifest["stages"].pop(stage, None) is not None:
             self.write_manifest()
 
     def write_manifest(self) -> None:
+        self.manifest["format_version"] = BUNDLE_FORMAT_VERSION  # a format 1 bundle resumed gets its checksum
+        self.manifest["checksum"] = manifest_checksum(self.manifest)
         jsonschema.validate(self.manifest, MANIFEST_SCHEMA)
         with atomic_path(self.root / MANIFEST_NAME) as tmp:
             tmp.write_text(json.dumps(self.manifest, indent=1, sort_keys=True) + "\n")
+
+
+def bundle_files(root: Path) -> list[Path]:
+    """What `personalize` writes into a bundle directory (the files of every stage, the manifest,
+    the log, the refine stage's work folder), whether or not it is there now."""
+    names = [MANIFEST_NAME, LOG_NAME, REFINE_WORK, *(name for files in STAGE_FILES.values() for name in files)]
+    return [root / name for name in names]
+
+
+def remove_bundle_files(root: Path) -> None:
+    """Removes `bundle_files` (and only those: the directory may hold the user's own files too)."""
+    for path in bundle_files(root):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _now() -> str:
@@ -322,32 +405,32 @@ class Actor:
                 f"({settings['face_model_vertices']} vertices), found {model.name}; "
                 "pass --face-model pointing at the one it was made with"
             )
-        recon = Reconstruction.load(bundle.path(COEFFS))
-        network = AudioToPose.load(bundle.path(AUDIO2POSE), model.name).eval()
+        with bundle.reading(COEFFS) as path:
+            recon = Reconstruction.load(path)
+        with bundle.reading(AUDIO2POSE) as path:
+            network = AudioToPose.load(path, model.name).eval()
         refiner = None
         if REFINER in bundle.manifest["stages"]["refine"]["files"]:
-            refiner = ActorRefiner.load(bundle.path(REFINER), f"rerun `talkface personalize` for {bundle.root}")
-        return cls(
-            bundle,
-            recon,
-            network,
-            model,
-            VoiceModel.load(bundle.path(VOICE)),
-            refiner,
-            MouthShapes.load(bundle.path(MOUTH)),
-        )
+            with bundle.reading(REFINER) as path:
+                refiner = ActorRefiner.load(path)
+        with bundle.reading(VOICE) as path:
+            voice = VoiceModel.load(path)
+        with bundle.reading(MOUTH) as path:
+            mouth = MouthShapes.load(path)
+        return cls(bundle, recon, network, model, voice, refiner, mouth)
 
     @contextlib.contextmanager
     def frames(self) -> Iterator[BackgroundFrames]:
-        with zipfile.ZipFile(self.bundle.path(FRAMES)) as archive:
-            yield BackgroundFrames(archive)
+        with self.bundle.reading(FRAMES) as path, zipfile.ZipFile(path) as archive:
+            yield BackgroundFrames(archive, self.bundle)
 
 
 class BackgroundFrames:
     """Random access to the actor's 25 fps frames (decoded on demand, the last few cached)."""
 
-    def __init__(self, archive: zipfile.ZipFile, cache: int = 32) -> None:
+    def __init__(self, archive: zipfile.ZipFile, bundle: ActorBundle, cache: int = 32) -> None:
         self.archive = archive
+        self.bundle = bundle
         self.count = len(archive.namelist())
         self._cache: dict[int, np.ndarray] = {}
         self._cache_size = cache
@@ -358,8 +441,12 @@ class BackgroundFrames:
     def __getitem__(self, index: int) -> np.ndarray:
         frame = self._cache.get(index)
         if frame is None:
-            data = np.frombuffer(self.archive.read(frame_name(index)), np.uint8)
-            frame = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            with self.bundle.reading(FRAMES):
+                data = np.frombuffer(self.archive.read(frame_name(index)), np.uint8)
+                image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+                if image is None:
+                    raise ValueError(f"frame {index} is not a readable JPEG")
+            frame = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
             if len(self._cache) >= self._cache_size:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[index] = frame

@@ -303,7 +303,8 @@ class PersonalizeCommand:
     (scripts/setup.sh trains the built-in face model's from a corpus of talking-head clips). The
     voice stage matches a Flite voice to the actor's speech for text input (CMU Flite must be
     installed). The settings start from --preset; each option below overrides its field. The log
-    is kept in ACTOR/personalize.log.
+    is kept in ACTOR/personalize.log. The bundle of another video is refused unless --overwrite;
+    a refused run (no face, a bad setting) writes nothing.
     """
 
     video: Path | None = field(
@@ -317,6 +318,13 @@ class PersonalizeCommand:
     preset: PresetName = field(default="auto", metadata=option(PRESET_HELP))
     settings: dict = settings_field(PersonalizeConfig, defaults=PERSONALIZE_PRESETS)
     device: DeviceName = field(default="auto", metadata=option("where torch runs"))
+    overwrite: bool = field(
+        default=False,
+        metadata=option(
+            "replace the bundle at --actor (its files; every stage reruns): needed to personalize another "
+            "video into it, or to remake a corrupt one"
+        ),
+    )
 
     def config(self, device: torch.device) -> PersonalizeConfig:
         """The settings these options give on `device` (the "auto" preset depends on it)."""
@@ -330,7 +338,7 @@ class PersonalizeCommand:
         device = resolve_device(self.device)
         config = self.config(device)
         start = time.perf_counter()
-        bundle = personalize(video, self.actor, config, device, progress)
+        bundle = personalize(video, self.actor, config, device, progress, self.overwrite)
         log.info(
             "actor bundle %s ready in %.1f s; next: talkface generate --actor %s --audio SPEECH.wav -o OUT.mp4",
             bundle.root,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import tempfile
@@ -66,15 +67,18 @@ from personalize.bundle import (
     LOG_NAME,
     MANIFEST_NAME,
     MOUTH,
+    REFINE_WORK,
     REFINER,
     STAGE_FILES,
     STAGES,
     TRACK,
     VOICE,
     ActorBundle,
+    bundle_files,
     file_sha256,
     fingerprint,
     frame_name,
+    remove_bundle_files,
     toolkit_version,
 )
 from recon3d.errors import InputError
@@ -83,15 +87,26 @@ from recon3d.facemodels import load_face_model
 from recon3d.fit import FitConfig
 from recon3d.reconstruct import Reconstruction, fit_clip, load_crops, refine_albedo
 from recon3d.track import FaceTrack, TrackConfig, track_video
-from recon3d.video import AUDIO_RATE, VIDEO_FPS, MediaInfo, atomic_path, iter_frames, probe, read_audio, trim_video
+from recon3d.video import (
+    AUDIO_RATE,
+    VIDEO_FPS,
+    MediaInfo,
+    atomic_path,
+    iter_frames,
+    probe,
+    read_audio,
+    remove_stale_temps,
+    trim_video,
+)
 from refine.actor import ACTOR_REFINE, ActorRefiner, general_refiner
 from refine.data import clip_pairs, face_region
 from refine.train import CHECKPOINT_NAME, RefineTrainConfig, refinement_psnr, train_refiner
 
 log = logging.getLogger("talkface")
 
-REFINE_WORK = "refine-training"
-"""Where the refine stage keeps its checkpoint (resumable) and sample grids; not a bundle file."""
+LOCK_NAME = ".personalize.lock"
+"""Held in the bundle while a personalize writes it (a second one is refused); removed after."""
+MIN_CROP_SIZE = 32
 
 
 @dataclass
@@ -130,6 +145,22 @@ class PersonalizeConfig:
     """Learn from the video up to this time only (seconds); the rest stays unseen, for `talkface
     evaluate --start`. None: the whole video."""
 
+    def __post_init__(self) -> None:
+        # Nonsense values are refused here, in one line naming the option (`personalize.options.apply_options`),
+        # not deep inside a stage.
+        if self.crop_size < MIN_CROP_SIZE:
+            raise ValueError(f"the face crop is at least {MIN_CROP_SIZE} pixels")
+        for what, steps in (
+            ("landmark fit steps", self.fit.landmark_steps),
+            ("photometric fit steps", self.fit.photometric_steps),
+            ("audio2pose training steps", self.finetune.scratch.steps),
+            ("refinement steps", self.refine.steps),
+        ):
+            if steps < 0:
+                raise ValueError(f"{what} cannot be negative")
+        if not 0 <= self.frame_quality <= 100:
+            raise ValueError("JPEG quality is 0 to 100")
+
 
 @dataclass(frozen=True)
 class StageContext:
@@ -142,6 +173,8 @@ class StageContext:
     config: PersonalizeConfig
     device: torch.device
     progress: bool
+    face_track: FaceTrack | None = None
+    """The face tracked before anything was written (None where the bundle's track stage was done then)."""
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -175,7 +208,7 @@ def ingest(ctx: StageContext) -> dict:
 
 
 def track(ctx: StageContext) -> dict:
-    face_track = track_video(ctx.video, TrackConfig(crop_size=ctx.config.crop_size), progress=ctx.progress)
+    face_track = ctx.face_track or track_face(ctx.video, ctx.config, ctx.progress)
     face_track.save(ctx.bundle.path(TRACK))
     return {
         "frames": face_track.num_frames,
@@ -337,6 +370,10 @@ def photo_model(general: AudioToPose, recon: Reconstruction) -> AudioToPose:
     return general
 
 
+def track_face(video: Path, config: PersonalizeConfig, progress: bool) -> FaceTrack:
+    return track_video(video, TrackConfig(crop_size=config.crop_size), progress=progress)
+
+
 def _fit_metrics(recon: Reconstruction) -> dict:
     return {"landmark_error": round(float(recon.landmark_error.mean()), 5), "psnr": round(float(recon.psnr.mean()), 3)}
 
@@ -434,21 +471,81 @@ def bundle_log(root: Path) -> Iterator[None]:
         handler.close()
 
 
+def check_actor(actor: Path) -> None:
+    """A one-line error for an --actor that cannot be a bundle directory (before the video is read)."""
+    if actor.exists() and not actor.is_dir():
+        raise InputError(f"--actor {actor}: a file, not a directory; give a directory for the actor bundle")
+    folder = next(folder for folder in (actor, *actor.absolute().parents) if folder.exists())
+    problem = (
+        "not a directory" if not folder.is_dir() else None if os.access(folder, os.W_OK | os.X_OK) else "read-only"
+    )
+    if problem:
+        raise InputError(f"--actor {actor}: cannot write there ({folder} is {problem}); give a directory you can write")
+
+
+@contextlib.contextmanager
+def writing_bundle(root: Path) -> Iterator[None]:
+    """Makes the bundle directory `root` if need be and holds ROOT/.personalize.lock while the block
+    writes the bundle: a second personalize into it is refused (the two would write the same files),
+    and the temporary files a killed one left are removed. When the block is refused (InputError)
+    and the bundle was new, what it wrote goes again, with the directories made for it: a refusal
+    leaves nothing behind."""
+    made = [folder for folder in (root, *root.parents) if not folder.exists()]
+    path = root / LOCK_NAME
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+    except OSError as err:
+        raise InputError(
+            f"--actor {root}: cannot write the bundle ({err.strerror}); give a directory you can write"
+        ) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The file may have been removed by the run that held it just before we locked it.
+            if os.fstat(handle.fileno()).st_ino != path.stat().st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            raise InputError(
+                f"--actor {root}: another `talkface personalize` is writing this bundle; wait for it to finish"
+            ) from None
+        new = not (root / MANIFEST_NAME).exists()  # known only under the lock: the other run may be making it
+        for file in (*bundle_files(root), root / REFINE_WORK / CHECKPOINT_NAME):
+            remove_stale_temps(file, 0.0)  # none is live: this run holds the bundle
+        try:
+            yield
+        except InputError:
+            if new:
+                remove_bundle_files(root)
+                path.unlink()
+                for folder in made:  # deepest first
+                    with contextlib.suppress(OSError):  # holds something else: kept
+                        folder.rmdir()
+            raise
+        finally:
+            path.unlink(missing_ok=True)  # while still locked, so no one locks the removed file
+
+
 def personalize(
     video: str | os.PathLike,
     actor: str | os.PathLike,
     config: PersonalizeConfig | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> ActorBundle:
     """Runs the stages that are not done yet for `video` into the bundle at `actor`; returns it.
 
     Finished stages whose inputs are unchanged are skipped (a killed job resumes where it
-    stopped); the manifest is updated after each stage.
+    stopped); the manifest is updated after each stage. The bundle of another video is refused
+    unless `overwrite`, which replaces whatever bundle is there. The video is checked (its
+    soundtrack, a face in every part of it) before anything is written; a refusal leaves a new
+    bundle's directory as it was before (absent) and an existing bundle untouched.
     """
-    video, config, device = Path(video), config or PersonalizeConfig(), torch.device(device)
+    video, actor, config, device = Path(video), Path(actor), config or PersonalizeConfig(), torch.device(device)
     info = probe(video)
     check_source(video, info, config)
+    check_actor(actor)
     with contextlib.ExitStack() as stack:
         if config.end is not None:
             # Every stage reads the video: they get a copy of its first `end` seconds (made again
@@ -459,7 +556,7 @@ def personalize(
             info = probe(video)
         else:
             source = video
-        return _personalize(source, video, info, Path(actor), config, device, progress)
+        return _personalize(source, video, info, actor, config, device, progress, overwrite)
 
 
 def _personalize(
@@ -470,6 +567,7 @@ def _personalize(
     config: PersonalizeConfig,
     device: torch.device,
     progress: bool,
+    overwrite: bool,
 ) -> ActorBundle:
     """`personalize` from `video` (the `source` video, or its first `end` seconds)."""
     face_model = load_face_model(config.face_model)
@@ -485,10 +583,22 @@ def _personalize(
         "photo": info.is_image,
         **asdict(config),
     }
-    Path(actor).mkdir(parents=True, exist_ok=True)
-    bundle = ActorBundle.create(actor, source, settings)
-    ctx = StageContext(video, info, bundle, face_model.to(device), config, device, progress)
-    inputs = stage_inputs(bundle.manifest["source"]["sha256"], stage_settings(config, face_model, info))
+    source_sha256 = file_sha256(source)
+    inputs = stage_inputs(source_sha256, stage_settings(config, face_model, info))
+    existing = ActorBundle.resumable(actor, source_sha256, overwrite)
+    # Tracking decodes every frame and finds the face in each: a video that cannot be used is
+    # refused here, before the bundle is touched.
+    done = existing is not None and existing.is_done("track", inputs["track"])
+    tracked = None if done else track_face(video, config, progress)
+    with writing_bundle(actor):
+        bundle = ActorBundle.create(actor, source, settings, overwrite)
+        ctx = StageContext(video, info, bundle, face_model.to(device), config, device, progress, tracked)
+        _run_stages(ctx, source, inputs)
+    return bundle
+
+
+def _run_stages(ctx: StageContext, source: Path, inputs: dict[str, dict]) -> None:
+    bundle, info, config = ctx.bundle, ctx.info, ctx.config
     with bundle_log(bundle.root):
         log.info(
             "personalize %s (%s) into %s with face model %s on %s (talkface %s)",
@@ -499,11 +609,11 @@ def _personalize(
             if config.end is None
             else f"its first {info.duration:.1f} s",
             bundle.root,
-            face_model.name,
-            device,
+            ctx.face_model.name,
+            ctx.device,
             toolkit_version(),
         )
-        overall = tqdm(STAGES, desc="personalize", unit="stage", disable=not progress)
+        overall = tqdm(STAGES, desc="personalize", unit="stage", disable=not ctx.progress)
         for name in overall:
             overall.set_postfix_str(name)
             if bundle.is_done(name, inputs[name]):
@@ -520,7 +630,6 @@ def _personalize(
                     time.perf_counter() - start,
                     ", ".join(f"{k} {v}" for k, v in metrics.items()),
                 )
-    return bundle
 
 
 def stage_inputs(source_sha256: str, per_stage: dict[str, dict]) -> dict[str, dict]:

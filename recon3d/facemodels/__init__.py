@@ -130,7 +130,9 @@ def load_face_model(spec: str | os.PathLike | None = None) -> FaceModel:
         path = default_face_model_path()
         if path.exists() or os.environ.get("TALKFACE_FACE_MODEL"):
             return _load_path(path)  # an explicit $TALKFACE_FACE_MODEL that is missing is an error
-        log.info("no face model at %s; using the built-in one", path)
+        # Debug: said at INFO it came before every refusal's one line, about something else (personalize's
+        # log names the face model it used).
+        log.debug("no face model at %s; using the built-in one", path)
         return load_builtin()
     if str(spec) in BUILTIN_NAMES:
         return load_builtin()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from personalize.bundle import BUNDLE_FORMAT_VERSION, MANIFEST_NAME, ActorBundle
+from personalize.bundle import BUNDLE_FORMAT_VERSION, MANIFEST_NAME, ActorBundle, manifest_checksum
 from recon3d.errors import InputError
 
 
@@ -42,12 +42,39 @@ def test_a_finished_stage_is_skipped_only_with_the_same_inputs_and_intact_files(
     assert ActorBundle.open(root).manifest["stages"] == {}
 
 
-def test_resuming_keeps_stages_of_the_same_video_and_drops_them_for_another(tmp_path, source):
+def test_resuming_keeps_stages_of_the_same_video_and_another_video_needs_overwrite(tmp_path, source):
     root = tmp_path / "actor"
     finished_bundle(root, source)
     assert "reconstruct" in ActorBundle.create(root, source, {"face_model": "builtin"}).manifest["stages"]
+    before = {path.name: path.read_bytes() for path in root.iterdir()}
     source.write_bytes(b"another video")
-    assert ActorBundle.create(root, source, {"face_model": "builtin"}).manifest["stages"] == {}
+    with pytest.raises(InputError, match="already the actor bundle of another video .*--overwrite"):
+        ActorBundle.create(root, source, {"face_model": "builtin"})
+    assert {path.name: path.read_bytes() for path in root.iterdir()} == before
+    (root / "notes.txt").write_text("the user's own file")
+    assert ActorBundle.create(root, source, {"face_model": "builtin"}, overwrite=True).manifest["stages"] == {}
+    # The bundle's files replaced, nothing else touched.
+    assert sorted(path.name for path in root.iterdir()) == [MANIFEST_NAME, "notes.txt"]
+
+
+def test_an_edited_manifest_is_reported_and_a_format_1_one_still_read(tmp_path, source):
+    root = tmp_path / "actor"
+    finished_bundle(root, source)
+    path = root / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    assert manifest["checksum"] == manifest_checksum(manifest)
+    path.write_text(json.dumps({**manifest, "settings": {**manifest["settings"], "photo": True}}))
+    with pytest.raises(InputError, match="edited or damaged since talkface wrote it .*--overwrite"):
+        ActorBundle.open(root)
+    del manifest["checksum"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="invalid manifest at top level: 'checksum' is a required property"):
+        ActorBundle.open(root)
+    path.write_text(json.dumps({**manifest, "format_version": 1}))  # as talkface wrote bundles before checksums
+    bundle = ActorBundle.open(root)
+    bundle.write_manifest()
+    assert json.loads(path.read_text())["format_version"] == BUNDLE_FORMAT_VERSION
+    ActorBundle.open(root)
 
 
 def test_bad_bundles_are_reported_in_one_line(tmp_path, source):
@@ -75,6 +102,7 @@ def test_bad_bundles_are_reported_in_one_line(tmp_path, source):
     escaping["stages"]["reconstruct"]["files"] = {
         "../outside.npz": manifest["stages"]["reconstruct"]["files"]["coeffs.npz"]
     }
+    escaping["checksum"] = manifest_checksum(escaping)  # written so, not edited: the names are still checked
     manifest_path.write_text(json.dumps(escaping))
     with pytest.raises(InputError, match="lies outside the bundle"):
         ActorBundle.open(root)

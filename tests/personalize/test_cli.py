@@ -1,5 +1,7 @@
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -289,3 +291,52 @@ def test_bad_text_exits_2_with_one_line_and_writes_nothing(actor_dir, tmp_path, 
     assert main([*argv, "--actor", str(actor_dir), "-o", str(out)]) == 2
     assert message in assert_one_error_line(capsys)
     assert not out.exists()
+
+
+def speaking_noise(path: Path) -> Path:
+    """3 s of noise frames (no face) with a tone as speech: passes the checks before tracking."""
+    t = np.arange(3 * 16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    return encode_video(path, np.random.default_rng(0).integers(0, 256, (75, 64, 64, 3), np.uint8), audio=tone)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("crop_size", "--crop-size 0: the face crop is at least 32 pixels"),
+        ("negative_steps", "--audio2pose-steps -5: audio2pose training steps cannot be negative"),
+        ("actor_is_a_file", "a file, not a directory; give a directory for the actor bundle"),
+        ("actor_under_a_file", "is not a directory); give a directory you can write"),
+        ("read_only", "is read-only); give a directory you can write"),
+    ],
+)
+def test_personalize_refusals_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, case, message):
+    if case == "read_only" and os.geteuid() == 0:
+        pytest.skip("root writes into a read-only directory (actor_under_a_file is the case root cannot write)")
+    video = speaking_noise(tmp_path / "clip.mp4")
+    (tmp_path / "file").write_text("not a directory")
+    (tmp_path / "locked").mkdir(mode=0o555)
+    actors = {"actor_is_a_file": "file", "actor_under_a_file": "file/actor", "read_only": "locked/actor"}
+    actor = actors.get(case, "new")
+    extra = {"crop_size": ["--crop-size", "0"], "negative_steps": ["--audio2pose-steps", "-5"]}.get(case, [])
+    before = sorted(tmp_path.rglob("*"))
+    argv = ["personalize", str(video), "--actor", str(tmp_path / actor), "--preset", "tiny", "--device", "cpu"]
+    assert main([*argv, "--face-model", "builtin", *extra]) == 2
+    assert message in assert_one_error_line(capsys)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_personalize_another_video_into_a_bundle_needs_overwrite(actor_dir, tmp_path, capsys, monkeypatch):
+    assert "--overwrite" in _subcommands(build_parser())["personalize"].format_help()
+    root = tmp_path / "actor"
+    shutil.copytree(actor_dir, root)
+    # The default face model where none is installed: the built-in one, without a line about it.
+    monkeypatch.setenv("TALKFACE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TALKFACE_FACE_MODEL", raising=False)
+    argv = ["personalize", str(speaking_noise(tmp_path / "other.mp4")), "--actor", str(root), "--preset", "tiny"]
+    assert main([*argv, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"talkface: error: --actor {root}: already the actor bundle of another video (vox_00010.mp4); "
+        "give another --actor, or add --overwrite to replace it"
+    ]

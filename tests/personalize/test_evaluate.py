@@ -19,7 +19,7 @@ from audio2pose.metrics import (
     pose_baselines,
     velocity_w1,
 )
-from personalize.bundle import MANIFEST_NAME
+from personalize.bundle import MANIFEST_NAME, ActorBundle
 from personalize.cli import main
 from personalize.evaluate import (
     GENERATED_NAME,
@@ -304,9 +304,9 @@ def test_an_actor_that_learned_from_all_of_its_video_needs_a_heldout_video(actor
 def test_a_changed_source_video_is_not_used(heldout_actor, source, tmp_path):
     root = tmp_path / "actor"
     shutil.copytree(heldout_actor, root)
-    manifest = json.loads((root / MANIFEST_NAME).read_text())
-    manifest["source"]["path"] = str(tmp_path / "elsewhere.mp4")
-    (root / MANIFEST_NAME).write_text(json.dumps(manifest))
+    bundle = ActorBundle.open(root)  # written through the bundle: a hand-edited manifest is refused
+    bundle.manifest["source"]["path"] = str(tmp_path / "elsewhere.mp4")
+    bundle.write_manifest()
     with pytest.raises(InputError, match="source video .*elsewhere.mp4 is not there any more; give --video"):
         evaluate(root, tmp_path / "report", config=TINY_EVALUATE, progress=False)
     shutil.copyfile(source, tmp_path / "elsewhere.mp4")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 
@@ -13,10 +14,11 @@ from audio2pose.features import num_video_frames
 from audio2pose.metrics import articulation_scores, mouth_aperture
 from audio2pose.tts import FliteSynthesizer, synthesize_text
 from personalize import pipeline
-from personalize.bundle import LOG_NAME, MANIFEST_NAME, STAGES, Actor
+from personalize.bundle import FRAMES, LOG_NAME, MANIFEST_NAME, STAGES, Actor, ActorBundle, file_sha256
 from personalize.generate import GenerateConfig, plan_speech
 from personalize.pipeline import PersonalizeConfig, personalize
 from recon3d.errors import InputError
+from recon3d.video import read_audio, read_frames
 from tests.conftest import encode_video
 from tests.personalize.conftest import ACTOR_CLIP, tiny_config
 
@@ -74,11 +76,11 @@ def test_the_mouth_follows_the_phones_deterministically(actor_dir, flite):
 def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips, tmp_path, monkeypatch):
     root = tmp_path / "actor"
     shutil.copytree(actor_dir, root)
-    manifest = json.loads((root / MANIFEST_NAME).read_text())
     # As a job killed during the albedo stage leaves it: earlier stages recorded, later ones not.
+    bundle = ActorBundle.open(root)
     for name in ("albedo", "audio2pose", "voice", "refine", "articulation"):
-        del manifest["stages"][name]
-    (root / MANIFEST_NAME).write_text(json.dumps(manifest))
+        bundle.forget(name)
+    manifest = bundle.manifest
     with pytest.raises(InputError, match="unfinished .*stage albedo"):
         Actor.load(root)
 
@@ -116,9 +118,9 @@ def test_a_corrupt_or_partial_bundle_is_reported_never_used(actor_dir, tmp_path)
 def test_the_bundle_remembers_its_face_model(actor_dir, tmp_path):
     root = tmp_path / "actor"
     shutil.copytree(actor_dir, root)
-    manifest = json.loads((root / MANIFEST_NAME).read_text())
-    manifest["settings"]["face_model_name"] = "ict-facekit"
-    (root / MANIFEST_NAME).write_text(json.dumps(manifest))
+    bundle = ActorBundle.open(root)
+    bundle.manifest["settings"]["face_model_name"] = "ict-facekit"
+    bundle.write_manifest()
     with pytest.raises(InputError, match="made with face model ict-facekit .* found mediapipe-builtin"):
         Actor.load(root)
 
@@ -149,3 +151,149 @@ def test_unusable_videos_fail_before_anything_is_written(tmp_path, case, message
     with pytest.raises(InputError, match=message):
         personalize(video, tmp_path / "actor", PersonalizeConfig(face_model="builtin"), progress=False)
     assert not (tmp_path / "actor").exists()
+
+
+def bundle_contents(root) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def noise_video(path, seconds: float = 3.0):
+    """Frames of noise (no face) with a soundtrack that passes the speech checks."""
+    frames = np.random.default_rng(0).integers(0, 256, (round(25 * seconds), 64, 64, 3), np.uint8)
+    return encode_video(path, frames, audio=speech_like(seconds))
+
+
+def face_leaving_video(clips, path):
+    """ACTOR_CLIP with the face gone (blank frames) from 1.6 s to 2.8 s: longer than tracking fills."""
+    frames = read_frames(clips / ACTOR_CLIP)
+    frames[40:70] = 0
+    return encode_video(path, frames, audio=read_audio(clips / ACTOR_CLIP))
+
+
+def test_another_video_into_a_finished_bundle_is_refused_and_changes_nothing(actor_dir, tmp_path):
+    root = tmp_path / "actor"
+    shutil.copytree(actor_dir, root)
+    before = bundle_contents(root)
+    video = noise_video(tmp_path / "noface.mp4")
+    with pytest.raises(InputError, match="already the actor bundle of another video .*--overwrite"):
+        personalize(video, root, tiny_config(), progress=False)
+    assert bundle_contents(root) == before
+    # --overwrite may replace it, but the video is checked first: no face, and the bundle stays.
+    with pytest.raises(InputError, match="no face found"):
+        personalize(video, root, tiny_config(), progress=False, overwrite=True)
+    assert bundle_contents(root) == before
+    Actor.load(root)
+
+
+@pytest.mark.parametrize("case, message", [("no_face", "no face found"), ("face_leaves", "no face from 00:01.60")])
+def test_a_refused_personalize_leaves_nothing(clips, tmp_path, case, message):
+    video = noise_video(tmp_path / "in.mp4") if case == "no_face" else face_leaving_video(clips, tmp_path / "in.mp4")
+    with pytest.raises(InputError, match=message):
+        personalize(video, tmp_path / "new" / "actor", tiny_config(), progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.mp4"]
+    # Into an existing directory that is not yet a bundle: it keeps what it held, and nothing more.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's own")
+    with pytest.raises(InputError, match=message):
+        personalize(video, tmp_path / "mine", tiny_config(), progress=False)
+    assert sorted(path.name for path in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def rerecord(root, name: str) -> None:
+    """Records bundle file `name`'s current bytes as what its stage wrote (as a bug writing a bad
+    file would have): only reading it can tell it is corrupt."""
+    bundle = ActorBundle.open(root, verify_files=False)
+    stage = next(stage for stage in bundle.manifest["stages"].values() if name in stage["files"])
+    stage["files"][name] = {"sha256": file_sha256(root / name), "bytes": (root / name).stat().st_size}
+    bundle.write_manifest()
+
+
+def test_a_corrupt_frames_archive_is_one_line(actor_dir, clips, tmp_path):
+    root = tmp_path / "actor"
+    shutil.copytree(actor_dir, root)
+    # A damaged frame inside the archive (stored, so its CRC catches it), recorded as written.
+    with open(root / FRAMES, "r+b") as f:
+        f.seek((root / FRAMES).stat().st_size // 2)
+        f.write(b"\0" * 64)
+    rerecord(root, FRAMES)
+    actor = Actor.load(root)
+    with pytest.raises(InputError, match=r"frames.zip is corrupt .*talkface personalize .*--overwrite"):
+        with actor.frames() as frames:
+            [frames[i] for i in range(len(frames))]
+    size = (root / FRAMES).stat().st_size
+    with open(root / FRAMES, "r+b") as f:
+        f.truncate(size // 2)
+    rerecord(root, FRAMES)
+    with pytest.raises(InputError, match=r"frames.zip is corrupt \(File is not a zip file\)"):
+        with Actor.load(root).frames():
+            pass
+    # Damaged after it was recorded, a resume redoes its stage (alone).
+    with open(root / FRAMES, "ab") as f:
+        f.write(b"junk")
+    bundle = personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
+    assert bundle.manifest["stages"]["track"] == actor.bundle.manifest["stages"]["track"]
+    with Actor.load(root).frames() as frames:
+        assert frames[len(frames) - 1].shape == (224, 224, 3)
+
+
+class Payload:
+    """Unpickled, it would make a file: proof that code ran from a bundle."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("name", ["coeffs.npz", "audio2pose.pt", "voice.npz", "mouth.npz", "refine.pt"])
+def test_a_bundle_file_never_runs_code_and_a_bad_one_points_at_personalize(actor_dir, tmp_path, name):
+    root = tmp_path / "actor"
+    shutil.copytree(actor_dir, root)
+    marker = tmp_path / "ran"
+    if name.endswith(".pt"):
+        torch.save({"format_version": 1, "state_dict": Payload(marker)}, root / name)
+    else:
+        np.savez(root / name, format_version=np.array(1), payload=np.array([Payload(marker)], dtype=object))
+    assert not marker.exists()
+    rerecord(root, name)
+    hint = r"`talkface personalize \S+ --actor \S+ --overwrite`"
+    with pytest.raises(InputError, match=rf"bundle file {name} is corrupt .*{hint}"):
+        Actor.load(root)
+    assert not marker.exists()
+
+
+def test_an_edited_manifest_is_not_used(actor_dir, tmp_path):
+    root = tmp_path / "actor"
+    shutil.copytree(actor_dir, root)
+    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    manifest["settings"]["photo"] = True  # would make the video actor a photo actor
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+    with pytest.raises(InputError, match="manifest.json: edited or damaged since talkface wrote it"):
+        Actor.load(root)
+
+
+def test_a_resume_removes_what_killed_runs_left_and_two_at_once_are_refused(actor_dir, clips, tmp_path):
+    root = tmp_path / "actor"
+    shutil.copytree(actor_dir, root)
+    # What SIGKILL leaves of `atomic_path`: temporaries beside the bundle's files.
+    left = [root / ".frames.0123abcd.tmp.zip", root / ".manifest.89abcdef.tmp.json", root / ".track.00000000.tmp.npz"]
+    for path in left:
+        path.write_bytes(b"half written")
+    (root / ".notes.tmp.txt").write_text("not ours")
+    with open(root / pipeline.LOCK_NAME, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running personalize holds it
+        with pytest.raises(InputError, match="another `talkface personalize` is writing this bundle"):
+            personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
+        assert all(path.exists() for path in left)
+    personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
+    assert not any(path.exists() for path in left) and (root / ".notes.tmp.txt").exists()
+    assert not (root / pipeline.LOCK_NAME).exists()
+    # The refused one leaves a new bundle, that the other is making, alone.
+    (tmp_path / "new").mkdir()
+    with open(tmp_path / "new" / pipeline.LOCK_NAME, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (tmp_path / "new" / FRAMES).write_bytes(b"the other run's")
+        with pytest.raises(InputError, match="another `talkface personalize` is writing this bundle"):
+            personalize(clips / ACTOR_CLIP, tmp_path / "new", tiny_config(), progress=False)
+        assert (tmp_path / "new" / FRAMES).read_bytes() == b"the other run's"
