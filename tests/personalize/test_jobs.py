@@ -206,8 +206,7 @@ def test_second_run_skips_every_finished_actor(resumed, ray_here, tmp_path):
 
 
 def test_a_corrupt_video_fails_only_its_actor_and_the_run_exits_non_zero(resumed, ray_here, tmp_path, capsys):
-    """Besides: a job that fails unexpectedly (its bundle path is taken by a file) is retried once;
-    an input error is not."""
+    """Besides: a bundle path taken by a file is an input error too (since issue 23): neither is retried."""
     root = tmp_path / "root"
     shutil.copytree(resumed["root"] / "ana", root / "ana")
     corrupt = tmp_path / "corrupt.mp4"
@@ -227,8 +226,8 @@ def test_a_corrupt_video_fails_only_its_actor_and_the_run_exits_non_zero(resumed
     assert actors["ana"]["status"] == "skipped" and actors["ana"]["error"] is None
     assert actors["bad"]["status"] == "failed" and actors["bad"]["attempts"] == 1
     assert actors["bad"]["error"].startswith(f"{corrupt}: not a readable video")
-    assert actors["blocked"]["status"] == "failed" and actors["blocked"]["attempts"] == 2
-    assert actors["blocked"]["error"].startswith("FileExistsError: ") and "\n" not in actors["blocked"]["error"]
+    assert actors["blocked"]["status"] == "failed" and actors["blocked"]["attempts"] == 1
+    assert "a file, not a directory" in actors["blocked"]["error"] and "\n" not in actors["blocked"]["error"]
     assert not (root / "bad" / "manifest.json").exists()
 
 
