@@ -71,7 +71,7 @@ class SynthesisConfig:
     """How the frames are resampled through the warp: "cubic", or "lanczos" (sharper, 3x the
     time; README, image-based synthesis)."""
     contact_width: float = 0.003
-    """Width, as a fraction of the crop side (3 px at 512), of the shadow painted where the inner
+    """Width, as a fraction of the crop side (1.5 px at 512; at least 1), of the shadow painted where the inner
     lips meet when no frame lends its mouth (see `FaceWarper.compose`)."""
     contact_shade: float = 0.3
     """How dark that shadow is: the lips' own colour times this at its centre."""
@@ -271,7 +271,8 @@ def upper_lip_triangles(model: FaceModel, faces: Tensor) -> Tensor:
 
 
 def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(h, w) bool: the pixels of either (h, w) bool region next to (8-connected) the other."""
+    """(h, w) bool: the pixels of the (h, w) bool region `a` next to (8-connected) region `b`: a
+    one-pixel seam (both sides' pixels made a line the tracker read as a parted mouth)."""
     kernel = np.ones((3, 3), np.uint8)
     grow = lambda region: cv2.dilate(region.astype(np.uint8), kernel) > 0  # noqa: E731
     return a & grow(b)
