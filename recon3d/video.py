@@ -264,8 +264,13 @@ class VideoWriter:
     """Encodes RGB frames (+ optional mono float audio) into an H.264/AAC mp4, atomically.
 
     Use as a context manager: the file appears under its name only when the block ends without
-    error. Odd frame sizes are padded by one edge pixel (H.264 4:2:0 needs even sizes). Audio is
-    interleaved with the frames and cut at the last frame's end.
+    error. Audio is interleaved with the frames and cut at the last frame's end.
+
+    Frames keep their exact size. Even sizes are H.264 4:2:0 (yuv420p: what every player and
+    browser plays). 4:2:0 cannot hold an odd width or height (its chroma, and even the crop
+    rectangle of the stream header, come in 2-pixel units), so odd sizes are H.264 4:4:4
+    (yuv444p, High 4:4:4 profile): ffmpeg, PyAV, VLC and mpv decode it at the exact size; some
+    hardware decoders, QuickTime and browsers do not play it (re-encode with an even size there).
 
         with VideoWriter("out.mp4", audio=speech) as writer:
             for frame in frames:
@@ -305,16 +310,14 @@ class VideoWriter:
         height, width = image.shape[:2]
         if self._vstream is None:
             self._vstream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
-            self._vstream.width, self._vstream.height = width + width % 2, height + height % 2
-            self._vstream.pix_fmt = "yuv420p"
+            self._vstream.width, self._vstream.height = width, height
+            self._vstream.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
             self._vstream.options = {"crf": str(self.crf), "preset": "veryfast"}
-        if (height + height % 2, width + width % 2) != (self._vstream.height, self._vstream.width):
+        if (height, width) != (self._vstream.height, self._vstream.width):
             raise ValueError(
                 f"frame {self.frames_written} is {height}x{width}, "
                 f"the video is {self._vstream.height}x{self._vstream.width}"
             )
-        if width % 2 or height % 2:
-            image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = self.frames_written
         self._container.mux(self._vstream.encode(frame))

@@ -95,10 +95,18 @@ def test_write_video_round_trip_with_audio(tmp_path, clips):
     assert np.corrcoef(back[:n], audio[:n])[0, 1] > 0.9  # in sync: no shift
 
 
-def test_odd_frame_size_is_padded(tmp_path):
-    out = write_video(tmp_path / "odd.mp4", numbered_frames(3, size=33))
-    assert out == 3
-    assert (probe(tmp_path / "odd.mp4").width, probe(tmp_path / "odd.mp4").height) == (34, 34)
+@pytest.mark.parametrize("height, width", [(33, 33), (24, 33), (33, 24), (24, 32)])
+def test_odd_frame_sizes_are_kept_exactly(tmp_path, height, width):
+    # Grey noise: 4:2:0's subsampled chroma loses nothing of it, so every size round-trips.
+    frames = np.random.default_rng(0).integers(0, 256, (3, height, width, 1), np.uint8).repeat(3, axis=3)
+    frames[:, -1] = 255  # the last row and column are the frame's own, not padding
+    frames[:, :, -1] = 0
+    assert write_video(tmp_path / "odd.mp4", frames, crf=0) == 3
+    info = probe(tmp_path / "odd.mp4")
+    assert (info.width, info.height) == (width, height)
+    back = read_frames(tmp_path / "odd.mp4")
+    assert back.shape == frames.shape
+    assert np.abs(back.astype(np.float32) - frames).mean() < 3  # lossless but for RGB <-> YUV rounding
 
 
 def test_failed_write_leaves_nothing(tmp_path):
