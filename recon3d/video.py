@@ -34,6 +34,8 @@ from recon3d.errors import InputError
 VIDEO_FPS = 25.0
 AUDIO_RATE = 16000
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+AUDIO_HINT = "give a wav, mp3, flac, ogg or a video with a soundtrack"
+"""What to do about a file read for its sound that has none."""
 
 
 @dataclass(frozen=True)
@@ -66,20 +68,25 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _check_exists(path: Path) -> None:
+def _check_exists(path: Path, audio: bool = False) -> None:
+    """`audio`: the file is read for its sound (speech), so the errors speak of audio files."""
     if not path.exists():
         raise InputError(f"{path}: no such file; check the path")
     if not path.is_file():
-        raise InputError(f"{path}: not a file; give a video or image file")
+        raise InputError(f"{path}: not a file; {AUDIO_HINT if audio else 'give a video or image file'}")
     if path.stat().st_size == 0:
+        if audio:
+            raise InputError(f"{path}: not a readable audio file (0 bytes); {AUDIO_HINT}")
         raise InputError(f"{path}: the file is empty (zero length); give a video with frames")
 
 
 @contextlib.contextmanager
-def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
+def _open_container(path: Path, audio: bool = False) -> Iterator[av.container.InputContainer]:
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as err:
+        if audio:
+            raise InputError(f"{path}: not a readable audio file ({err.strerror}); {AUDIO_HINT}") from None
         raise InputError(f"{path}: not a readable video ({err.strerror}); give an mp4/mov/mkv/webm file") from None
     try:
         yield container
@@ -195,12 +202,12 @@ def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_sampl
     Raises InputError when there is no audio stream.
     """
     path = Path(path)
-    _check_exists(path)
+    _check_exists(path, audio=True)
     if _is_image(path):
-        raise InputError(f"{path}: an image has no audio; give a video with speech or a separate audio file")
-    with _open_container(path) as container:
+        raise InputError(f"{path}: an image has no sound; {AUDIO_HINT}")
+    with _open_container(path, audio=True) as container:
         if not container.streams.audio:
-            raise InputError(f"{path}: has no audio stream; give a video with speech or a separate audio file")
+            raise InputError(f"{path}: has no audio stream (no sound); {AUDIO_HINT}")
         stream = container.streams.audio[0]
         offset = 0.0  # audio start minus video start, seconds
         if container.streams.video and stream.start_time is not None:

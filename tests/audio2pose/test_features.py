@@ -2,11 +2,13 @@
 
 import wave
 
+import av
 import numpy as np
 import pytest
 
 from audio2pose.features import PHONES, FeatureConfig, audio_features, load_speech, mfcc_rows, num_video_frames
 from recon3d.errors import InputError
+from tests.conftest import encode_video, numbered_frames
 
 SR = 16000
 MFCC_ONLY = FeatureConfig(phones=False)
@@ -84,6 +86,56 @@ def test_empty_audio_is_an_input_error(tmp_path):
     write_wav(tmp_path / "empty.wav", np.zeros(0), SR)
     with pytest.raises(InputError, match="empty"):
         load_speech(tmp_path / "empty.wav")
+
+
+def encode_audio(path, codec: str, rate: int, layout: str, seconds: float = 1.0, freq: float = 440.0):
+    """A tone encoded with PyAV (`codec` resamples and up-mixes the mono float frame itself)."""
+    t = np.arange(round(seconds * rate)) / rate
+    frame = av.AudioFrame.from_ndarray(
+        (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)[None], format="flt", layout="mono"
+    )
+    frame.sample_rate, frame.pts = rate, 0
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, codec, rate, layout",
+    [
+        ("tone.mp3", "libmp3lame", 44100, "mono"),
+        ("tone.flac", "flac", 16000, "mono"),
+        ("tone.ogg", "libopus", 48000, "stereo"),
+        ("tone48k.wav", "pcm_s16le", 48000, "stereo"),
+        ("tone8k.wav", "pcm_s16le", 8000, "mono"),
+    ],
+)
+def test_common_speech_formats_are_read(tmp_path, name, codec, rate, layout):
+    audio, frames = load_speech(encode_audio(tmp_path / name, codec, rate, layout))
+    assert frames == 25 and abs(len(audio) - SR) <= 2
+    assert abs(np.argmax(np.abs(np.fft.rfft(audio))) * SR / len(audio) - 440) < 2
+
+
+@pytest.mark.parametrize("case", ["zero_bytes", "text", "random_bytes", "folder", "missing", "video_without_sound"])
+def test_what_is_not_speech_is_refused_in_words_about_audio(tmp_path, case):
+    path = tmp_path / ("speech.mp4" if case == "video_without_sound" else "speech.wav")
+    if case == "zero_bytes":
+        path.write_bytes(b"")
+    elif case == "text":
+        path.write_text("this is not a recording\n" * 20)
+    elif case == "random_bytes":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
+    elif case == "folder":
+        path.mkdir()
+    elif case == "video_without_sound":
+        encode_video(path, numbered_frames(5))
+    with pytest.raises(InputError) as error:
+        load_speech(path)
+    message = str(error.value)
+    assert message.startswith(str(path)) and "video with frames" not in message and "mp4/mov" not in message
+    assert "no such file" in message if case == "missing" else "give a wav, mp3, flac, ogg" in message
 
 
 def test_phones_of_real_speech(shared_data):
