@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from scipy.io import wavfile
 from audio2pose.train import PretrainAudio2PoseConfig, pretrain_audio2pose
 from personalize.bundle import Actor
 from personalize.evaluate import EvaluateConfig, evaluate, evaluate_batch
-from personalize.generate import GenerateConfig, check_output, generate
+from personalize.generate import GenerateConfig, generate
 from personalize.jobs import JOBS_OPTIONS, JobsConfig, run_jobs
 from personalize.manifest import read_manifest
 from personalize.options import (
@@ -41,7 +42,7 @@ from recon3d.pretrain import PretrainReconConfig, RegressorTrainer
 from recon3d.reconstruct import export_reconstruction, reconstruct_clip
 from recon3d.regressor import CoeffRegressor
 from recon3d.track import TrackConfig, track_video
-from recon3d.video import AUDIO_RATE, atomic_path
+from recon3d.video import AUDIO_RATE, atomic_path, check_output
 from refine.actor import ACTOR_REFINE, CORPUS_REFINE, GPU_REFINE_SIZE
 from refine.networks import NetworkConfig
 from refine.train import RefineTrainConfig, pretrain_refiner
@@ -76,6 +77,7 @@ class TrackCommand:
         if video is None:
             video = sample_photo()
             log.info("no VIDEO given: tracking %s", video)
+        check_output(self.output, folder=True)
         config = apply_options(TrackConfig(), self.settings)
         track = track_video(video, config, progress=progress)
         paths = export_track(video, track, self.output, preview=self.preview, progress=progress)
@@ -129,6 +131,7 @@ class ReconstructCommand:
         if video is None:
             video = sample_photo()
             log.info("no VIDEO given: reconstructing %s", video)
+        check_output(self.output, folder=True)
         device = resolve_device(self.device)
         model = load_face_model(self.face_model)
         log.info("face model %s: %d vertices, %d coefficients", model.name, model.num_vertices, model.layout.total)
@@ -343,7 +346,7 @@ class PersonalizeCommand:
             "actor bundle %s ready in %.1f s; next: talkface generate --actor %s --audio SPEECH.wav -o OUT.mp4",
             bundle.root,
             time.perf_counter() - start,
-            bundle.root,
+            shlex.quote(str(bundle.root)),  # a command to paste: a path with spaces stays one argument
         )
 
 
@@ -399,7 +402,7 @@ class GenerateCommand:
             raise InputError("give the speech as --audio or as text (--text, --text-file), not both")
         if text is not None and self.transcript is not None:
             raise InputError("--transcript is for --audio: text input is spoken with its own phone timings")
-        check_output(self.output)  # before the text is said
+        check_output(self.output, ".mp4", [self.audio, self.text_file, self.actor])  # before the text is said
         actor = Actor.load(self.actor, self.face_model)
         if text is not None:
             audio = say_text(actor, text, self.tts_command, progress)
@@ -433,10 +436,8 @@ class SpeakCommand:
         text = read_text(self.text, self.text_file)
         if text is None:
             raise InputError("nothing to say: give the text with --text or --text-file")
-        if self.output.suffix.lower() != ".wav":
-            raise InputError(f"{self.output}: the output is a wav file; give a name ending in .wav")
+        check_output(self.output, ".wav", [self.text_file, self.actor])
         speech = say_text(Actor.load(self.actor), text, self.tts_command, progress).audio
-        self.output.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.output) as tmp:
             wavfile.write(tmp, AUDIO_RATE, (np.clip(speech, -1, 1) * 32767).astype(np.int16))
         log.info("wrote %s (%.1f s)", self.output, len(speech) / AUDIO_RATE)

@@ -64,7 +64,7 @@ from recon3d.errors import InputError
 from recon3d.fit import FitConfig, model_landmarks
 from recon3d.reconstruct import Reconstruction, reconstruct_clip
 from recon3d.track import FaceTrack, TrackConfig, track_video
-from recon3d.video import AUDIO_RATE, VIDEO_FPS, iter_frames, probe, read_audio, trim_video
+from recon3d.video import AUDIO_RATE, VIDEO_FPS, check_output, iter_frames, probe, read_audio, trim_video
 from refine.actor import ActorRefiner, face_alpha
 from refine.data import face_region
 from refine.identity import identity_features, identity_similarity
@@ -472,6 +472,7 @@ def evaluate(
     config, device, report_dir = config or EvaluateConfig(), torch.device(device), Path(report_dir)
     if text is not None and not text.strip():
         raise InputError("--text is empty; give words to say, or leave it out to use the held-out speech")
+    check_report_dir(report_dir, [actor_dir, video])
     actor = Actor.load(actor_dir, config.face_model)
     with tempfile.TemporaryDirectory(prefix="talkface-heldout-") as work:
         heldout, start = heldout_video(actor, None if video is None else Path(video), start, Path(work), config)
@@ -538,6 +539,18 @@ def evaluate(
     return record
 
 
+def check_report_dir(report_dir: Path, inputs: list) -> None:
+    """Refuses a report folder that cannot be written, or whose contents the finished report would
+    replace (`_replace_dir`) when they are not an earlier report: a folder of other files (the
+    actor bundle, the held-out video's folder, a home folder) would be lost."""
+    check_output(report_dir, inputs=inputs, folder=True)
+    if report_dir.is_dir() and any(report_dir.iterdir()) and not (report_dir / METRICS_NAME).is_file():
+        raise InputError(
+            f"{report_dir}: not empty and not a talkface report; the report replaces the folder's contents, "
+            "so give a new or empty folder (or an earlier report's)"
+        )
+
+
 def _replace_dir(staging: Path, target: Path) -> None:
     """Renames the finished `staging` folder to `target`, replacing an earlier report there."""
     old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
@@ -576,6 +589,7 @@ def evaluate_batch(
     an actor that fails is recorded with its error and the others go on. Writes the aggregate
     REPORT/summary.json, .md and .html (`personalize.report.write_summary`); returns the summary."""
     actors, report_dir = Path(actors), Path(report_dir)
+    check_output(report_dir, inputs=[actors], folder=True)
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for entry in tqdm(entries, desc="actors", unit="actor", disable=not progress):

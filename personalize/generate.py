@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from recon3d.crop import CropTransform
 from recon3d.errors import InputError
 from recon3d.facemodel import Coeffs
 from recon3d.fit import model_landmarks
-from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter
+from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, check_output
 from render.composite import CompositeConfig, blend, seam_visibility
 from render.face import FaceRenderer
 from render.keyframes import KeyframeConfig, hold_backgrounds, match_backgrounds
@@ -111,6 +112,23 @@ class GenerateConfig:
     refine: bool = True
     """With synthesis="render": refine the rendered faces with the actor's GAN when the bundle has
     one (`refine`)."""
+
+    def __post_init__(self) -> None:
+        # Refused here, in one line naming the option (`personalize.options.apply_options`), not as
+        # a traceback deep in the frame planning (a NaN pose) or a silently mirrored head (< 0).
+        for what, value in (
+            ("the pose amplitude", self.pose_amplitude),
+            ("the minimum speech RMS", self.min_speech_rms),
+            ("the guessed phones' amplitude", self.guessed_amplitude),
+            ("the background switch cost", self.background_switch),
+            ("the background expression weight", self.background_exp_weight),
+        ):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{what} is a finite number >= 0, not {value}")
+        if not (math.isfinite(self.max_seconds) and self.max_seconds > 0):
+            raise ValueError(f"the longest speech is a finite number of seconds > 0, not {self.max_seconds}")
+        if self.batch_frames < 1:
+            raise ValueError(f"frames are made at least 1 at a time, not {self.batch_frames}")
 
 
 @dataclass(frozen=True)
@@ -208,11 +226,6 @@ class GenerateResult:
     """`(T, 3)` head pose rendered in each frame: pitch, yaw, roll in radians (the frame plan's)."""
 
 
-def check_output(output: Path) -> None:
-    if output.suffix.lower() != ".mp4":
-        raise InputError(f"{output}: the output is an mp4 video; give a name ending in .mp4")
-
-
 def check_speech(path: Path | str, audio: np.ndarray, config: GenerateConfig) -> None:
     seconds = len(audio) / AUDIO_RATE
     if seconds > config.max_seconds:
@@ -300,8 +313,8 @@ def generate(
     words said in a speech file or samples, to align the mouth to (default: decoded)."""
     start = time.perf_counter()
     config, device, output = config or GenerateConfig(), torch.device(device), Path(output)
-    check_output(output)
     spoken = speech if isinstance(speech, Speech) else None
+    check_output(output, ".mp4", [actor.bundle.root, None if isinstance(speech, np.ndarray | Speech) else speech])
     if spoken is not None:
         speech = spoken.audio
     if isinstance(speech, np.ndarray):
@@ -323,7 +336,6 @@ def generate(
         renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
         if config.refine and actor.refiner:
             actor.refiner.to(device)
-    output.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=num_frames, desc="generate", unit="frame", disable=not progress)
     seams = []
     with actor.frames() as frames, VideoWriter(output, VIDEO_FPS, audio, AUDIO_RATE) as writer:

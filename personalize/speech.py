@@ -31,6 +31,10 @@ def read_text(text: str | None, text_file: Path | None) -> str | None:
         raise InputError(f"{text_file}: no such text file") from None
     except UnicodeDecodeError:
         raise InputError(f"{text_file}: not UTF-8 text; save it as UTF-8") from None
+    except IsADirectoryError:
+        raise InputError(f"{text_file}: a folder, not a text file; give the file with the text") from None
+    except OSError as err:
+        raise InputError(f"{text_file}: cannot read the text file ({err.strerror})") from None
 
 
 def say_text(actor: Actor, text: str, tts_command: str | None, progress: bool) -> Speech:

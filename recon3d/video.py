@@ -18,6 +18,7 @@ import contextlib
 import glob
 import os
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -251,6 +252,47 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_output(
+    path: str | os.PathLike,
+    suffix: str | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    folder: bool = False,
+) -> None:
+    """Refuses, before any work, an output that could not be written or would destroy an input.
+
+    `path` is a file ending in `suffix`, or a `folder` of outputs. An InputError when: the suffix
+    is wrong; a folder is where the file goes (or a file where the folder goes, or above it); the
+    nearest existing folder cannot be written in (tried with a temporary file: permission bits do
+    not stop root, a read-only mount or /proc does); the file is one of the `inputs` (also through
+    symlinks, hard links and `..`), or the output lies inside an input folder (an actor bundle).
+    """
+    path = Path(path)
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise InputError(f"{path}: give the output a name ending in {suffix}")
+    if not folder and path.is_dir():
+        raise InputError(f"{path}: is a folder; give the output file's name (e.g. {path / ('out' + (suffix or ''))})")
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(f"{path}: is a file, not a folder; give a folder to write the outputs into")
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{path}: {existing} is a file, not a folder; give a path in a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise InputError(
+            f"{path}: cannot write in {existing} ({err.strerror}); give a folder you can write to"
+        ) from None
+    for source in (Path(p) for p in inputs if p is not None):
+        if source.is_dir():
+            if path.resolve().is_relative_to(source.resolve()):
+                raise InputError(f"{path}: inside the input folder {source}; write the output elsewhere")
+        elif path.is_file() and source.exists() and os.path.samefile(path, source):
+            raise InputError(f"{path}: is the input {source}; writing it would destroy it, give another output name")
 
 
 def remove_stale_temps(path: str | os.PathLike, min_age: float) -> list[Path]:

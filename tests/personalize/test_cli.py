@@ -1,6 +1,7 @@
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,11 +15,12 @@ from scipy.io import wavfile
 
 from audio2pose.general import general_model_path
 from personalize.cli import build_parser, main
-from personalize.samples import sample_photo
+from personalize.samples import sample_photo, sample_speech
 from recon3d.reconstruct import Reconstruction
 from recon3d.track import FaceTrack
-from recon3d.video import probe, read_frames
-from tests.conftest import encode_video
+from recon3d.video import probe, read_audio, read_frames
+from tests.conftest import encode_video, numbered_frames
+from tests.personalize.conftest import ACTOR_CLIP
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -278,6 +280,8 @@ def test_speak_and_generate_say_text_in_the_actors_voice(actor_dir, tmp_path):
         (["speak", "--text", "hi", "--text-file", "lines.txt"], "not both"),
         (["speak", "--text-file", "missing.txt"], "no such text file"),
         (["speak", "--text-file", "latin1.txt"], "not UTF-8"),
+        (["speak", "--text-file", "."], "a folder, not a text file"),
+        (["generate", "--text-file", "."], "a folder, not a text file"),
         (["speak", "--text", "hi", "--tts-command", "false {wav}"], "failed (exit code 1)"),
         (["generate", "--text", "hi", "--audio", "speech.wav"], "not both"),
         (["generate", "--text", "   "], "text is empty"),
@@ -340,3 +344,116 @@ def test_personalize_another_video_into_a_bundle_needs_overwrite(actor_dir, tmp_
         f"talkface: error: --actor {root}: already the actor bundle of another video (vox_00010.mp4); "
         "give another --actor, or add --overwrite to replace it"
     ]
+
+
+@pytest.mark.parametrize("case", ["same", "symlink", "hardlink", "dotdot", "text_file", "in_bundle", "speak_text_file"])
+def test_an_output_that_is_an_input_is_refused(actor_dir, tmp_path, capsys, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    actor = tmp_path / "actor"
+    shutil.copytree(actor_dir, actor)
+    # Real speech: without the check, generate runs and replaces the input.
+    encode_video(Path("speech.mp4"), numbered_frames(25), audio=read_audio(sample_speech(), num_samples=16000))
+    Path("lines.mp4").write_text("Hello there.\n")
+    Path("lines.wav").write_text("Hello there.\n")
+    os.symlink("speech.mp4", "link.mp4")
+    os.link("speech.mp4", "hard.mp4")
+    Path("sub").mkdir()
+    argv, output, message = {
+        "same": (["--audio", "speech.mp4"], "speech.mp4", "is the input speech.mp4"),
+        "symlink": (["--audio", "link.mp4"], "speech.mp4", "is the input link.mp4"),
+        "hardlink": (["--audio", "speech.mp4"], "hard.mp4", "is the input speech.mp4"),
+        "dotdot": (["--audio", "speech.mp4"], "sub/../speech.mp4", "is the input speech.mp4"),
+        "text_file": (["--text-file", "lines.mp4"], "lines.mp4", "is the input lines.mp4"),
+        "in_bundle": (["--audio", "speech.mp4"], str(actor / "talk.mp4"), "inside the input folder"),
+        "speak_text_file": (["--text-file", "lines.wav"], "lines.wav", "is the input lines.wav"),
+    }[case]
+    before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    command = ["speak"] if case.startswith("speak") else ["generate", "--device", "cpu"]
+    assert main([*command, "--actor", str(actor), *argv, "-o", output]) == 2
+    assert message in assert_one_error_line(capsys)
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
+
+
+OUTPUT_COMMANDS = {
+    "generate": (["generate", "--device", "cpu", "--actor", "ACTOR"], "-o", "out.mp4"),
+    "speak": (["speak", "--actor", "ACTOR", "--text", "hi"], "-o", "out.wav"),
+    "evaluate": (["evaluate", "--device", "cpu", "--actor", "ACTOR", "--start", "2"], "--report", "report"),
+    "track": (["track"], "-o", "track"),
+    "reconstruct": (["reconstruct", "--device", "cpu", "--face-model", "builtin"], "-o", "recon"),
+}
+"""Per command writing outputs: its arguments (ACTOR: the actor bundle), output flag, an output name."""
+
+
+@pytest.mark.parametrize("case", ["proc", "folder_or_file", "under_a_file", "read_only"])
+@pytest.mark.parametrize("command", list(OUTPUT_COMMANDS))
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(
+    actor_dir, tmp_path, capsys, monkeypatch, command, case
+):
+    if case == "read_only" and os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder (proc is the case root cannot write either)")
+    monkeypatch.chdir(tmp_path)
+    argv, flag, name = OUTPUT_COMMANDS[command]
+    argv = [str(actor_dir) if arg == "ACTOR" else arg for arg in argv]
+    folder = "." not in name  # the command writes a folder of outputs
+    Path("file").write_text("a file")
+    Path("locked").mkdir(mode=0o555)
+    output, message = {
+        "proc": (f"/proc/{name}", "cannot write in /proc"),
+        "folder_or_file": ("file", "is a file, not a folder") if folder else ("dir" + name[-4:], "is a folder"),
+        "under_a_file": (f"file/{name}", "file is a file, not a folder"),
+        "read_only": (f"locked/{name}", "cannot write in locked"),
+    }[case]
+    Path("dir" + name[-4:]).mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["-q", *argv, flag, output]) == 2
+    assert message in assert_one_error_line(capsys)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_report_replaces_only_an_earlier_report(actor_dir, tmp_path, capsys):
+    """The finished report takes the place of the --report folder: a folder of other files is refused."""
+    actor = tmp_path / "actor"  # a copy: without the check the report would take the bundle's place
+    shutil.copytree(actor_dir, actor)
+    (tmp_path / "notes.txt").write_text("mine")
+    for report, message in ((tmp_path, "not empty and not a talkface report"), (actor, "inside the input folder")):
+        assert main(["evaluate", "--actor", str(actor), "--start", "2", "--report", str(report)]) == 2
+        assert message in assert_one_error_line(capsys)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (actor / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--pose-amplitude", "nan"], "--pose-amplitude nan: the pose amplitude is a finite number >= 0"),
+        (["--pose-amplitude", "inf"], "--pose-amplitude inf: the pose amplitude is a finite number >= 0"),
+        (["--pose-amplitude", "-1"], "--pose-amplitude -1.0: the pose amplitude is a finite number >= 0"),
+        (["--max-seconds", "-5"], "--max-seconds -5.0: the longest speech is a finite number of seconds > 0"),
+    ],
+)
+def test_generate_settings_out_of_range_exit_2_with_one_line(actor_dir, tmp_path, capsys, option, message):
+    out = tmp_path / "talk.mp4"
+    assert main(["generate", "--actor", str(actor_dir), *option, "-o", str(out), "--device", "cpu"]) == 2
+    assert message in assert_one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_personalize_ends_with_a_generate_command_to_paste(actor_dir, clips, tmp_path, caplog):
+    root = tmp_path / "my actors" / "it's me"
+    shutil.copytree(actor_dir, root)
+    argv = [
+        "personalize",
+        str(clips / ACTOR_CLIP),
+        "--actor",
+        str(root),
+        "--preset",
+        "tiny",
+        "--face-model",
+        "builtin",
+        "--device",
+        "cpu",
+    ]
+    with caplog.at_level("INFO", logger="talkface"):
+        assert main(["-q", *argv]) == 0  # every stage done: resumed at once
+    hint = next(r.getMessage() for r in caplog.records if "next: talkface generate" in r.getMessage())
+    words = shlex.split(hint.split("next: ")[1])
+    assert words[words.index("--actor") + 1] == str(root)
