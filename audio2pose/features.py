@@ -30,8 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from python_speech_features import mfcc
+from tqdm import tqdm
 
-from audio2pose.phones import PHONES, SPHINX_FRAME, phone_loop
+from audio2pose.phones import PHONES, SPHINX_FRAME, phone_loop, speech_pieces
 from recon3d.errors import InputError
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, read_audio
 
@@ -39,6 +40,10 @@ MFCC_STEP = 0.010
 """Seconds between MFCC rows."""
 ROWS_PER_FRAME = 4
 """MFCC rows per 25 fps video frame (40 ms / 10 ms)."""
+MFCC_CHUNK_ROWS = 1000
+"""MFCC rows computed at a time (10 s of speech)."""
+PREEMPHASIS = 0.97
+"""python_speech_features' pre-emphasis coefficient (its default)."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,11 @@ def num_video_frames(num_samples: int, sample_rate: int = AUDIO_RATE, fps: float
     return max(1, int(np.ceil(num_samples * fps / sample_rate - 1e-9)))
 
 
-def mfcc_rows(audio: np.ndarray, num_frames: int, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+def mfcc_rows(
+    audio: np.ndarray, num_frames: int, config: FeatureConfig = FeatureConfig(), progress: bool = False
+) -> np.ndarray:
     """`(4 * (num_frames + 2 * context), num_cepstra)` MFCC rows; rows 4t..4t+4*(2*context+1)-1
-    are the window of video frame t."""
+    are the window of video frame t. `progress`: a bar over the phone recognition of long speech."""
     sr = config.sample_rate
     step = round(MFCC_STEP * sr)
     window = round(config.window_length * sr)
@@ -88,35 +95,57 @@ def mfcc_rows(audio: np.ndarray, num_frames: int, config: FeatureConfig = Featur
     total = (num_rows - 1) * step + window
     body = int(round(num_frames * frame_samples))
     signal = np.zeros(total, np.float64)
-    clip = np.asarray(audio, np.float64).reshape(-1)[:body]
+    clip = np.asarray(audio).reshape(-1)[:body]
     signal[pad_before : pad_before + len(clip)] = clip[: max(0, total - pad_before)]
     if config.dither:
-        signal += config.dither * np.random.default_rng(0).standard_normal(total)
-    rows = mfcc(
-        signal,
-        samplerate=sr,
-        winlen=window / sr,
-        winstep=step / sr,
-        numcep=config.num_cepstra + 1,
-        nfft=max(512, 1 << (window - 1).bit_length()),
-        winfunc=np.hamming,
-    )[:, 1:]
-    rows = rows[:num_rows]
+        rng = np.random.default_rng(0)
+        for first in range(0, total, MFCC_CHUNK_ROWS * step):  # the same draws as one call, in place
+            part = signal[first : first + MFCC_CHUNK_ROWS * step]
+            part += config.dither * rng.standard_normal(len(part))
+    # python_speech_features frames the whole signal at once (~15 KB a row, 1.5 MB a second of
+    # speech); a chunk of rows at a time keeps memory flat in length. Pre-emphasis is applied here,
+    # over the chunk's edge, so the chunks' rows are the rows of one call.
+    rows = []
+    for first in range(0, num_rows, MFCC_CHUNK_ROWS):
+        last = min(first + MFCC_CHUNK_ROWS, num_rows)
+        part = signal[max(0, first * step - 1) : (last - 1) * step + window]
+        emphasized = part[1:] - PREEMPHASIS * part[:-1]
+        if not first:
+            emphasized = np.append(part[0], emphasized)
+        rows.append(
+            mfcc(
+                emphasized,
+                samplerate=sr,
+                winlen=window / sr,
+                winstep=step / sr,
+                numcep=config.num_cepstra + 1,
+                nfft=max(512, 1 << (window - 1).bit_length()),
+                preemph=0.0,
+                winfunc=np.hamming,
+            )[:, 1:]
+        )
+    rows = np.concatenate(rows)
     if config.normalize:
         rows = (rows - rows.mean(0)) / (rows.std(0) + 1e-5)
     if config.phones:
-        rows = np.concatenate([rows, phone_rows(signal, num_rows, sr)], axis=1)
+        rows = np.concatenate([rows, phone_rows(signal, num_rows, sr, progress)], axis=1)
     return rows.astype(np.float32)
 
 
-def phone_rows(signal: np.ndarray, num_rows: int, sample_rate: int = AUDIO_RATE) -> np.ndarray:
+def phone_rows(signal: np.ndarray, num_rows: int, sample_rate: int = AUDIO_RATE, progress: bool = False) -> np.ndarray:
     """`(num_rows, 40)` one-hot phones of `signal` on the MFCC grid (PocketSphinx's frames also
     start every 10 ms at sample 0 with a 25.6 ms window, so row i is its frame i)."""
     if sample_rate != AUDIO_RATE:
         raise ValueError(f"phone recognition needs {AUDIO_RATE} Hz audio, got {sample_rate}")
     labels = np.full(num_rows, len(PHONES))
     index = {phone: i for i, phone in enumerate(PHONES)}
-    for phone in phone_loop(signal).phones:
+    pieces = speech_pieces(signal)  # long speech a piece at a time (flat memory)
+    phones = (
+        phone
+        for start, end in tqdm(pieces, desc="audio features", unit="piece", disable=not progress or len(pieces) == 1)
+        for phone in phone_loop(signal[start:end]).shifted(start / sample_rate).phones
+    )
+    for phone in phones:
         labels[round(phone.start / SPHINX_FRAME) : round(phone.end / SPHINX_FRAME)] = index.get(
             phone.label, len(PHONES)
         )
@@ -124,7 +153,7 @@ def phone_rows(signal: np.ndarray, num_rows: int, sample_rate: int = AUDIO_RATE)
 
 
 def audio_features(
-    audio: np.ndarray, num_frames: int | None = None, config: FeatureConfig = FeatureConfig()
+    audio: np.ndarray, num_frames: int | None = None, config: FeatureConfig = FeatureConfig(), progress: bool = False
 ) -> np.ndarray:
     """`(T, 28, config.num_columns)` float32 MFCC (+ phone) windows, one per video frame, for mono audio at
     `config.sample_rate`; T = `num_frames`, or the audio's length in 25 fps frames."""
@@ -133,7 +162,7 @@ def audio_features(
         raise ValueError(f"expected mono audio (N,), got shape {audio.shape}")
     if num_frames is None:
         num_frames = num_video_frames(len(audio), config.sample_rate)
-    rows = mfcc_rows(audio, num_frames, config)
+    rows = mfcc_rows(audio, num_frames, config, progress)
     starts = ROWS_PER_FRAME * np.arange(num_frames)[:, None] + np.arange(config.window_rows)[None]
     return rows[starts]
 

@@ -33,6 +33,8 @@ STD_FLOOR = 1e-2
 POSE_AMPLITUDE = 0.5
 """Default spread of a predicted pose sequence, in units of the actor's own (see `restyle_pose`)."""
 CHECKPOINT_FORMAT_VERSION = 1
+PREDICT_CHUNK_FRAMES = 1000
+"""Frames `AudioToPose.predict` encodes at a time (40 s of speech): its memory stays flat in length."""
 
 
 @dataclass
@@ -146,11 +148,14 @@ class AudioToPose(nn.Module):
         return self.exp_dim + POSE_DIM
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.lstm(self.encode(features))
+        return self.head(hidden)
+
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        """`(B, T, 28, C)` windows -> `(B, T, E)` per-frame codes, the LSTM's input."""
         batch, frames = features.shape[:2]
         codes = self.encoder(features.reshape(batch * frames, *features.shape[2:]).transpose(1, 2))
-        codes = self.embed(codes).reshape(batch, frames, -1)
-        hidden, _ = self.lstm(codes)
-        return self.head(hidden)
+        return self.embed(codes).reshape(batch, frames, -1)
 
     def set_style(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """The actor whose mean and spread of expression and pose the outputs take."""
@@ -170,8 +175,17 @@ class AudioToPose(nn.Module):
         was_training = self.training
         self.eval()
         device = self.target_mean.device
-        features = torch.as_tensor(features, dtype=torch.float32, device=device)
-        outputs = self(features[None])[0]
+        features = torch.as_tensor(features, dtype=torch.float32)
+        # The convolutions' activations are ~15 KB a frame (0.2 GB for 10 minutes of speech at
+        # once); frame codes are independent, so they are made a chunk at a time.
+        codes = torch.cat(
+            [
+                self.encode(features[first : first + PREDICT_CHUNK_FRAMES].to(device)[None])[0]
+                for first in range(0, len(features), PREDICT_CHUNK_FRAMES)
+            ]
+        )
+        hidden, _ = self.lstm(codes[None])
+        outputs = self.head(hidden)[0]
         if pose_amplitude is not None:
             outputs = torch.cat(
                 [outputs[:, : self.exp_dim], restyle_pose(outputs[:, self.exp_dim :], pose_amplitude)], dim=-1

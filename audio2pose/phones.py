@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from pocketsphinx import Decoder, get_model_path
+from tqdm import tqdm
 
 from recon3d.video import AUDIO_RATE
 
@@ -66,6 +67,9 @@ PHONES = (
 SILENCE = "SIL"
 SPHINX_FRAME = 0.010
 """Seconds per PocketSphinx frame."""
+PIECE_SECONDS = 30.0
+"""Longest speech decoded as one utterance: PocketSphinx's search takes memory and time that grow
+faster than the utterance (10 minutes at once: 164 s and 370 MB; in 30 s pieces: see README)."""
 FLITE_PHONES = {"ax": "AH", "pau": SILENCE}
 """Flite's US phones are CMU's in lower case, but for schwa and the pause."""
 
@@ -229,12 +233,39 @@ def _split_leading_silence(phones: list[Phone], audio: np.ndarray, threshold_db:
     return [Phone(SILENCE, first.start, onset), Phone(first.label, onset, first.end), *phones[1:]]
 
 
-def speech_phones(audio: np.ndarray, transcript: str | None = None) -> PhoneTimings:
+def speech_pieces(audio: np.ndarray, seconds: float | None = None) -> list[tuple[int, int]]:
+    """`(start, end)` samples of pieces of 16 kHz speech at most `seconds` (`PIECE_SECONDS`) long,
+    that together are all of it: each cut at the quietest 100 ms of the piece's second half (a
+    pause, so that no word is split), on PocketSphinx's 10 ms frame grid. Speech up to `seconds`
+    is one piece."""
+    hop, longest = round(SPHINX_FRAME * AUDIO_RATE), round((seconds or PIECE_SECONDS) * AUDIO_RATE)
+    pieces, start = [], 0
+    while len(audio) - start > longest:
+        half = start + longest // 2
+        frames = np.asarray(audio[half : start + longest], np.float64)
+        energy = np.square(frames[: len(frames) // hop * hop].reshape(-1, hop)).mean(1)
+        quiet = np.convolve(energy, np.ones(10), "same")  # 100 ms around each 10 ms frame
+        cut = half + int(np.argmin(quiet)) * hop
+        pieces.append((start, cut))
+        start = cut
+    return [*pieces, (start, len(audio))]
+
+
+def speech_phones(audio: np.ndarray, transcript: str | None = None, progress: bool = False) -> PhoneTimings:
     """Phone timings of 16 kHz speech: its transcript aligned when given (and alignable), else
-    decoded words aligned, else the phone loop."""
+    decoded words aligned, else the phone loop. Without a transcript, speech longer than
+    `PIECE_SECONDS` is decoded a piece at a time (`speech_pieces`; a bar with `progress`)."""
     if transcript is not None:
+        # One utterance: where the transcript's words fall in a long recording is what the
+        # alignment finds, so it cannot be cut before.
         timings = align_words(audio, transcript_words(transcript), "transcript")
         if timings is not None:
             return timings
-    timings = align_words(audio, decode_words(audio), "decoded")
-    return timings if timings is not None else phone_loop(audio)
+    pieces = speech_pieces(audio)
+    parts = []
+    for start, end in tqdm(pieces, desc="phones", unit="piece", disable=not progress or len(pieces) == 1):
+        piece = audio[start:end]
+        timings = align_words(piece, decode_words(piece), "decoded")
+        parts.append((timings if timings is not None else phone_loop(piece), start / AUDIO_RATE))
+    decoded = any(timings.source == "decoded" for timings, _ in parts)
+    return PhoneTimings.concatenate(parts, "decoded" if decoded else "phone-loop")

@@ -245,15 +245,17 @@ def plan_speech(
     config: GenerateConfig,
     device: torch.device | str = "cpu",
     phones: PhoneTimings | None = None,
+    progress: bool = False,
 ) -> tuple[FramePlan, str]:
     """What `generate` renders for `audio` (16 kHz mono, `num_frames` at 25 fps): the frame plan
     and the pose mode used (always predicted for a one-shot actor, whose one frame has one pose).
     With `config.articulation` "phones", the mouth follows `phones` (decoded from the audio when None)."""
     network = actor.audio2pose.to(device)
     mode = "predicted" if actor.is_photo else config.pose_mode
-    motion = network.predict(audio_features(audio, num_frames, network.config.features), config.pose_amplitude)
+    features = audio_features(audio, num_frames, network.config.features, progress)
+    motion = network.predict(features, config.pose_amplitude)
     if config.articulation == "phones":
-        phones = phones if phones is not None else speech_phones(audio)
+        phones = phones if phones is not None else speech_phones(audio, progress=progress)
         projection, filmed = mouth_projection(actor.face_model), actor.recon.split("cpu")
         exp = articulate(
             motion.exp.cpu().numpy(),
@@ -285,7 +287,7 @@ def plan_mouths(actor: Actor, plan: FramePlan, config: MouthConfig = MouthConfig
 
 
 def speech_timings(
-    audio: np.ndarray, speech: Speech | None, transcript: str | None, config: GenerateConfig
+    audio: np.ndarray, speech: Speech | None, transcript: str | None, config: GenerateConfig, progress: bool = False
 ) -> PhoneTimings | None:
     """The phones the mouth follows: a synthesizer's own, else the text or transcript aligned,
     else the decoded words aligned; None when the network articulates."""
@@ -293,7 +295,7 @@ def speech_timings(
         return None
     if speech is not None and speech.phones is not None:
         return speech.phones
-    timings = speech_phones(audio, speech.text if speech is not None else transcript)
+    timings = speech_phones(audio, speech.text if speech is not None else transcript, progress)
     log.info("mouth: %d phones (%s)", len(timings.phones), timings.source)
     return timings
 
@@ -324,7 +326,7 @@ def generate(
         source = Path(speech)
     check_speech(source, audio, config)
     plan, mode = plan_speech(
-        actor, audio, num_frames, config, device, speech_timings(audio, spoken, transcript, config)
+        actor, audio, num_frames, config, device, speech_timings(audio, spoken, transcript, config, progress), progress
     )
     if mode != config.pose_mode:
         log.info("one-shot actor (a photo): pose mode predicted, the photo's head warped to follow the speech")

@@ -223,9 +223,13 @@ def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_sampl
             chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
         except av.error.FFmpegError as err:
             raise InputError(f"{path}: the audio is corrupt ({err.strerror}); re-encode or re-download it") from None
-    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    # Concatenated once, into place after the leading silence: each extra copy of 10 minutes of
+    # speech would be 38 MB more peak memory.
     shift = round(offset * sample_rate)
-    audio = np.concatenate([np.zeros(shift, np.float32), audio]) if shift > 0 else audio[-shift:]
+    audio = np.zeros(max(0, shift) + sum(len(c) for c in chunks), np.float32)
+    if chunks:
+        np.concatenate(chunks, out=audio[max(0, shift) :])
+    audio = audio[-shift:] if shift < 0 else audio
     if num_samples is not None:
         audio = np.pad(audio[:num_samples], (0, max(0, num_samples - len(audio))))
     return audio

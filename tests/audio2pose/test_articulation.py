@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from audio2pose import phones
 from audio2pose.articulation import (
     MouthShapes,
     articulate,
@@ -18,7 +19,16 @@ from audio2pose.articulation import (
     temper,
 )
 from audio2pose.metrics import articulation_scores, mouth_aperture
-from audio2pose.phones import SILENCE, Phone, PhoneTimings, align_words, flite_phones, speech_phones, transcript_words
+from audio2pose.phones import (
+    SILENCE,
+    Phone,
+    PhoneTimings,
+    align_words,
+    flite_phones,
+    speech_phones,
+    speech_pieces,
+    transcript_words,
+)
 from audio2pose.tts import FliteSynthesizer, synthesize_text
 from audio2pose.visemes import BILABIALS, VISEMES, VisemeConfig, phone_openness, viseme_openness, viseme_weights
 from recon3d.facemodels import load_builtin
@@ -185,3 +195,35 @@ def test_alignment_finds_the_words_where_flite_said_them():
     decoded = speech_phones(speech.audio)
     assert decoded.source in ("decoded", "phone-loop") and decoded.phones
     assert speech_phones(speech.audio, speech.text) == aligned
+
+
+def test_long_speech_is_cut_into_pieces_at_its_pauses():
+    rng = np.random.default_rng(0)
+    bursts = [rng.standard_normal(int(16000 * s)).astype(np.float32) * 0.3 for s in (1.3, 0.9, 1.7, 1.1, 0.6)]
+    pause = np.zeros(4000, np.float32)  # 250 ms
+    audio = np.concatenate([part for burst in bursts for part in (burst, pause)])
+    pieces = speech_pieces(audio, 2.0)
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(audio) and len(pieces) > 1
+    assert all(end == start for (_, end), (start, _) in zip(pieces, pieces[1:]))  # no gap, no overlap
+    assert all(0 < end - start <= 32000 and start % 160 == 0 for start, end in pieces)
+    for _, cut in pieces[:-1]:
+        assert not audio[cut - 400 : cut + 400].any()  # cut within a pause, 25 ms from the words
+    assert speech_pieces(audio, 60.0) == [(0, len(audio))]
+
+
+@requires_flite
+def test_long_speech_decoded_in_pieces_keeps_its_closures(monkeypatch):
+    text = "Bob paid me a lot of money. My mother bought apples. Please bring the map back."
+    speech = synthesize_text(text, FliteSynthesizer("rms"))  # sentences with pauses between
+    monkeypatch.setattr(phones, "PIECE_SECONDS", len(speech.audio) / 16000 / 2.5)
+    assert len(speech_pieces(speech.audio)) == 3
+    decoded = speech_phones(speech.audio)
+    assert decoded.source == "decoded"
+    starts = [p.start for p in decoded.phones]
+    assert starts == sorted(starts) and decoded.phones[-1].end <= len(speech.audio) / 16000 + 0.02
+    found = [
+        any(q.label in BILABIALS and q.start - 0.06 < p.end and p.start < q.end + 0.06 for q in decoded.phones)
+        for p in speech.phones.phones
+        if p.label in BILABIALS
+    ]
+    assert np.mean(found) >= 0.8, found

@@ -6,6 +6,7 @@ import av
 import numpy as np
 import pytest
 
+from audio2pose import features
 from audio2pose.features import PHONES, FeatureConfig, audio_features, load_speech, mfcc_rows, num_video_frames
 from recon3d.errors import InputError
 from tests.conftest import encode_video, numbered_frames
@@ -32,6 +33,18 @@ def test_windows_are_the_rows_of_frames_t_minus_3_to_t_plus_3():
     for t in (0, 17, 49):
         np.testing.assert_array_equal(windows[t], rows[4 * t : 4 * t + 28])
     np.testing.assert_array_equal(windows, audio_features(audio, 50, MFCC_ONLY))  # deterministic
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 100])
+def test_rows_made_a_chunk_at_a_time_are_the_rows_of_one_pass(monkeypatch, chunk_rows):
+    # Long speech is analysed in chunks of rows (flat memory): the pre-emphasis across a chunk's
+    # edge and the dither's draws must make them the rows one pass over the whole signal makes.
+    audio = np.random.default_rng(1).standard_normal(SR * 2).astype(np.float32)
+    config = FeatureConfig(phones=False, normalize=False)
+    monkeypatch.setattr(features, "MFCC_CHUNK_ROWS", 10**6)
+    whole = mfcc_rows(audio, 50, config)
+    monkeypatch.setattr(features, "MFCC_CHUNK_ROWS", chunk_rows)
+    np.testing.assert_allclose(mfcc_rows(audio, 50, config), whole, rtol=1e-5, atol=1e-5)
 
 
 def click_time_ms(click_s: float) -> float:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import audio2pose.model
 from audio2pose.features import FeatureConfig
 from audio2pose.metrics import mouth_aperture, pearson, pose_similarity
 from audio2pose.model import (
@@ -145,3 +146,13 @@ def test_pearson_and_pose_similarity():
     assert shifted["hs_roll"] == 0 and shifted["hs"] == pytest.approx((0.8 + 1 + 0) / 3)
     static = pose_similarity(real, np.zeros((1, 3)))  # a still head at the mean: W1 = mean |x|
     assert static["w1_pitch"] == pytest.approx(np.abs(real[:, 0]).mean())
+
+
+def test_long_speech_is_predicted_a_chunk_of_frames_at_a_time_as_at_once(monkeypatch):
+    model = tiny_model()
+    features = torch.randn(25, 28, 12)
+    whole = model.predict(features, pose_amplitude=None).targets()
+    with torch.no_grad():
+        torch.testing.assert_close(model.denormalize(model.eval()(features[None])[0]), whole)  # one pass
+    monkeypatch.setattr(audio2pose.model, "PREDICT_CHUNK_FRAMES", 7)  # 4 chunks, the last of 4 frames
+    torch.testing.assert_close(model.predict(features, pose_amplitude=None).targets(), whole)
