@@ -37,6 +37,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             textwrap.indent(block, indent) if block.startswith(" ") else fill(block, width, indent) for block in blocks
         )
 
+    def _get_help_string(self, action: argparse.Action) -> str:
+        # An option whose help says its default in words does not get "(default: None)" after it.
+        help = action.help or ""
+        return help if "default:" in help else super()._get_help_string(action)
+
 
 def _add_settings(parser: argparse.ArgumentParser, field: str, meta: dict) -> None:
     """An option per `personalize.options` option of a settings class, collected into the

@@ -245,6 +245,8 @@ def option_help(cls: type, option: ConfigOption, presets: Mapping[str, Any] | No
         raise ValueError(f"{cls.__name__}.{option.paths[0]} has no docstring to be the help of --{option.name}")
     values = [(name, get_path(preset, option.paths[0])) for name, preset in (presets or {"": cls()}).items()]
     others = "".join(f"; {name} preset: {value}" for name, value in values[1:] if value != values[0][1])
+    if "default:" in text:  # the docstring says it in words
+        return f"{text} ({others.removeprefix('; ')})" if others else text
     return f"{text} (default: {values[0][1]}{others})"
 
 

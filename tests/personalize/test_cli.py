@@ -43,6 +43,18 @@ def test_help_lists_only_working_commands():
     assert sorted(_subcommands(commands["jobs"])) == ["run"]
 
 
+def test_every_option_states_its_default_once():
+    parsers = dict(_subcommands(build_parser()))
+    for group in ("pretrain", "jobs"):
+        parsers |= {f"{group} {name}": sub for name, sub in _subcommands(parsers.pop(group)).items()}
+    for name, parser in parsers.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.help and action.option_strings and action.dest != "help":
+                text = formatter._expand_help(action)
+                assert text.count("default:") == 1, f"{name} {action.option_strings[-1]}: {text}"
+
+
 def assert_one_error_line(capsys) -> str:
     """The run printed exactly one error line, last, in the toolkit's format; returns it."""
     err = capsys.readouterr().err.strip().splitlines()

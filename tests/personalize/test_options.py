@@ -49,7 +49,7 @@ def test_field_docstrings_are_read_from_the_source():
 def test_every_option_has_a_help_text_and_its_default(settings):
     for option in OPTION_TABLES[settings]:
         text = option_help(settings, option)
-        assert len(text) > 20 and "(default: " in text
+        assert len(text) > 20 and "default: " in text
 
 
 def test_the_cli_defaults_are_the_settings_defaults():
