@@ -302,6 +302,10 @@ def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor,
     frames, or another face's closed mouth, may leave them a little apart."""
     steps = np.linspace(-1.0, 0.5, 31, dtype=np.float32)
     candidates = shapes.closed + steps[:, None] * (shapes.open - shapes.closed)
+    if face_model.exp_range is not None:
+        # A closed mouth past the range (jawOpen < 0) would be clipped at generate, and openings
+        # between it and the open mouth would stay clipped closed longer than the phones say.
+        candidates = np.clip(candidates, *face_model.exp_range)
     projection = mouth_projection(face_model)
     faces = candidates @ projection.T + rest @ (np.eye(len(projection), dtype=np.float32) - projection).T
     if face_model.exp_range is not None:

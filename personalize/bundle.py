@@ -43,6 +43,7 @@ from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.facemodels import load_face_model
 from recon3d.reconstruct import Reconstruction
+from recon3d.track import FaceTrack
 from recon3d.video import atomic_path
 from refine.actor import ActorRefiner
 
@@ -418,6 +419,11 @@ class Actor:
         with bundle.reading(MOUTH) as path:
             mouth = MouthShapes.load(path)
         return cls(bundle, recon, network, model, voice, refiner, mouth)
+
+    def track(self) -> FaceTrack:
+        """The landmarks tracked in the actor's frames (the track stage's)."""
+        with self.bundle.reading(TRACK) as path:
+            return FaceTrack.load(path)
 
     @contextlib.contextmanager
     def frames(self) -> Iterator[BackgroundFrames]:

@@ -22,10 +22,12 @@ Per output frame (25 fps, frame t covering [t/25, (t+1)/25) s of the speech):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -47,10 +49,10 @@ from recon3d.facemodel import Coeffs
 from recon3d.fit import model_landmarks
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, check_output
 from render.composite import CompositeConfig, blend, seam_visibility
-from render.face import FaceRenderer
+from render.face import INNER_LIPS, FaceRenderer
 from render.keyframes import KeyframeConfig, hold_backgrounds, match_backgrounds
 from render.mouth import MouthConfig, match_mouths, mouth_shapes
-from render.synthesis import FaceWarper, SynthesisConfig
+from render.synthesis import FaceWarper, SynthesisConfig, fill_opening
 from render.warp import similarity_transform, warp_near
 
 log = logging.getLogger("talkface")
@@ -334,6 +336,7 @@ def generate(
     coeffs = recon.split("cpu")
     if config.synthesis == "image":
         warper = FaceWarper(actor.face_model, recon.crop, recon.camera, config.warp, device)
+        inner_lips = actor.track().ibug68[:, INNER_LIPS]
     else:
         renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
         if config.refine and actor.refiner:
@@ -341,10 +344,16 @@ def generate(
     bar = tqdm(total=num_frames, desc="generate", unit="frame", disable=not progress)
     seams = []
     with actor.frames() as frames, VideoWriter(output, VIDEO_FPS, audio, AUDIO_RATE) as writer:
+        if config.synthesis == "image":
+            grow = config.warp.opening_grow * recon.crop.side
+            # A frame lends its lips closed (no frame lends a mouth) with its opening filled with lip.
+            closed_frames = functools.lru_cache(maxsize=32)(
+                lambda index: fill_opening(frames[index], inner_lips[index], grow)
+            )
         for first in range(0, num_frames, config.batch_frames):
             batch = np.arange(first, min(first + config.batch_frames, num_frames))
             made = (
-                _synthesize_batch(frames, warper, plan, batch, coeffs)
+                _synthesize_batch(frames, closed_frames, warper, plan, batch, coeffs)
                 if config.synthesis == "image"
                 else _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device)
             )
@@ -368,10 +377,16 @@ def generate(
 
 
 def _synthesize_batch(
-    frames: BackgroundFrames, warper: FaceWarper, plan: FramePlan, batch: np.ndarray, coeffs: Coeffs
+    frames: BackgroundFrames,
+    closed_frames: Callable[[int], np.ndarray],
+    warper: FaceWarper,
+    plan: FramePlan,
+    batch: np.ndarray,
+    coeffs: Coeffs,
 ) -> list[tuple[np.ndarray, float]]:
     """The batch's output frames made from the actor's own pixels (`render.synthesis`), each with
-    the seam visibility along the face's outline in the warped window."""
+    the seam visibility along the face's outline in the warped window; where no frame lends the
+    mouth, the background frame is `closed_frames`' (its opening filled with lip)."""
     background, mouth = plan.background[batch], plan.mouth[batch]
     filmed = coeffs[torch.from_numpy(background)]
     target = dataclasses.replace(
@@ -384,8 +399,10 @@ def _synthesize_batch(
     x0, y0, x1, y1 = warper.window
     made = []
     for k, warp in enumerate(warps):
-        lender = frames[int(mouth[k])] if mouth[k] >= 0 else None
-        frame = warper.compose(frames[int(background[k])], lender, warp)
+        if mouth[k] >= 0:
+            frame = warper.compose(frames[int(background[k])], frames[int(mouth[k])], warp)
+        else:
+            frame = warper.compose(closed_frames(int(background[k])), None, warp)
         made.append((frame, warp.seam(frame[y0:y1, x0:x1])))
     return made
 

@@ -74,13 +74,13 @@ def fill_mouth_hole(image: np.ndarray, coverage: np.ndarray, inner_lips: np.ndar
         coverage[hole] = 1.0
 
 
-def paint_mouth(image: np.ndarray, opening: np.ndarray) -> None:
+def paint_mouth(image: np.ndarray, opening: np.ndarray, teeth_hidden: float = 0.0) -> None:
     """Paints the (H, W) bool `opening` of (H, W, 3) uint8 `image`, in place, as a mouth seen from
-    the front: per column the upper part the upper teeth, the rest the interior in shadow (one
-    dark colour reads as a black blob)."""
+    the front: per column the upper part the upper teeth, less `teeth_hidden` px of them behind
+    the upper lip, the rest the interior in shadow (one dark colour reads as a black blob)."""
     rows = np.arange(opening.shape[0])[:, None]
     top = np.where(opening.any(0), opening.argmax(0), 0)
     bottom = np.where(opening.any(0), opening.shape[0] - 1 - opening[::-1].argmax(0), 0)
-    teeth = opening & (rows < top + TEETH_FRACTION * (bottom - top + 1))
+    teeth = opening & (rows < top + TEETH_FRACTION * (bottom - top + 1) - teeth_hidden)
     image[opening] = MOUTH_SHADOW
     image[teeth] = TEETH_SHADED

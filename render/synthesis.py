@@ -75,6 +75,14 @@ class SynthesisConfig:
     lips meet when no frame lends its mouth (see `FaceWarper.compose`)."""
     contact_shade: float = 0.3
     """How dark that shadow is: the lips' own colour times this at its centre."""
+    teeth_hidden: float = 0.008
+    """Height of the upper teeth, as a fraction of the crop side (1.5 px at 200), that the upper
+    lip hides in a painted opening: a slightly parted mouth shows a dark gap, its teeth only as it
+    opens further (teeth in a gap of a few pixels read as closed lips)."""
+    opening_grow: float = 0.005
+    """How far past the background frame's tracked inner lips, as a fraction of the crop side
+    (1 px at 200; at least 1), its mouth opening is filled with lip before its lips are warped
+    together (`fill_opening`)."""
     mouth_gain_range: tuple[float, float] = (0.6, 1.6)
     """Bounds of the per-channel gain that matches the mouth frame's light to the background
     frame's (measured on the skin around the lips)."""
@@ -429,7 +437,7 @@ class FaceWarper:
                 lent = _match_light(lent, under, warp.skin[box], self.config.mouth_gain_range)
             else:
                 lent = under.copy()
-                paint_mouth(lent, alpha[box] > 0)
+                paint_mouth(lent, alpha[box] > 0, self.config.teeth_hidden * self.crop.side)
                 lent = cv2.GaussianBlur(lent, (0, 0), 1.0)  # softened, or it looks cut out
             a = alpha[box][..., None]
             warped[box] = np.clip(np.rint(a * lent + (1 - a) * under), 0, 255).astype(np.uint8)
@@ -450,6 +458,23 @@ class FaceWarper:
         line /= max(float(line.max()), 1e-6)
         shade = 1 - (1 - self.config.contact_shade) * line[..., None]
         window[box] = np.clip(np.rint(window[box] * shade), 0, 255).astype(np.uint8)
+
+
+def fill_opening(frame: np.ndarray, inner_lips: np.ndarray, grow: float) -> np.ndarray:
+    """A copy of the (H, W, 3) uint8 `frame` whose mouth opening (the polygon of its (8, 2)
+    tracked inner-lip landmarks, frame pixels, grown by `grow` px) is filled from the lips around
+    it (Telea inpainting). Where the fit's inner lip rims lie inside the filmed opening, lips
+    warped together from a frame filmed open otherwise carry its teeth and dark mouth corners: a
+    band the tracker reads as open (ICT-FaceKit's astronaut photo closed on 18-79% of its p/b/m)."""
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(inner_lips).astype(np.int32)], 1)
+    radius = max(int(round(grow)), 1)
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    box = _box(mask > 0, 4 * radius + 3)
+    out = frame.copy()
+    if box is not None:
+        out[box] = cv2.inpaint(np.ascontiguousarray(frame[box]), mask[box], 3, cv2.INPAINT_TELEA)
+    return out
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:

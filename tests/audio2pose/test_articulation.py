@@ -12,6 +12,7 @@ from audio2pose.articulation import (
     articulate,
     articulated_exp,
     footage_shapes,
+    lip_gaps,
     mouth_projection,
     settle_closure,
     shrink,
@@ -176,6 +177,21 @@ def test_an_arkit_prior_closes_on_bilabials_and_opens_the_jaw_on_vowels():
     assert mouth[VISEMES.index("PP"), 0] == 0.0 and mouth[VISEMES.index("aa"), 0] > 0.4
     assert mouth[VISEMES.index("ou"), 5] > 0.5  # rounded
     assert table_prior(load_builtin()) is None
+
+
+def test_a_settled_closure_stays_in_the_blendshape_range(ict_model):
+    # A closed mouth below jawOpen 0 would be clipped at generate, and openings between it and the
+    # open mouth would stay clipped closed: the settled one lies in the range, its lips meeting.
+    prior = table_prior(ict_model)
+    k = len(prior.closed)
+    axis = prior.open - prior.closed
+    past = MouthShapes(prior.closed - 0.5 * axis, prior.open, prior.details, prior.extreme_count, prior.counts)
+    id = torch.zeros(ict_model.id_basis.shape[2])
+    settled = settle_closure(past, ict_model, id, np.zeros(k, np.float32))
+    low, high = ict_model.exp_range
+    assert settled.closed.min() >= low and settled.closed.max() <= high
+    gaps = lip_gaps(ict_model, id, np.stack([settled.closed, prior.open]))
+    assert gaps[0] < 0.3 * gaps[1]
 
 
 @requires_flite

@@ -15,10 +15,11 @@ from recon3d.facemodels import load_face_model
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, pose_vertices
 from render.composite import image_to_uint8
+from render.face import paint_mouth
 from render.mouth import MouthConfig, MouthShapes, match_mouths, mouth_shapes
 from render.rasterize import RasterConfig, rasterize
 from render.renderer import render_mesh
-from render.synthesis import FaceWarper, boundary_loops, fill_smooth, inside_polygon, mouth_loop
+from render.synthesis import FaceWarper, boundary_loops, fill_opening, fill_smooth, inside_polygon, mouth_loop
 
 CROP = CropTransform(x0=30.0, y0=12.0, side=200.0, size=128, frame_width=280, frame_height=250)
 CAMERA = PerspectiveCamera.deep3d(128)
@@ -329,3 +330,39 @@ def test_closed_lips_painted_without_a_lender_meet_in_a_shadow(builtin):
     # A lent mouth brings its own seam: nothing is painted.
     lent = warper.compose(background, background, warp)[y0:y1, x0:x1]
     assert lent.min() >= 148
+
+
+def test_a_frame_filmed_open_lends_closed_lips_of_lip_colour():
+    # Lips (pink) around an opening with teeth (white) and dark corners, as a smiling photo.
+    frame = np.full((120, 160, 3), (200, 170, 150), np.uint8)
+    cv2.ellipse(frame, (80, 60), (40, 16), 0, 0, 360, (190, 90, 100), -1)
+    inner = np.array([[50, 60], [62, 54], [80, 52], [98, 54], [110, 60], [98, 66], [80, 68], [62, 66]], np.float32)
+    cv2.fillPoly(frame, [inner.astype(np.int32)], (235, 235, 230))
+    cv2.circle(frame, (57, 60), 2, (20, 10, 10), -1)
+    filled = fill_opening(frame, inner, grow=1.0)
+    inside = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [inner.astype(np.int32)], 1)
+    lips = np.array([190, 90, 100])
+    assert np.abs(filled[inside > 0].astype(int) - lips).max() < 40
+    assert np.abs(frame[inside > 0].astype(int) - lips).max() > 100
+    # Away from the opening the frame is untouched, and the frame itself is not modified.
+    near = cv2.dilate(inside, np.ones((9, 9), np.uint8)) > 0
+    assert (filled[~near] == frame[~near]).all()
+    assert (frame[inside > 0] == (235, 235, 230)).any()
+
+
+def test_a_slightly_parted_painted_mouth_is_a_dark_gap_its_teeth_show_as_it_opens():
+    thin = np.zeros((40, 60), bool)
+    thin[20:24, 10:50] = True  # 4 px
+    wide = np.zeros((40, 60), bool)
+    wide[10:30, 10:50] = True  # 20 px
+    for opening, teeth in ((thin, False), (wide, True)):
+        image = np.full((40, 60, 3), 150, np.uint8)
+        paint_mouth(image, opening, teeth_hidden=1.5)
+        bright = image[opening].min(1) > 150
+        assert bright.any() == teeth
+        assert (image[~opening] == 150).all()
+    # Without any hidden, a thin gap shows teeth: the gap reads as closed lips.
+    image = np.full((40, 60, 3), 150, np.uint8)
+    paint_mouth(image, thin)
+    assert (image[thin].min(1) > 150).any()
