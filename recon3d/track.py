@@ -37,6 +37,10 @@ class TrackConfig:
     """Longest run of frames without a face that is filled by interpolation; longer ones fail."""
     min_detection_confidence: float = 0.5
     """mediapipe's threshold for starting to track a face."""
+    rival_face: float = 0.6
+    """A second face whose box side is at least this fraction of the largest's is a rival: in
+    more than a tenth of the frames, which of the two is the actor is not clear and the video is
+    refused. (A smaller one, someone in the background, is left out with a warning.)"""
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
 
@@ -167,7 +171,7 @@ def track_video(path: str | os.PathLike, config: TrackConfig = TrackConfig(), pr
     has none (naming its time range).
     """
     info = probe(path)
-    meshes, confidence, detected, num_faces = [], [], [], []
+    meshes, confidence, detected, num_faces, rivals = [], [], [], [], []
     with FaceMeshDetector(
         min_detection_confidence=config.min_detection_confidence, static_images=info.is_image
     ) as detector:
@@ -177,6 +181,7 @@ def track_video(path: str | os.PathLike, config: TrackConfig = TrackConfig(), pr
         for frame in frames:
             faces = detector(frame)
             num_faces.append(len(faces))
+            rivals.append(len(faces) > 1 and _side(faces[1].box) >= config.rival_face * _side(faces[0].box))
             detected.append(bool(faces))
             meshes.append(faces[0].mesh if faces else np.zeros((NUM_MESH_LANDMARKS, 3), np.float32))
             confidence.append(faces[0].confidence if faces else 0.0)
@@ -193,6 +198,12 @@ def track_video(path: str | os.PathLike, config: TrackConfig = TrackConfig(), pr
                 f"{name}: no face from {_timestamp(start / VIDEO_FPS)} to {_timestamp(end / VIDEO_FPS)} "
                 f"(frames {start}-{end - 1}); trim that part or give a video where the face stays in view"
             )
+    rival = int(np.sum(rivals))
+    if rival > 0.1 * total:
+        raise InputError(
+            f"{name}: two faces of about the same size in {rival} of {total} frames, so which is the actor "
+            "is not clear; crop the video to the actor's face, or film them alone"
+        )
     multi = int((num_faces > 1).sum())
     if multi:
         log.warning("%s: more than one face in %d of %d frames; tracking the largest", name, multi, total)
@@ -204,3 +215,8 @@ def track_video(path: str | os.PathLike, config: TrackConfig = TrackConfig(), pr
     smoothed = smooth_track(meshes, VIDEO_FPS, face_size, config.smoothing)
     crop = stable_crop(landmark_box(smoothed), info.width, info.height, config.crop_size, config.crop_scale)
     return FaceTrack(smoothed, meshes, confidence, detected, num_faces, crop)
+
+
+def _side(box: np.ndarray) -> float:
+    """Side of a square as big as the x0, y0, x1, y1 box."""
+    return float(np.sqrt(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)))

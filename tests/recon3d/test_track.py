@@ -106,3 +106,10 @@ def test_two_faces_tracks_the_largest_and_warns(clips, tmp_path, caplog):
     assert "more than one face" in caplog.text
     assert (track.num_faces == 2).mean() > 0.5
     assert (track.boxes[:, 0] > 112).all()
+
+
+def test_two_faces_of_about_the_same_size_are_refused(clips, tmp_path):
+    frames = read_frames(clips / "vox_00002.mp4")[:20]
+    path = encode_video(tmp_path / "two.mp4", np.concatenate([frames, frames[:, :, ::-1]], 2))
+    with pytest.raises(InputError, match="two faces of about the same size in 20 of 20 frames"):
+        track_video(path, progress=False)
