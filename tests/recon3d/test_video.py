@@ -117,6 +117,20 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_two_writers_of_one_output_leave_one_whole_video(tmp_path):
+    # Two generates given the same -o: each writes its own temporary, the last to finish wins whole.
+    path = tmp_path / "same name é.mp4"
+    frames = numbered_frames(6)
+    with VideoWriter(path) as first, VideoWriter(path) as second:
+        for frame in frames:
+            first.write(frame)
+            second.write(frame)
+            second.write(frame)
+    # `second` finished first (the inner context), `first` last: its 6 frames are the file.
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert [frame_index(f) for f in read_frames(path)] == list(range(6))
+
+
 def test_image_is_a_one_frame_video(tmp_path):
     from PIL import Image
 
