@@ -141,7 +141,8 @@ def check_text(text: str) -> str:
         raise InputError("the text is empty; give the words to say with --text or --text-file")
     if not re.search(r"[A-Za-z0-9]", text):
         raise InputError(
-            f"nothing in the text can be said by an English synthesizer: {text[:60]!r}; give words in English letters or numbers"
+            f"nothing in the text can be said by an English synthesizer: {text[:60]!r}; "
+            "give words in English letters or numbers"
         )
     return text
 
