@@ -200,9 +200,11 @@ def synthesize_text(
     synthesizer: SpeechSynthesizer,
     progress: bool = False,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    max_seconds: float | None = None,
 ) -> Speech:
     """Speech for any length of text: a synthesizer call per sentence, each passed through
-    `transform` (voice matching, which keeps the timing) when given."""
+    `transform` (voice matching, which keeps the timing) when given. Text whose speech runs past
+    `max_seconds` is refused as soon as it does (not after hours of it are said)."""
     pieces = split_sentences(text)
     pause = np.zeros(int(SENTENCE_PAUSE * AUDIO_RATE), np.float32)
     chunks: list[np.ndarray] = []
@@ -214,6 +216,11 @@ def synthesize_text(
             timings.append((sentence.phones, offset / AUDIO_RATE))
         chunks.extend([sentence.audio if transform is None else transform(sentence.audio), pause])
         offset += len(sentence.audio) + len(pause)
+        if max_seconds is not None and offset / AUDIO_RATE > max_seconds:
+            raise InputError(
+                f"the text is longer than {max_seconds:g} s of speech (the limit) by its sentence {len(chunks) // 2} "
+                f"of {len(pieces)}; give less text, or raise the limit with --max-seconds"
+            )
     audio = np.concatenate(chunks[:-1])
     if not np.any(np.abs(audio) > 1e-3):
         raise InputError(f"{synthesizer.name} said nothing for the text {text[:60]!r}; check that it is English words")

@@ -271,17 +271,26 @@ def learn_voice(
     return model, candidates
 
 
-def speak(text: str, voice: VoiceModel, synthesizer: SpeechSynthesizer | None = None, progress: bool = False) -> Speech:
+def speak(
+    text: str,
+    voice: VoiceModel,
+    synthesizer: SpeechSynthesizer | None = None,
+    progress: bool = False,
+    max_seconds: float | None = None,
+) -> Speech:
     """Speech of `text` in the actor's voice (float32, 16 kHz): their matched Flite voice, or a
-    plugged-in `synthesizer` (a cloning engine: its speech is used as it comes)."""
+    plugged-in `synthesizer` (a cloning engine: its speech is used as it comes); at most
+    `max_seconds` of it (`audio2pose.tts.synthesize_text`)."""
     if synthesizer is not None:
-        speech = synthesize_text(text, synthesizer, progress=progress)
+        speech = synthesize_text(text, synthesizer, progress=progress, max_seconds=max_seconds)
     else:
         match = (
             None
             if voice.target is None
             else (lambda audio: convert(audio, voice.source, voice.target, voice.spread, voice.config))
         )
-        speech = synthesize_text(text, FliteSynthesizer(voice.base_voice), progress=progress, transform=match)
+        speech = synthesize_text(
+            text, FliteSynthesizer(voice.base_voice), progress=progress, transform=match, max_seconds=max_seconds
+        )
     peak = float(np.abs(speech.audio).max())
     return dataclasses.replace(speech, audio=speech.audio * (PEAK / peak)) if peak > PEAK else speech

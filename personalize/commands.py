@@ -404,14 +404,14 @@ class GenerateCommand:
             raise InputError("--transcript is for --audio: text input is spoken with its own phone timings")
         check_output(self.output, ".mp4", [self.audio, self.text_file, self.actor])  # before the text is said
         actor = Actor.load(self.actor, self.face_model)
+        config = apply_options(GenerateConfig(), self.settings)
         if text is not None:
-            audio = say_text(actor, text, self.tts_command, progress)
+            audio = say_text(actor, text, self.tts_command, progress, config.max_seconds)
         else:
             audio = self.audio
             if audio is None:
                 audio = sample_speech()
                 log.info("no --audio given: saying %s", audio)
-        config = apply_options(GenerateConfig(), self.settings)
         result = generate(actor, audio, self.output, config, resolve_device(self.device), progress, self.transcript)
         log.info("wrote %s", result.output)
 

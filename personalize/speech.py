@@ -37,8 +37,11 @@ def read_text(text: str | None, text_file: Path | None) -> str | None:
         raise InputError(f"{text_file}: cannot read the text file ({err.strerror})") from None
 
 
-def say_text(actor: Actor, text: str, tts_command: str | None, progress: bool) -> Speech:
-    """16 kHz speech of `text` in the actor's voice (or by the plugged-in engine)."""
+def say_text(
+    actor: Actor, text: str, tts_command: str | None, progress: bool, max_seconds: float | None = None
+) -> Speech:
+    """16 kHz speech of `text` in the actor's voice (or by the plugged-in engine), refused once it
+    runs past `max_seconds`."""
     voice = actor.voice
     with tempfile.TemporaryDirectory(prefix="talkface-reference-") as tmp:
         engine = None
@@ -49,7 +52,7 @@ def say_text(actor: Actor, text: str, tts_command: str | None, progress: bool) -
                 wavfile.write(reference, AUDIO_RATE, voice.reference)
             engine = CommandSynthesizer(tts_command, reference)
         start = time.perf_counter()
-        speech = speak(text, voice, engine, progress)
+        speech = speak(text, voice, engine, progress, max_seconds)
     log.info(
         "said %d characters in %.1f s of speech (%s) in %.1f s",
         len(text),

@@ -37,6 +37,26 @@ def test_text_with_nothing_to_say_is_refused(text, message):
 
 
 @requires_flite
+def test_text_with_non_ascii_letters_is_said():
+    speech = synthesize_text("Grüße aus Köln — a naïve café, 東京 and ½ a crêpe.", FliteSynthesizer())
+    assert len(speech.audio) / AUDIO_RATE > 1.5 and speech.phones is not None
+
+
+@requires_flite
+def test_text_longer_than_the_limit_is_refused_once_its_speech_passes_it():
+    said = []
+
+    class Counting(FliteSynthesizer):
+        def synthesize(self, text):
+            said.append(text)
+            return super().synthesize(text)
+
+    with pytest.raises(InputError, match="longer than 3 s of speech"):
+        synthesize_text("The boat is big. " * 5000, Counting(), max_seconds=3)
+    assert len(said) < 10
+
+
+@requires_flite
 def test_a_sentence_lasts_as_long_as_speech_does():
     words = "The quick brown fox jumps over the lazy dog near the river bank".split()
     speech = synthesize_text(" ".join(words) + ".", FliteSynthesizer()).audio

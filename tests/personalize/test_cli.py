@@ -298,11 +298,13 @@ def test_speak_and_generate_say_text_in_the_actors_voice(actor_dir, tmp_path):
         (["generate", "--text", "hi", "--audio", "speech.wav"], "not both"),
         (["generate", "--text", "   "], "text is empty"),
         (["generate", "--text", "hi", "--transcript", "hi"], "--transcript is for --audio"),
+        (["generate", "--text-file", "book.txt", "--max-seconds", "3"], "longer than 3 s of speech"),
     ],
 )
 def test_bad_text_exits_2_with_one_line_and_writes_nothing(actor_dir, tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     Path("latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    Path("book.txt").write_text("The boat is big. " * 20000)  # hours of speech
     out = tmp_path / ("out.wav" if argv[0] == "speak" else "out.mp4")
     assert main([*argv, "--actor", str(actor_dir), "-o", str(out)]) == 2
     assert message in assert_one_error_line(capsys)
