@@ -55,6 +55,16 @@ def test_every_option_states_its_default_once():
                 assert text.count("default:") == 1, f"{name} {action.option_strings[-1]}: {text}"
 
 
+def test_openmp_threads_wait_by_sleeping_unless_told_otherwise():
+    # Spinning waits thrash when jobs share cores (scripts/bench_contention.py); the variable only
+    # acts if set before torch loads OpenMP, so it is checked in a fresh interpreter.
+    code = "import personalize.cli, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    run = lambda env: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)  # noqa: E731
+    assert run(env).stdout.strip() == "PASSIVE"
+    assert run({**env, "OMP_WAIT_POLICY": "ACTIVE"}).stdout.strip() == "ACTIVE"
+
+
 def assert_one_error_line(capsys) -> str:
     """The run printed exactly one error line, last, in the toolkit's format; returns it."""
     err = capsys.readouterr().err.strip().splitlines()
