@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audio2pose.articulation import articulate, close_lips, mouth_projection, temper
+from audio2pose.articulation import articulate, close_lips, lip_gaps, mouth_projection, temper
 from audio2pose.features import audio_features, load_speech, num_video_frames
+from audio2pose.metrics import landmark_aperture
 from audio2pose.model import POSE_AMPLITUDE, Motion
 from audio2pose.phones import PhoneTimings, speech_phones
 from audio2pose.tts import Speech
@@ -336,7 +337,10 @@ def generate(
     coeffs = recon.split("cpu")
     if config.synthesis == "image":
         warper = FaceWarper(actor.face_model, recon.crop, recon.camera, config.warp, device)
-        inner_lips = actor.track().ibug68[:, INNER_LIPS]
+        filmed_lips = actor.track().ibug68
+        # Frames whose lips close further than the background frame's did: its filmed opening is
+        # filled before they are warped together (the fit's lip rims may lie inside it).
+        closing = lip_gaps(actor.face_model, coeffs.id[0], plan.exp) < landmark_aperture(filmed_lips)[plan.background]
     else:
         renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
         if config.refine and actor.refiner:
@@ -348,12 +352,12 @@ def generate(
             grow = config.warp.opening_grow * recon.crop.side
             # A frame lends its lips closed (no frame lends a mouth) with its opening filled with lip.
             closed_frames = functools.lru_cache(maxsize=32)(
-                lambda index: fill_opening(frames[index], inner_lips[index], grow)
+                lambda index: fill_opening(frames[index], filmed_lips[index, INNER_LIPS], grow)
             )
         for first in range(0, num_frames, config.batch_frames):
             batch = np.arange(first, min(first + config.batch_frames, num_frames))
             made = (
-                _synthesize_batch(frames, closed_frames, warper, plan, batch, coeffs)
+                _synthesize_batch(frames, closed_frames, closing, warper, plan, batch, coeffs)
                 if config.synthesis == "image"
                 else _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device)
             )
@@ -379,6 +383,7 @@ def generate(
 def _synthesize_batch(
     frames: BackgroundFrames,
     closed_frames: Callable[[int], np.ndarray],
+    closing: np.ndarray,
     warper: FaceWarper,
     plan: FramePlan,
     batch: np.ndarray,
@@ -386,7 +391,8 @@ def _synthesize_batch(
 ) -> list[tuple[np.ndarray, float]]:
     """The batch's output frames made from the actor's own pixels (`render.synthesis`), each with
     the seam visibility along the face's outline in the warped window; where no frame lends the
-    mouth, the background frame is `closed_frames`' (its opening filled with lip)."""
+    mouth and the (T,) `closing` says the lips close further than the background frame's, the
+    background frame is `closed_frames`' (its opening filled with lip)."""
     background, mouth = plan.background[batch], plan.mouth[batch]
     filmed = coeffs[torch.from_numpy(background)]
     target = dataclasses.replace(
@@ -399,10 +405,11 @@ def _synthesize_batch(
     x0, y0, x1, y1 = warper.window
     made = []
     for k, warp in enumerate(warps):
+        index = int(background[k])
         if mouth[k] >= 0:
-            frame = warper.compose(frames[int(background[k])], frames[int(mouth[k])], warp)
+            frame = warper.compose(frames[index], frames[int(mouth[k])], warp)
         else:
-            frame = warper.compose(closed_frames(int(background[k])), None, warp)
+            frame = warper.compose(closed_frames(index) if closing[batch[k]] else frames[index], None, warp)
         made.append((frame, warp.seam(frame[y0:y1, x0:x1])))
     return made
 
