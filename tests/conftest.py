@@ -119,12 +119,12 @@ def encode_video(
     return path
 
 
-def numbered_frames(count: int, size: int = 64) -> np.ndarray:
-    """Frames whose brightness encodes their index (index * 8 mod 256), to check frame selection."""
-    values = (np.arange(count) * 8) % 256
+def numbered_frames(count: int, size: int = 64, step: int = 8) -> np.ndarray:
+    """Frames whose brightness encodes their index (index * step mod 256), to check frame selection."""
+    values = (np.arange(count) * step) % 256
     return np.broadcast_to(values[:, None, None, None], (count, size, size, 3)).astype(np.uint8).copy()
 
 
-def frame_index(frame: np.ndarray) -> int:
-    """Inverse of `numbered_frames` (for indices < 32)."""
-    return int(round(float(frame.mean()) / 8))
+def frame_index(frame: np.ndarray, step: int = 8) -> int:
+    """Inverse of `numbered_frames` (for indices < 256 / step)."""
+    return int(round(float(frame.mean()) / step))

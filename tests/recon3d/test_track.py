@@ -7,7 +7,7 @@ import pytest
 from recon3d.errors import InputError
 from recon3d.landmarks import IBUG68_FROM_MESH, interocular
 from recon3d.track import FaceTrack, TrackConfig, fill_gaps, missing_runs, still_segment_jitter, track_video
-from recon3d.video import read_audio, read_frames
+from recon3d.video import read_audio, read_frames, write_video
 from tests.conftest import encode_video
 
 
@@ -113,3 +113,24 @@ def test_two_faces_of_about_the_same_size_are_refused(clips, tmp_path):
     path = encode_video(tmp_path / "two.mp4", np.concatenate([frames, frames[:, :, ::-1]], 2))
     with pytest.raises(InputError, match="two faces of about the same size in 20 of 20 frames"):
         track_video(path, progress=False)
+
+
+@pytest.mark.parametrize(
+    "height, width, scale",
+    [(2160, 3840, 8.0), (223, 221, 1.0), (400, 224, 1.0)],
+    ids=["4k", "odd", "vertical"],
+)
+def test_any_frame_size_is_tracked_where_the_face_is(clips, tmp_path, height, width, scale):
+    faces = read_frames(clips / "vox_00002.mp4")[:6]
+    side = int(224 * scale) if scale > 1 else min(height, width, 224)
+    canvas = np.zeros((len(faces), height, width, 3), np.uint8)
+    top, left = (height - side) // 2, (width - side) // 2
+    for frame, face in zip(canvas, faces):
+        frame[top : top + side, left : left + side] = cv2.resize(face[:side, :side], (side, side))
+    write_video(tmp_path / "clip.mp4", canvas)  # odd sizes too (H.264 4:4:4)
+    track = track_video(tmp_path / "clip.mp4", progress=False)
+    assert track.detected.all() and (track.crop.frame_width, track.crop.frame_height) == (width, height)
+    boxes = track.boxes
+    assert (boxes[:, 0] >= left - 1).all() and (boxes[:, 2] <= left + side + 1).all()
+    assert (boxes[:, 1] >= top - 1).all() and (boxes[:, 3] <= top + side + 1).all()
+    assert side * 0.3 < np.median(boxes[:, 2] - boxes[:, 0]) < side

@@ -20,13 +20,14 @@ from recon3d.video import (
 from tests.conftest import encode_video, frame_index, numbered_frames
 
 
-def test_30fps_resampled_to_25fps_keeps_duration_and_picks_nearest_frames(tmp_path):
-    src = encode_video(tmp_path / "a.mp4", numbered_frames(30), fps=30)  # 1.0 s
+@pytest.mark.parametrize("fps", [30, 60])
+def test_faster_video_resampled_to_25fps_keeps_duration_and_picks_nearest_frames(tmp_path, fps):
+    src = encode_video(tmp_path / "a.mp4", numbered_frames(fps, step=4), fps=fps)  # 1.0 s
     frames = read_frames(src)
     assert abs(len(frames) - 25) <= 1
-    # Output frame k (at k/25 s) shows the source frame nearest to it: round(k * 30 / 25).
-    picked = [frame_index(f) for f in frames]
-    expected = [min(29, int(np.floor(k * 30 / 25 + 0.5))) for k in range(len(frames))]
+    # Output frame k (at k/25 s) shows the source frame nearest to it: round(k * fps / 25).
+    picked = [frame_index(f, step=4) for f in frames]
+    expected = [min(fps - 1, int(np.floor(k * fps / 25 + 0.5))) for k in range(len(frames))]
     assert max(abs(p - e) for p, e in zip(picked, expected)) <= 1
     assert picked == sorted(picked)
 
