@@ -195,6 +195,11 @@ def sentence_speech(synthesizer: SpeechSynthesizer, sentence: str) -> Speech:
     return Speech(samples.astype(np.float32), sentence, phones)
 
 
+MAX_CHARS_PER_SECOND = 30
+"""Characters of text no speech says faster (Flite says about 14 a second, fast speakers 20): text
+longer than the limit at this rate is refused before any of it is said."""
+
+
 def synthesize_text(
     text: str,
     synthesizer: SpeechSynthesizer,
@@ -205,6 +210,11 @@ def synthesize_text(
     """Speech for any length of text: a synthesizer call per sentence, each passed through
     `transform` (voice matching, which keeps the timing) when given. Text whose speech runs past
     `max_seconds` is refused as soon as it does (not after hours of it are said)."""
+    if max_seconds is not None and len(text) > max_seconds * MAX_CHARS_PER_SECOND:
+        raise InputError(
+            f"the text ({len(text)} characters) is longer than {max_seconds:g} s of speech (the limit) even said "
+            f"at {MAX_CHARS_PER_SECOND} characters a second; give less text, or raise the limit with --max-seconds"
+        )
     pieces = split_sentences(text)
     pause = np.zeros(int(SENTENCE_PAUSE * AUDIO_RATE), np.float32)
     chunks: list[np.ndarray] = []

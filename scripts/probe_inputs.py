@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -416,10 +417,11 @@ def killed_at_every_stage(work: Path) -> list[dict]:
     for k, stage in enumerate(STAGES):
         argv = TALKFACE + ["-v", "personalize", "in/clip.mp4", "--actor", actor, *FAST]
         process = subprocess.Popen(argv, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        after = f"{STAGES[k - 1]}: " if k else "personalize "
+        # The stage before logs "<stage>: 1.2 s, ..." at its end (its progress bar "<stage>:  40%|").
+        after = re.compile(rf"(INFO: )?{STAGES[k - 1]}: (\d+\.\d s|done before)" if k else "(INFO: )?personalize ")
         for line in process.stderr:
             # Progress bars share the lines (carriage returns between their updates).
-            if any(part.removeprefix("INFO: ").startswith(after) for part in line.split("\r")):
+            if any(after.match(part) for part in line.split("\r")):
                 time.sleep(0.1)
                 process.send_signal(signal.SIGKILL)
                 break
