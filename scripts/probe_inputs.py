@@ -418,10 +418,10 @@ def killed_at_every_stage(work: Path) -> list[dict]:
         argv = TALKFACE + ["-v", "personalize", "in/clip.mp4", "--actor", actor, *FAST]
         process = subprocess.Popen(argv, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # The stage before logs "<stage>: 1.2 s, ..." at its end (its progress bar "<stage>:  40%|").
-        after = re.compile(rf"(INFO: )?{STAGES[k - 1]}: (\d+\.\d s|done before)" if k else "(INFO: )?personalize ")
+        after = re.compile(rf"INFO: {STAGES[k - 1]}: (\d+\.\d s|done before)" if k else "INFO: personalize ")
         for line in process.stderr:
-            # Progress bars share the lines (carriage returns between their updates).
-            if any(after.match(part) for part in line.split("\r")):
+            # Progress bars share the lines (carriage returns and cursor moves between updates).
+            if after.search(line):
                 time.sleep(0.1)
                 process.send_signal(signal.SIGKILL)
                 break
