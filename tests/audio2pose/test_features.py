@@ -131,6 +131,15 @@ def test_common_speech_formats_are_read(tmp_path, name, codec, rate, layout):
     assert abs(np.argmax(np.abs(np.fft.rfft(audio))) * SR / len(audio) - 440) < 2
 
 
+def test_a_video_s_soundtrack_is_read_as_speech(tmp_path):
+    t = np.arange(SR) / SR
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    video = encode_video(tmp_path / "talk.mp4", np.zeros((25, 32, 32, 3), np.uint8), audio=tone)
+    audio, frames = load_speech(video)
+    assert abs(frames - 25) <= 1 and abs(len(audio) - SR) <= 2048  # AAC pads its last packet
+    assert abs(np.argmax(np.abs(np.fft.rfft(audio))) * SR / len(audio) - 440) < 3
+
+
 @pytest.mark.parametrize("case", ["zero_bytes", "text", "random_bytes", "folder", "missing", "video_without_sound"])
 def test_what_is_not_speech_is_refused_in_words_about_audio(tmp_path, case):
     path = tmp_path / ("speech.mp4" if case == "video_without_sound" else "speech.wav")

@@ -118,6 +118,13 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_output_in_folders_that_do_not_exist_makes_them(tmp_path):
+    path = tmp_path / "no" / "such" / "dir" / "x.mp4"
+    with VideoWriter(path) as writer:
+        writer.write(numbered_frames(1)[0])
+    assert probe(path).num_frames() == 1 and [p.name for p in path.parent.iterdir()] == ["x.mp4"]
+
+
 def test_two_writers_of_one_output_leave_one_whole_video(tmp_path):
     # Two generates given the same -o: each writes its own temporary, the last to finish wins whole.
     path = tmp_path / "same name é.mp4"
