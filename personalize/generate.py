@@ -350,7 +350,8 @@ def generate(
     with actor.frames() as frames, VideoWriter(output, VIDEO_FPS, audio, AUDIO_RATE) as writer:
         if config.synthesis == "image":
             grow = config.warp.opening_grow * recon.crop.side
-            # A frame lends its lips closed (no frame lends a mouth) with its opening filled with lip.
+            # Background frames with their opening filled with lip, for closing lips no frame lends
+            # (cached: a photo actor has one frame).
             closed_frames = functools.lru_cache(maxsize=32)(
                 lambda index: fill_opening(frames[index], filmed_lips[index, INNER_LIPS], grow)
             )
