@@ -11,6 +11,7 @@ restates a default or a help text.
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import functools
 import inspect
@@ -58,12 +59,12 @@ PERSONALIZE_PRESETS: dict[str, PersonalizeConfig] = {
 
 
 def personalize_preset(name: PresetName = "auto", device: torch.device | str = "cpu") -> PersonalizeConfig:
-    """The named preset ("auto": "gpu" on a CUDA `device`, else "cpu")."""
+    """A copy of the named preset ("auto": "gpu" on a CUDA `device`, else "cpu")."""
     if name == "auto":
         name = "gpu" if torch.device(device).type == "cuda" else "cpu"
     if name not in PERSONALIZE_PRESETS:
         raise InputError(f"preset {name!r}: one of auto, {', '.join(PERSONALIZE_PRESETS)}")
-    return PERSONALIZE_PRESETS[name]
+    return copy.deepcopy(PERSONALIZE_PRESETS[name])
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,13 @@ def test_options_override_the_preset_and_set_every_field_they_name():
 
 
 def test_presets_from_python():
-    assert personalize_preset("auto", "cpu") is PERSONALIZE_PRESETS["cpu"]
-    assert personalize_preset("auto", torch.device("cuda")) is PERSONALIZE_PRESETS["gpu"]
+    assert personalize_preset("auto", "cpu") == PERSONALIZE_PRESETS["cpu"]
+    assert personalize_preset("auto", torch.device("cuda")) == PERSONALIZE_PRESETS["gpu"]
+    # A copy: settings changed in place (nested ones too) do not leak into the next actor's.
+    tiny = personalize_preset("tiny")
+    tiny.finetune.scratch.steps = 5
+    assert personalize_preset("tiny") == PERSONALIZE_PRESETS["tiny"] != tiny
+    assert PERSONALIZE_PRESETS["tiny"].finetune.scratch.steps == 10
     assert PERSONALIZE_PRESETS["gpu"].refine.network.size == 2 * PERSONALIZE_PRESETS["cpu"].refine.network.size
     assert personalize_config("tiny", "cpu", landmark_steps=7).fit.landmark_steps == 7
     assert all(isinstance(preset, PersonalizeConfig) for preset in PERSONALIZE_PRESETS.values())
