@@ -23,6 +23,7 @@ hold stay the synthesizer's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -123,7 +124,11 @@ def voice_stats(
     utterances: list[np.ndarray], config: VoiceConfig = VoiceConfig(), recorded: bool = False
 ) -> VoiceStats:
     """The statistics of a voice from some of its 16 kHz speech."""
-    frames = [analyse(audio, config, recorded) for audio in utterances]
+    return frames_stats([analyse(audio, config, recorded) for audio in utterances], config)
+
+
+def frames_stats(frames: list[WorldFrames], config: VoiceConfig = VoiceConfig()) -> VoiceStats:
+    """`voice_stats` of speech already analysed."""
     voiced = [f.f0 > 0 for f in frames]
     log_f0 = np.concatenate([np.log(f.f0[v]) for f, v in zip(frames, voiced)])
     seconds = len(log_f0) * config.frame_period / 1000
@@ -137,11 +142,16 @@ def voice_stats(
 
 
 def convert(
-    audio: np.ndarray, source: VoiceStats, target: VoiceStats, spread: float = 1.0, config: VoiceConfig = VoiceConfig()
+    audio: np.ndarray,
+    source: VoiceStats,
+    target: VoiceStats,
+    spread: float = 1.0,
+    config: VoiceConfig = VoiceConfig(),
+    frames: WorldFrames | None = None,
 ) -> np.ndarray:
     """16 kHz speech in the `source` voice moved to the `target` voice's statistics (`spread`: how
-    much of the cepstral spread, 0 none, 1 all)."""
-    frames = analyse(audio, config)
+    much of the cepstral spread, 0 none, 1 all). `frames`: its analysis, where already made."""
+    frames = analyse(audio, config) if frames is None else frames
     f0 = frames.f0.copy()
     voiced = f0 > 0
     f0[voiced] = np.exp(
@@ -223,21 +233,44 @@ class Candidate:
     word_error_rate: float | None = None
 
 
+@dataclass(frozen=True)
+class Reading:
+    """The passage as one Flite voice reads it: a sentence each, their analyses, its statistics."""
+
+    audio: list[np.ndarray]
+    frames: list[WorldFrames]
+    stats: VoiceStats
+
+
+@functools.cache
+def flite_reading(voice: str, config: VoiceConfig = VoiceConfig()) -> Reading:
+    """`voice` reading `REFERENCE_TEXT` (the same for every actor: made once a process)."""
+    audio = [sentence_speech(FliteSynthesizer(voice), piece).audio for piece in split_sentences(REFERENCE_TEXT)]
+    frames = [analyse(piece, config) for piece in audio]
+    return Reading(audio, frames, frames_stats(frames, config))
+
+
+def passage_wer(audio: list[np.ndarray]) -> float:
+    """The recogniser's word error rate on speech of the passage, a sentence each."""
+    return word_error_rate(" ".join(split_sentences(REFERENCE_TEXT)), " ".join(transcribe(audio)))
+
+
+@functools.cache
+def _unmatched_wer(voice: str) -> float:
+    return passage_wer(flite_reading(voice).audio)
+
+
 def learn_voice(
     speech: np.ndarray | None, config: VoiceConfig = VoiceConfig(), progress: bool = False
 ) -> tuple[VoiceModel, list[Candidate]]:
     """The voice model of an actor from their 16 kHz speech (None: no speech, the default voice
     unmatched), and the candidates it was chosen from, most similar first."""
-    passage = split_sentences(REFERENCE_TEXT)
-    readings = {
-        voice: [sentence_speech(FliteSynthesizer(voice), piece).audio for piece in passage] for voice in FLITE_VOICES
-    }
-    sources = {voice: voice_stats(reading, config) for voice, reading in readings.items()}
     default = FLITE_VOICES[0]
     if speech is None:
-        return VoiceModel(default, sources[default], None, config=config), []
+        return VoiceModel(default, flite_reading(default, config).stats, None, config=config), []
     speech = speech[: int(config.max_seconds * AUDIO_RATE)]
     target = voice_stats([speech], config, recorded=True)
+    readings = {voice: flite_reading(voice, config) for voice in FLITE_VOICES}
     actor = speaker_embedding(speech)
     matched, candidates = {}, []
     steps = tqdm(
@@ -245,29 +278,26 @@ def learn_voice(
     )
     for voice, reading in readings.items():
         for spread in SPREADS:
-            matched[voice, spread] = [convert(audio, sources[voice], target, spread, config) for audio in reading]
+            matched[voice, spread] = [
+                convert(audio, reading.stats, target, spread, config, frames)
+                for audio, frames in zip(reading.audio, reading.frames)
+            ]
             similarity = float(speaker_embedding(np.concatenate(matched[voice, spread])) @ actor)
             candidates.append(Candidate(voice, spread, similarity))
             steps.update()
     steps.close()
     candidates.sort(key=lambda c: -c.similarity)
 
-    def passage_wer(audios: list[np.ndarray]) -> float:
-        return word_error_rate(" ".join(passage), " ".join(transcribe(audios)))
-
-    unmatched = {}
     for k, candidate in enumerate(candidates):
-        if candidate.voice not in unmatched:
-            unmatched[candidate.voice] = passage_wer(readings[candidate.voice])
         candidates[k] = candidate = dataclasses.replace(
             candidate, word_error_rate=passage_wer(matched[candidate.voice, candidate.spread])
         )
-        if candidate.word_error_rate <= unmatched[candidate.voice] + config.max_wer_increase:
+        if candidate.word_error_rate <= _unmatched_wer(candidate.voice) + config.max_wer_increase:
             break
     else:
-        candidate = min(candidates, key=lambda c: c.word_error_rate - unmatched[c.voice])
+        candidate = min(candidates, key=lambda c: c.word_error_rate - _unmatched_wer(c.voice))
     reference = speech[: int(REFERENCE_SECONDS * AUDIO_RATE)].astype(np.float32)
-    model = VoiceModel(candidate.voice, sources[candidate.voice], target, candidate.spread, reference, config)
+    model = VoiceModel(candidate.voice, readings[candidate.voice].stats, target, candidate.spread, reference, config)
     return model, candidates
 
 
