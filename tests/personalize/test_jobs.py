@@ -109,10 +109,12 @@ def resumed(clips: Path, flite: str, tmp_path_factory, request) -> dict:
             )
             summary = json.loads((root / SUMMARY_NAME).read_text()) if (root / SUMMARY_NAME).is_file() else None
             records = {name: stage_records(root / name) for name in CLIPS}
+            # Partway with three stages to go: two actors run at once on two cores, so the one
+            # partway when the other is done may finish in the moment before the kill (CI).
             if (
                 summary
                 and any(actor["status"] == "done" for actor in summary["actors"].values())
-                and any(0 < len(stages) < len(STAGES) for stages in records.values())
+                and any(0 < len(stages) <= len(STAGES) - 3 for stages in records.values())
             ):
                 break
             time.sleep(0.2)
