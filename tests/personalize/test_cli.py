@@ -58,7 +58,7 @@ def test_every_option_states_its_default_once():
 def test_openmp_threads_wait_by_sleeping_unless_told_otherwise():
     # Spinning waits thrash when jobs share cores (scripts/bench_contention.py); the variable only
     # acts if set before torch loads OpenMP, so it is checked in a fresh interpreter.
-    code = "import personalize.cli, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    code = "import personalize, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     run = lambda env: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)  # noqa: E731
     assert run(env).stdout.strip() == "PASSIVE"
