@@ -148,6 +148,17 @@ def manifest_checksum(manifest: dict) -> str:
     return fingerprint({key: value for key, value in manifest.items() if key != "checksum"})
 
 
+class AnotherVideoError(InputError):
+    """The bundle at an --actor path is of another video than the one given (`ActorBundle.resumable`)."""
+
+    def __init__(self, root: Path, video_name: str):
+        super().__init__(
+            f"--actor {root}: already the actor bundle of another video ({video_name}); "
+            "give another --actor, or add --overwrite to replace it"
+        )
+        self.root, self.video_name = root, video_name
+
+
 def personalize_hint(root: Path, manifest: dict | None = None, overwrite: bool = True) -> str:
     """The command that makes the bundle at `root` again (its source video's path when known)."""
     video = shlex.quote(manifest["source"]["path"]) if manifest else "VIDEO"
@@ -171,10 +182,7 @@ class ActorBundle:
             return None
         bundle = cls.open(root, verify_files=False)
         if bundle.manifest["source"]["sha256"] != source_sha256:
-            raise InputError(
-                f"--actor {root}: already the actor bundle of another video ({bundle.manifest['source']['name']}); "
-                "give another --actor, or add --overwrite to replace it"
-            )
+            raise AnotherVideoError(root, bundle.manifest["source"]["name"])
         return bundle
 
     @classmethod

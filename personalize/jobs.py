@@ -41,7 +41,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from personalize.bundle import STAGES, ActorBundle
+from personalize.bundle import STAGES, ActorBundle, AnotherVideoError
 from personalize.manifest import read_manifest
 from personalize.options import ConfigOption, PresetName, manifest_options, personalize_config
 from personalize.pipeline import PersonalizeConfig, bundle_log, personalize, unfinished_stages
@@ -102,6 +102,12 @@ def personalize_actor(job: ActorJob, threads: int) -> dict:
         if ran:
             personalize(job.video, job.bundle, config, device, progress=False)
         result = {"status": "done" if ran else "skipped", "ran": ran, "error": None, "retry": False}
+    except AnotherVideoError as err:  # `jobs run` has no --overwrite: say what to do here instead
+        error = (
+            f"{err.root}: already the actor bundle of another video ({err.video_name}); give the actor "
+            f"another name in the manifest, or remove {err.root} to make it anew"
+        )
+        result = {"status": "failed", "ran": [], "error": error, "retry": False}
     except InputError as err:
         result = {"status": "failed", "ran": [], "error": str(err), "retry": False}
     except Exception as err:  # anything else may be transient (memory, a disk, a node): retried

@@ -208,9 +208,11 @@ def test_second_run_skips_every_finished_actor(resumed, ray_here, tmp_path):
 
 
 def test_a_corrupt_video_fails_only_its_actor_and_the_run_exits_non_zero(resumed, ray_here, tmp_path, capsys):
-    """Besides: a bundle path taken by a file is an input error too (since issue 23): neither is retried."""
+    """Besides: a bundle path taken by a file is an input error too (since issue 23), and so is the
+    bundle of another video: none is retried."""
     root = tmp_path / "root"
     shutil.copytree(resumed["root"] / "ana", root / "ana")
+    shutil.copytree(resumed["root"] / "ana", root / "changed")
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(50_000))
     (root / "blocked").write_text("not an actor bundle")
@@ -220,10 +222,11 @@ def test_a_corrupt_video_fails_only_its_actor_and_the_run_exits_non_zero(resumed
             "ana": Path(resumed["rerun"]["actors"]["ana"]["video"]),
             "bad": corrupt,
             "blocked": Path(resumed["rerun"]["actors"]["ben"]["video"]),
+            "changed": Path(resumed["rerun"]["actors"]["cai"]["video"]),
         },
     )
     assert main(["-q", "jobs", "run", str(manifest), "--root", str(root), "--device", "cpu"]) == 2
-    assert "2 of 3 actors failed (bad, blocked)" in assert_one_error_line(capsys)
+    assert "3 of 4 actors failed (bad, blocked, changed)" in assert_one_error_line(capsys)
     actors = json.loads((root / SUMMARY_NAME).read_text())["actors"]
     assert actors["ana"]["status"] == "skipped" and actors["ana"]["error"] is None
     assert actors["bad"]["status"] == "failed" and actors["bad"]["attempts"] == 1
@@ -231,6 +234,13 @@ def test_a_corrupt_video_fails_only_its_actor_and_the_run_exits_non_zero(resumed
     assert actors["blocked"]["status"] == "failed" and actors["blocked"]["attempts"] == 1
     assert "a file, not a directory" in actors["blocked"]["error"] and "\n" not in actors["blocked"]["error"]
     assert not (root / "bad" / "manifest.json").exists()
+    # `jobs run` has no --overwrite to suggest; ana's bundle is left as it was.
+    assert actors["changed"]["status"] == "failed" and actors["changed"]["attempts"] == 1
+    assert actors["changed"]["error"] == (
+        f"{root / 'changed'}: already the actor bundle of another video ({CLIPS['ana']}); give the actor another "
+        f"name in the manifest, or remove {root / 'changed'} to make it anew"
+    )
+    assert stage_records(root / "changed") == stage_records(root / "ana")
 
 
 @pytest.mark.parametrize("case", ["unknown_option", "duplicate_name", "no_video", "missing_video"])
