@@ -435,7 +435,10 @@ class Actor:
 
     @contextlib.contextmanager
     def frames(self) -> Iterator[BackgroundFrames]:
-        with self.bundle.reading(FRAMES) as path, zipfile.ZipFile(path) as archive:
+        # Only the archive's own errors are the bundle's: the block's (writing the output) are not.
+        with self.bundle.reading(FRAMES) as path:
+            archive = zipfile.ZipFile(path)
+        with archive:
             yield BackgroundFrames(archive, self.bundle)
 
 

@@ -373,32 +373,47 @@ class VideoWriter:
             )
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = self.frames_written
-        self._container.mux(self._vstream.encode(frame))
-        self.frames_written += 1
-        if self._astream is not None:
-            end = min(len(self.audio), round(self.frames_written / self.fps * self.sample_rate))
-            if end > self._samples_written:
-                chunk = av.AudioFrame.from_ndarray(
-                    self.audio[self._samples_written : end].reshape(1, -1), format="flt", layout="mono"
-                )
-                chunk.sample_rate = self.sample_rate
-                chunk.pts = self._samples_written
-                self._container.mux(self._astream.encode(chunk))
-                self._samples_written = end
+        with self._writing():
+            self._container.mux(self._vstream.encode(frame))
+            self.frames_written += 1
+            if self._astream is not None:
+                end = min(len(self.audio), round(self.frames_written / self.fps * self.sample_rate))
+                if end > self._samples_written:
+                    chunk = av.AudioFrame.from_ndarray(
+                        self.audio[self._samples_written : end].reshape(1, -1), format="flt", layout="mono"
+                    )
+                    chunk.sample_rate = self.sample_rate
+                    chunk.pts = self._samples_written
+                    self._container.mux(self._astream.encode(chunk))
+                    self._samples_written = end
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (a full disk, a quota, a file size limit) as one line naming the output."""
+        try:
+            yield
+        except OSError as err:
+            raise InputError(
+                f"{self.path}: could not write the video ({err.strerror or err}); free space on its disk "
+                "or give an output elsewhere"
+            ) from None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is None:
-                if self._vstream is None:
-                    raise ValueError(f"{self.path}: no frames were written")
-                self._container.mux(self._vstream.encode(None))
-                if self._astream is not None:
-                    self._container.mux(self._astream.encode(None))
+            with self._writing():
+                try:
+                    if exc_type is None:
+                        if self._vstream is None:
+                            raise ValueError(f"{self.path}: no frames were written")
+                        self._container.mux(self._vstream.encode(None))
+                        if self._astream is not None:
+                            self._container.mux(self._astream.encode(None))
+                finally:
+                    self._container.close()
         except BaseException as err:
             exc_type, exc, tb = type(err), err, err.__traceback__
             raise
         finally:
-            self._container.close()
             # Renames the temporary file into place only on success.
             self._atomic.__exit__(exc_type, exc, tb)
 

@@ -1,6 +1,7 @@
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
 import subprocess
@@ -432,6 +433,26 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(
     assert main(["-q", *argv, flag, output]) == 2
     assert message in assert_one_error_line(capsys)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_video_whose_writing_fails_partway_is_one_line_and_leaves_nothing(actor_dir, tmp_path):
+    """A full disk partway through the output (a file size limit here, in a generate of its own):
+    the output's error, not the bundle's (whose frames are being read meanwhile)."""
+    output = tmp_path / "out.mp4"
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    run = subprocess.run(
+        [sys.executable, "-m", "personalize.cli", "-q", "generate", "--device", "cpu", "--actor", str(actor_dir)]
+        + ["--audio", str(sample_speech()), "-o", str(output)],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, hard)),  # of ~150 KB
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        f"talkface: error: {output}: could not write the video (File too large); free space on its disk "
+        "or give an output elsewhere"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_report_replaces_only_an_earlier_report(actor_dir, tmp_path, capsys):
