@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import inspect
 import logging
 import re
@@ -149,6 +150,10 @@ def make_command(args: dict):
     return command(**args)
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""Write errors that are the machine's, not the toolkit's: one line, not a traceback."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     quiet, verbose = args.pop("quiet"), args.pop("verbose")
@@ -167,6 +172,16 @@ def main(argv: list[str] | None = None) -> int:
         command.main(progress=not quiet)
     except InputError as err:
         print(f"talkface: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        print(
+            f"talkface: error: could not write{where} ({err.strerror}): the disk is full or a file size limit "
+            "was reached; free space and run the command again (what was finished is kept)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("talkface: interrupted; finished files are kept, nothing half-written is left", file=sys.stderr)

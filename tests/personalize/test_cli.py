@@ -455,6 +455,25 @@ def test_a_video_whose_writing_fails_partway_is_one_line_and_leaves_nothing(acto
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_while_personalizing_is_one_line(clips, tmp_path):
+    """A file size limit stands in for the full disk; the begun bundle holds no partial file."""
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    run = subprocess.run(
+        [sys.executable, "-m", "personalize.cli", "-q", "personalize", str(clips / ACTOR_CLIP), "--actor", "actor"]
+        + ["--preset", "tiny", "--face-model", "builtin"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard)),  # frames.zip is larger
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        "talkface: error: could not write (File too large): the disk is full or a file size limit was reached; "
+        "free space and run the command again (what was finished is kept)"
+    )
+    assert sorted(path.name for path in (tmp_path / "actor").iterdir()) == ["manifest.json", "personalize.log"]
+
+
 def test_a_report_replaces_only_an_earlier_report(actor_dir, tmp_path, capsys):
     """The finished report takes the place of the --report folder: a folder of other files is refused."""
     actor = tmp_path / "actor"  # a copy: without the check the report would take the bundle's place
