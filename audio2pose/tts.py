@@ -14,9 +14,11 @@ it gets the actor's recorded speech as `{reference}` and its output is used as i
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
@@ -38,6 +40,14 @@ MAX_SENTENCE_CHARS = 300
 """Longer sentences are split at clause punctuation, then at spaces (one synthesizer call each)."""
 SENTENCE_PAUSE = 0.15
 """Seconds of silence added between sentences (each engine call ends its own sentence too)."""
+ENGINE_TIMEOUT_BASE = 300.0
+"""Seconds any engine call may take, plus `ENGINE_TIMEOUT_PER_CHAR` per character of its sentence:
+an engine that never exits (waiting on a prompt, a lock, a device) would otherwise hang `generate
+--text` for good. Generous on purpose: a plugged-in neural engine may load its model for every
+call (download it, on a first run), and Flite needs well under a second."""
+ENGINE_TIMEOUT_PER_CHAR = 1.0
+"""Seconds per character of the sentence an engine call may take on top of the base: about 14
+characters are a second of speech, which a neural engine on a CPU may take several seconds to say."""
 
 
 class SpeechSynthesizer(Protocol):
@@ -52,16 +62,50 @@ class SpeechSynthesizer(Protocol):
         engine reports them."""
 
 
-def _run(argv: list[str], what: str) -> str:
-    """The program's standard output."""
+def engine_timeout(text: str, base: float = ENGINE_TIMEOUT_BASE, per_char: float = ENGINE_TIMEOUT_PER_CHAR) -> float:
+    """Seconds an engine may take to say `text` (see `ENGINE_TIMEOUT_BASE`)."""
+    return base + per_char * len(text)
+
+
+def _run(argv: list[str], what: str, timeout: float) -> str:
+    """The program's standard output. It runs in a process group of its own, killed whole (the
+    engine's own children too) when it takes longer than `timeout` seconds, or on Ctrl-C."""
     try:
-        result = subprocess.run(argv, capture_output=True, text=True)
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
     except FileNotFoundError:
         raise InputError(f"{what}: {argv[0]} is not installed") from None
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise InputError(f"{what} failed (exit code {result.returncode}): {detail[-1] if detail else 'no message'}")
-    return result.stdout
+    except OSError as err:
+        raise InputError(f"{what}: cannot run {argv[0]} ({err.strerror})") from None
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise InputError(
+            f"{what}: the speech command did not finish in {timeout:g} s and was stopped; check that it "
+            "exits by itself once it has written its audio (no prompt, no server left running)"
+        ) from None
+    except BaseException:
+        _kill_group(process)
+        raise
+    if process.returncode != 0:
+        detail = (stderr or stdout).strip().splitlines()
+        raise InputError(f"{what} failed (exit code {process.returncode}): {detail[-1] if detail else 'no message'}")
+    return stdout
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kills the process and every process of its group, and reaps it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a child that left the group still holds its pipes: give up on them
+        process.kill()
+        process.wait()
 
 
 def _read_speech(path: Path, what: str) -> tuple[np.ndarray, int]:
@@ -77,6 +121,8 @@ class FliteSynthesizer:
 
     voice: str = "rms"
     program: str = "flite"
+    timeout_base: float = ENGINE_TIMEOUT_BASE
+    timeout_per_char: float = ENGINE_TIMEOUT_PER_CHAR
 
     def __post_init__(self) -> None:
         if self.voice not in FLITE_VOICES:
@@ -98,7 +144,8 @@ class FliteSynthesizer:
         with tempfile.TemporaryDirectory(prefix="talkface-tts-") as tmp:
             text_file, wav = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
             text_file.write_text(text, encoding="utf-8")
-            psdur = _run([self.program, "-voice", self.voice, "-f", str(text_file), "-o", str(wav), "-psdur"], "flite")
+            argv = [self.program, "-voice", self.voice, "-f", str(text_file), "-o", str(wav), "-psdur"]
+            psdur = _run(argv, "flite", engine_timeout(text, self.timeout_base, self.timeout_per_char))
             return *_read_speech(wav, "flite"), flite_phones(psdur)
 
 
@@ -110,6 +157,8 @@ class CommandSynthesizer:
 
     command: str
     reference: Path | None = None
+    timeout_base: float = ENGINE_TIMEOUT_BASE
+    timeout_per_char: float = ENGINE_TIMEOUT_PER_CHAR
 
     def __post_init__(self) -> None:
         if "{wav}" not in self.command:
@@ -130,7 +179,7 @@ class CommandSynthesizer:
                 re.sub(r"\{(text|wav|reference)\}", lambda m: values[m.group(1)], arg)
                 for arg in shlex.split(self.command)
             ]
-            _run(argv, f"--tts-command {argv[0]}")
+            _run(argv, f"--tts-command {argv[0]}", engine_timeout(text, self.timeout_base, self.timeout_per_char))
             return *_read_speech(wav, f"--tts-command {argv[0]}"), None
 
 

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import re
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from audio2pose.tts import CommandSynthesizer, FliteSynthesizer, check_text, split_sentences, synthesize_text
+from audio2pose.tts import (
+    ENGINE_TIMEOUT_BASE,
+    ENGINE_TIMEOUT_PER_CHAR,
+    CommandSynthesizer,
+    FliteSynthesizer,
+    check_text,
+    engine_timeout,
+    split_sentences,
+    synthesize_text,
+)
 from recon3d.errors import InputError
 from recon3d.video import AUDIO_RATE
 from tests.conftest import requires_flite
@@ -107,3 +119,40 @@ def test_a_plugged_in_engine_is_run_with_its_placeholders(flite, tmp_path):
 def test_a_broken_engine_fails_in_one_line(command, message):
     with pytest.raises(InputError, match=re.escape(message)):
         CommandSynthesizer(command).synthesize("hello")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie waiting to be reaped does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_an_engine_that_never_exits_is_stopped_with_its_children_in_one_line(tmp_path, monkeypatch):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where the engine's text and wav files go
+    pid_file = tmp_path / "sleep.pid"
+    # The engine leaves a child of its own behind: the whole process group goes.
+    engine = CommandSynthesizer(
+        f"sh -c 'sleep 1000 & echo $! > {pid_file}; wait' {{wav}}", timeout_base=0.5, timeout_per_char=0.01
+    )
+    start = time.perf_counter()
+    with pytest.raises(InputError) as refused:
+        synthesize_text("Hello there.", engine)
+    assert time.perf_counter() - start < 10
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("--tts-command sh: the speech command did not finish in 0.62 s and was stopped;")
+    deadline = time.monotonic() + 5
+    while process_alive(int(pid_file.read_text())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(int(pid_file.read_text()))
+    assert list(temp.iterdir()) == []
+
+
+def test_the_engine_timeout_grows_with_the_text():
+    assert engine_timeout("") == ENGINE_TIMEOUT_BASE
+    assert engine_timeout("x" * 300) == ENGINE_TIMEOUT_BASE + 300 * ENGINE_TIMEOUT_PER_CHAR
+    assert engine_timeout("x" * 10, base=1, per_char=0.5) == 6
