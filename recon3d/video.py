@@ -8,6 +8,11 @@ padded with silence (before it, trimmed).
 
 A still image (png, jpg, ...) is accepted wherever a video is, as a one-frame video without audio.
 
+Frames are shown as a player shows them: a display rotation (phones store portrait video sideways
+with one) is applied and non-square pixels (a sample aspect ratio) are resampled to square ones, so
+`probe`'s width and height are the displayed size and tracking sees the face upright. Of several
+audio tracks, the loudest is the speech (a silent first track is common in screen recordings).
+
 Frames are `(H, W, 3)` uint8 RGB arrays; stacks are `(T, H, W, 3)`; audio is `(N,)` float32 in
 [-1, 1].
 """
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
+import math
 import os
 import re
 import tempfile
@@ -27,10 +34,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from recon3d.errors import InputError
+
+log = logging.getLogger("talkface")
 
 VIDEO_FPS = 25.0
 AUDIO_RATE = 16000
@@ -104,13 +114,47 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
 def _read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            # A phone photo's EXIF orientation turns it upright, as viewers show it.
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except (OSError, SyntaxError, ValueError):
         raise InputError(f"{path}: not a readable image; give a png/jpg file or a video") from None
 
 
+@dataclass(frozen=True)
+class Display:
+    """How a player shows a video's stored frames: pixels `pixel_aspect` times as wide as tall
+    (the sample aspect ratio) resampled to square ones, then turned `quarter_turns` times 90
+    degrees counter-clockwise (the container's display matrix)."""
+
+    pixel_aspect: Fraction = Fraction(1)
+    quarter_turns: int = 0
+
+    @classmethod
+    def of(cls, stream: av.video.stream.VideoStream, frame: av.VideoFrame | None) -> Display:
+        aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or Fraction(1)
+        # The display matrix comes with each decoded frame (FFmpeg attaches the stream's).
+        rotation = getattr(frame, "rotation", 0) or 0
+        return cls(Fraction(aspect) if aspect > 0 else Fraction(1), round(rotation / 90) % 4)
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) shown for stored frames of `width` x `height`."""
+        width = max(1, round(width * self.pixel_aspect))
+        return (height, width) if self.quarter_turns % 2 else (width, height)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """A stored `(H, W, 3)` frame as shown."""
+        if self.pixel_aspect != 1:
+            width = max(1, round(image.shape[1] * self.pixel_aspect))
+            method = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_CUBIC
+            image = cv2.resize(image, (width, image.shape[0]), interpolation=method)
+        if self.quarter_turns:
+            image = np.ascontiguousarray(np.rot90(image, self.quarter_turns))
+        return image
+
+
 def probe(path: str | os.PathLike) -> MediaInfo:
-    """Size, duration, frame rate and streams of a video (or image) file, without decoding it all."""
+    """Size (as displayed, see `Display`), duration, frame rate and streams of a video (or image)
+    file, decoding one frame at most."""
     path = Path(path)
     _check_exists(path)
     if _is_image(path):
@@ -118,6 +162,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         return MediaInfo(str(path), width, height, 0.0, 0.0, "image", None, None, is_image=True)
     with _open_container(path) as container:
         video = _video_stream(container, path)
+        display = Display.of(video, _first_frame(container, video))
+        width, height = display.size(video.codec_context.width, video.codec_context.height)
         rate = video.average_rate or video.guessed_rate or 0
         if video.duration is not None and video.time_base is not None:
             duration = float(video.duration * video.time_base)
@@ -128,8 +174,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         audio = container.streams.audio[0] if container.streams.audio else None
         return MediaInfo(
             path=str(path),
-            width=video.codec_context.width,
-            height=video.codec_context.height,
+            width=width,
+            height=height,
             duration=duration,
             source_fps=float(rate),
             video_codec=video.codec_context.name,
@@ -139,8 +185,16 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         )
 
 
+def _first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> av.VideoFrame | None:
+    """The first decoded frame; None for a stream that decodes to nothing (decoding says so)."""
+    try:
+        return next(container.decode(stream), None)
+    except av.error.FFmpegError:
+        return None
+
+
 def _decode_timed(path: Path) -> Iterator[tuple[float, float, np.ndarray]]:
-    """Yields (start time from the first frame, frame duration, RGB frame) in display order."""
+    """Yields (start time from the first frame, frame duration, RGB frame as displayed) in display order."""
     with _open_container(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
@@ -148,13 +202,15 @@ def _decode_timed(path: Path) -> Iterator[tuple[float, float, np.ndarray]]:
         default_step = 1.0 / float(rate) if rate else 1.0 / VIDEO_FPS
         t0 = None
         t = -default_step
+        display = None
         try:
             for frame in container.decode(stream):
                 # Frames without a timestamp follow the previous one by one nominal frame.
                 t = frame.time if frame.time is not None else t + default_step
                 t0 = t if t0 is None else t0
                 step = float(frame.duration * frame.time_base) if frame.duration else default_step
-                yield t - t0, step, frame.to_ndarray(format="rgb24")
+                display = display or Display.of(stream, frame)
+                yield t - t0, step, display.apply(frame.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as err:
             raise InputError(f"{path}: the video is corrupt ({err.strerror}); re-encode or re-download it") from None
         if t0 is None:
@@ -196,11 +252,13 @@ def read_frames(path: str | os.PathLike, fps: float = VIDEO_FPS) -> np.ndarray:
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_samples: int | None = None) -> np.ndarray:
-    """The first audio stream as mono float32 at `sample_rate`, on the video's clock.
+    """The soundtrack as mono float32 at `sample_rate`, on the video's clock.
 
-    For a file with video, t = 0 is the first video frame; `num_samples` pads with silence or
-    trims (pass the video's frame count * sample_rate / fps to get exactly matching lengths).
-    Raises InputError when there is no audio stream.
+    Of several audio tracks, the loudest (RMS) is read. For a file with video, t = 0 is the first
+    video frame; `num_samples` pads with silence or trims (pass the video's frame count *
+    sample_rate / fps to get exactly matching lengths). Samples that are not numbers (NaN, inf:
+    float files can hold them) are read as silence, float samples far beyond full scale are scaled
+    down to it, and hard clipping is warned of (`_clean_samples`). Raises InputError when there is no audio stream.
     """
     path = Path(path)
     _check_exists(path, audio=True)
@@ -209,20 +267,36 @@ def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_sampl
     with _open_container(path, audio=True) as container:
         if not container.streams.audio:
             raise InputError(f"{path}: has no audio stream (no sound); {AUDIO_HINT}")
-        stream = container.streams.audio[0]
+        streams = list(container.streams.audio)
+        resamplers = {s.index: av.AudioResampler(format="flt", layout="mono", rate=sample_rate) for s in streams}
+        chunks: dict[int, list[np.ndarray]] = {s.index: [] for s in streams}
+        try:
+            for packet in container.demux(*streams):
+                for frame in packet.decode():
+                    chunks[packet.stream.index].extend(
+                        f.to_ndarray().reshape(-1) for f in resamplers[packet.stream.index].resample(frame)
+                    )
+            for index, resampler in resamplers.items():
+                chunks[index].extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+        except av.error.FFmpegError as err:
+            raise InputError(f"{path}: the audio is corrupt ({err.strerror}); re-encode or re-download it") from None
+        stream = streams[0]
+        if len(streams) > 1:
+            loudness = {s.index: _rms(chunks[s.index]) for s in streams}
+            stream = max(streams, key=lambda s: loudness[s.index])
+            log.info(
+                "%s: %d audio tracks (RMS %s); reading track %d, the loudest",
+                path.name,
+                len(streams),
+                ", ".join(f"{loudness[s.index]:.3g}" for s in streams),
+                streams.index(stream) + 1,
+            )
         offset = 0.0  # audio start minus video start, seconds
         if container.streams.video and stream.start_time is not None:
             video = container.streams.video[0]
             if video.start_time is not None:
                 offset = float(stream.start_time * stream.time_base - video.start_time * video.time_base)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = []
-        try:
-            for frame in container.decode(stream):
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
-        except av.error.FFmpegError as err:
-            raise InputError(f"{path}: the audio is corrupt ({err.strerror}); re-encode or re-download it") from None
+        chunks = chunks[stream.index]
     # Concatenated once, into place after the leading silence: each extra copy of 10 minutes of
     # speech would be 38 MB more peak memory.
     shift = round(offset * sample_rate)
@@ -230,9 +304,61 @@ def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_RATE, num_sampl
     if chunks:
         np.concatenate(chunks, out=audio[max(0, shift) :])
     audio = audio[-shift:] if shift < 0 else audio
+    _clean_samples(path, audio)
     if num_samples is not None:
         audio = np.pad(audio[:num_samples], (0, max(0, num_samples - len(audio))))
     return audio
+
+
+def _rms(chunks: list[np.ndarray]) -> float:
+    total = sum(float(np.square(np.nan_to_num(c, posinf=0.0, neginf=0.0), dtype=np.float64).sum()) for c in chunks)
+    return math.sqrt(total / max(1, sum(len(c) for c in chunks)))
+
+
+_WARNED: set[tuple[str, str]] = set()
+"""(file, problem) pairs already warned of: the pipeline reads a soundtrack more than once."""
+
+
+OVER_FULL_SCALE = 1.5
+"""A peak this far above full scale is a float file in the wrong units (int16-scaled values, say),
+not loud speech: it is scaled down to full scale. Resampling a full-scale int recording overshoots
+by a few percent, which is kept as it is."""
+HARD_CLIPPED_SHARE = 0.005
+"""Share of samples at full scale from which a recording counts as hard clipped (distorted)."""
+
+
+def _clean_samples(path: Path, audio: np.ndarray) -> None:
+    """Zeroes `audio`'s non-finite samples and scales down float samples far above full scale, in
+    place, and warns of those and of hard clipping, once per file: a NaN reaches every MFCC
+    window around it, and hence the face's motion."""
+    bad = ~np.isfinite(audio)
+    count = int(bad.sum())
+    if count:
+        audio[bad] = 0.0
+        _warn_once(path, "nan", f"{path}: {count} audio samples are not numbers (NaN or infinite); read as silence")
+    peak = float(np.abs(audio).max(initial=0.0))
+    if peak > OVER_FULL_SCALE:
+        audio /= peak
+        _warn_once(
+            path,
+            "scale",
+            f"{path}: the audio reaches {peak:.3g} times full scale (float samples beyond +-1); scaled down to it",
+        )
+    elif len(audio) and np.mean(np.abs(audio) >= 0.999) >= HARD_CLIPPED_SHARE:
+        share = float(np.mean(np.abs(audio) >= 0.999))
+        _warn_once(
+            path,
+            "clipped",
+            f"{path}: {100 * share:.1f}% of the audio samples are at full scale: the recording is hard clipped "
+            "(distorted), which blurs the phones the mouth follows; record it at a lower level",
+        )
+
+
+def _warn_once(path: Path, problem: str, message: str) -> None:
+    key = (str(path.resolve()), problem)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message)
 
 
 STALE_TEMP_SECONDS = 600.0

@@ -85,12 +85,20 @@ def encode_video(
     sample_rate: int = 16000,
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
+    rotation: int = 0,
+    pixel_aspect: Fraction | None = None,
 ) -> Path:
-    """Encodes (T, H, W, 3) uint8 frames (+ mono float audio) with explicit pts when given."""
+    """Encodes (T, H, W, 3) uint8 frames (+ mono float audio) with explicit pts when given, tagged
+    with a display `rotation` (degrees counter-clockwise, as phones tag portrait video stored
+    sideways) and a sample aspect ratio (`pixel_aspect`) when given."""
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if pixel_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = pixel_aspect
         if time_base is not None:
             stream.time_base = time_base
         astream = None

@@ -211,3 +211,102 @@ def test_a_write_removes_the_temporaries_killed_writers_left(tmp_path):
     # A temporary touched lately may be another writer's, live: it stays.
     assert not stale.exists() and live.exists() and all(path.exists() for path in others)
     assert remove_stale_temps(output, 0.0) == [live]
+
+
+def _asymmetric_frames(count: int, height: int, width: int) -> np.ndarray:
+    """Frames whose top-left quarter is bright, the rest dark: which way is up is plain."""
+    frames = np.full((count, height, width, 3), 40, np.uint8)
+    frames[:, : height // 2, : width // 2] = 220
+    return frames
+
+
+def test_a_phone_video_stored_sideways_reads_upright_at_its_displayed_size(tmp_path):
+    upright = _asymmetric_frames(5, 96, 64)  # portrait, as the phone showed it
+    # Stored turned a quarter counter-clockwise, tagged to be turned back clockwise (-90) on display.
+    stored = np.ascontiguousarray(np.rot90(upright, 1, axes=(1, 2)))
+    src = encode_video(tmp_path / "phone.mp4", stored, rotation=-90)
+    info = probe(src)
+    frames = read_frames(src)
+    assert (info.width, info.height) == (64, 96)
+    assert frames.shape[1:] == (96, 64, 3)
+    assert np.abs(frames.astype(int) - upright).mean() < 4
+    # Untagged, the same pixels stay as stored.
+    assert read_frames(encode_video(tmp_path / "plain.mp4", stored)).shape[1:] == (64, 96, 3)
+
+
+def test_non_square_pixels_are_resampled_to_square_ones(tmp_path):
+    frames = _asymmetric_frames(3, 48, 48)
+    src = encode_video(tmp_path / "sar.mp4", frames, pixel_aspect=Fraction(4, 3))
+    assert (probe(src).width, probe(src).height) == (64, 48)
+    shown = read_frames(src)
+    assert shown.shape[1:] == (48, 64, 3)
+    # The bright quarter stays a quarter of the now wider frame.
+    assert abs(float((shown[0, :, :, 0] > 128).mean()) - 0.25) < 0.03
+
+
+def test_a_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    from PIL import Image
+
+    upright = _asymmetric_frames(1, 40, 30)[0]
+    image = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))
+    exif = image.getexif()
+    exif[0x0112] = 6  # EXIF orientation 6: shown turned 90 degrees clockwise
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    assert np.abs(read_frames(tmp_path / "phone.jpg")[0].astype(int) - upright).mean() < 6
+    assert (probe(tmp_path / "phone.jpg").width, probe(tmp_path / "phone.jpg").height) == (30, 40)
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> Path:
+    from scipy.io import wavfile
+
+    wavfile.write(path, 16000, samples.astype(np.float32))
+    return path
+
+
+def _tone(seconds: float = 1.0, level: float = 0.3) -> np.ndarray:
+    return (level * np.sin(np.arange(int(16000 * seconds)) / 16000 * 2 * np.pi * 220)).astype(np.float32)
+
+
+def test_samples_that_are_not_numbers_are_read_as_silence_with_a_warning(tmp_path, caplog):
+    speech = _tone()
+    speech[[100, 5000, 9000]] = [np.nan, np.inf, -np.inf]
+    audio = read_audio(_write_wav(tmp_path / "nan.wav", speech))
+    assert np.isfinite(audio).all()
+    assert np.allclose(audio[[100, 5000, 9000]], 0) and np.allclose(audio[:100], speech[:100], atol=1e-6)
+    assert "3 audio samples are not numbers" in caplog.text
+
+
+def test_float_samples_far_beyond_full_scale_are_scaled_down_with_a_warning(tmp_path, caplog):
+    audio = read_audio(_write_wav(tmp_path / "loud.wav", _tone() * 20000))  # int16 units in a float file
+    assert np.abs(audio).max() == pytest.approx(1.0)
+    assert "times full scale" in caplog.text
+    caplog.clear()
+    read_audio(_write_wav(tmp_path / "clipped.wav", np.clip(_tone(level=3.0), -1, 1)))
+    assert "hard clipped" in caplog.text
+    caplog.clear()
+    read_audio(_write_wav(tmp_path / "fine.wav", _tone()))
+    assert caplog.text == ""
+
+
+def test_the_loudest_of_several_audio_tracks_is_read(tmp_path):
+    import av
+
+    path = tmp_path / "tracks.mkv"
+    speech = _tone()
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        tracks = [container.add_stream("pcm_s16le", rate=16000, layout="mono") for _ in range(2)]
+        for i, image in enumerate(numbered_frames(25, size=32)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for track, samples in zip(tracks, (np.zeros_like(speech), speech)):  # the first track silent
+            frame = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = 16000, 0
+            container.mux(track.encode(frame))
+            container.mux(track.encode(None))
+    audio = read_audio(path)
+    assert np.abs(audio).max() > 0.25
+    assert np.corrcoef(audio[: len(speech)], speech[: len(audio)])[0, 1] > 0.99
