@@ -87,7 +87,7 @@ def _read_yaml(path: Path) -> list[dict]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not a readable YAML manifest ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("actors"), list):
@@ -100,7 +100,7 @@ def _read_yaml(path: Path) -> list[dict]:
 
 def _read_csv(path: Path) -> list[dict]:
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # Excel's "CSV UTF-8" starts with a BOM
             rows = list(csv.DictReader(handle))
     except (csv.Error, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not a readable CSV manifest ({err})") from None

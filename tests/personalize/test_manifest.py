@@ -79,3 +79,18 @@ def test_a_malformed_manifest_is_refused_with_its_reason(folder, text, message):
     (folder / "actors.yaml").write_text(text)
     with pytest.raises(InputError, match=message):
         read_manifest(folder / "actors.yaml", manifest_options())
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        # Excel's "CSV UTF-8 (Comma delimited)": a byte order mark, Windows line ends.
+        ("actors.csv", "name,video,seed\r\nana,clips/a.mp4,3\r\nben,clips/b.mp4,\r\n"),
+        ("actors.yaml", "actors:\n  - {name: ana, video: clips/a.mp4, seed: 3}\n  - {name: ben, video: clips/b.mp4}\n"),
+    ],
+)
+def test_a_manifest_saved_with_a_byte_order_mark_reads_as_without(tmp_path, name, text):
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    ana, ben = read_manifest(tmp_path / name, manifest_options())
+    assert (ana.name, ana.video, ana.options) == ("ana", tmp_path / "clips" / "a.mp4", {"seed": 3})
+    assert (ben.name, ben.video, ben.options) == ("ben", tmp_path / "clips" / "b.mp4", {})
