@@ -42,7 +42,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from personalize.bundle import STAGES, ActorBundle, AnotherVideoError
-from personalize.manifest import read_manifest
+from personalize.manifest import check_video, read_manifest
 from personalize.options import ConfigOption, PresetName, manifest_options, personalize_config
 from personalize.pipeline import PersonalizeConfig, bundle_log, personalize, unfinished_stages
 from recon3d.device import DeviceName, resolve_device
@@ -211,8 +211,7 @@ def run_jobs(
     config, manifest, root = config or JobsConfig(), Path(manifest).resolve(), Path(root).resolve()
     entries = read_manifest(manifest, manifest_options())
     for entry in entries:
-        if not entry.video.is_file():
-            raise InputError(f"{manifest}: actor {entry.name}: {entry.video}: no such video")
+        check_video(entry.video, f"{manifest}: actor {entry.name}")
     if root.exists() and not root.is_dir():
         raise InputError(f"--root {root}: not a directory")
     jobs = {}

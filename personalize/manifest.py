@@ -75,6 +75,7 @@ def read_manifest(path: str | Path, allowed: Mapping[str, Any]) -> list[ActorEnt
         # Like the videos, file options (voice_sample, refine_init) are relative to the manifest's folder.
         options = {key: path.parent / value if isinstance(value, Path) else value for key, value in options.items()}
         if isinstance(options.get("end"), str):
+            check_video(video, f"{where} ({name})")  # its duration gives the share
             options["end"] = _percent_of_duration(options["end"], video, f"{where} ({name}), end")
         heldout = path.parent / str(row["heldout"]) if row.get("heldout") else None
         entries.append(ActorEntry(name, video, options, heldout))
@@ -137,6 +138,14 @@ def _convert(value, hint, where: str):
         raise InputError(f"{where}: {value!r} is not a valid {getattr(hint, '__name__', hint)}") from None
 
 
+def check_video(video: Path, where: str) -> None:
+    """An InputError, said for `where`, unless `video` is a file."""
+    if video.is_dir():
+        raise InputError(f"{where}: {video} is a folder, not a video; give the path of a video file")
+    if not video.is_file():
+        raise InputError(f"{where}: {video}: no such video")
+
+
 def _percent_of_duration(value: str, video: Path, where: str) -> float:
     try:
         share = float(value.rstrip("%")) / 100
@@ -144,6 +153,4 @@ def _percent_of_duration(value: str, video: Path, where: str) -> float:
         raise InputError(f"{where}: {value!r} is neither seconds nor a percentage") from None
     if not 0 < share < 1:
         raise InputError(f"{where}: {value} must lie between 0% and 100%")
-    if not video.is_file():
-        raise InputError(f"{video}: no such video")
     return round(share * probe(video).duration, 3)

@@ -264,3 +264,15 @@ def test_more_cpus_per_job_than_a_node_has_is_refused(ray_here, clips, tmp_path)
     with pytest.raises(InputError, match="--cpus-per-job 1000: give 1 to"):
         run_jobs(manifest, tmp_path / "root", JobsConfig(cpus_per_job=1000), progress=False)
     assert not (tmp_path / "root" / "ana").exists()
+
+
+def test_a_folder_given_as_a_video_is_refused_as_a_folder(tmp_path, capsys):
+    (tmp_path / "clips").mkdir()
+    manifest, root = tmp_path / "actors.yaml", tmp_path / "root"
+    manifest.write_text(yaml.safe_dump({"actors": [{"name": "ana", "video": "clips"}]}))
+    assert main(["jobs", "run", str(manifest), "--root", str(root)]) == 2
+    assert assert_one_error_line(capsys) == (
+        f"talkface: error: {manifest}: actor ana: {tmp_path / 'clips'} is a folder, not a video; "
+        "give the path of a video file"
+    )
+    assert not root.exists()

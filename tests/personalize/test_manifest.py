@@ -94,3 +94,14 @@ def test_a_manifest_saved_with_a_byte_order_mark_reads_as_without(tmp_path, name
     ana, ben = read_manifest(tmp_path / name, manifest_options())
     assert (ana.name, ana.video, ana.options) == ("ana", tmp_path / "clips" / "a.mp4", {"seed": 3})
     assert (ben.name, ben.video, ben.options) == ("ben", tmp_path / "clips" / "b.mp4", {})
+
+
+def test_a_folder_given_as_the_video_of_a_share_of_its_duration_is_refused_as_a_folder(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "actors.yaml").write_text("actors:\n  - {name: ana, video: clips, end: 50%}\n")
+    with pytest.raises(InputError) as error:
+        read_manifest(tmp_path / "actors.yaml", manifest_options())
+    assert str(error.value) == (
+        f"{tmp_path / 'actors.yaml'}: actor 1 (ana): {tmp_path / 'clips'} is a folder, not a video; "
+        "give the path of a video file"
+    )
