@@ -190,16 +190,45 @@ def ray_session(address: str | None = None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def root_lock(root: Path) -> Iterator[None]:
-    """Refuses a second `jobs run` on the same ROOT at once (they would write the same bundles)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK_NAME, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(
-                f"{root}: another `talkface jobs run` is using this root; wait for it or give another --root"
-            ) from None
-        yield
+    """Makes ROOT if need be and holds ROOT/.jobs.lock while the block runs: a second `jobs run` on
+    the same ROOT at once is refused (they would write the same bundles). The lock file goes when
+    the block ends, and so do the folders made for ROOT that it left empty (a refusal before any
+    job): a refused run leaves nothing behind."""
+    made = [folder for folder in (root, *root.parents) if not folder.exists()]
+    path = root / LOCK_NAME
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+    except OSError as err:
+        raise InputError(
+            f"--root {root}: cannot write there ({err.strerror}); give a directory you can write"
+        ) from None
+    try:
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # The file may have been removed by the run that held it just before we locked it.
+                if os.fstat(handle.fileno()).st_ino != path.stat().st_ino:
+                    raise BlockingIOError
+            except (BlockingIOError, FileNotFoundError):
+                raise InputError(
+                    f"{root}: another `talkface jobs run` is using this root; wait for it or give another --root"
+                ) from None
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)  # while still locked, so no one locks the removed file
+    finally:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):  # holds the run's bundles and summary: kept
+                folder.rmdir()
+
+
+def check_jobs_config(config: JobsConfig) -> None:
+    """Refuses settings no cluster can meet, before anything is written (what a cluster has is
+    checked against it once connected, by `_job_resources`)."""
+    if config.cpus_per_job < 1:
+        raise InputError(f"--cpus-per-job {config.cpus_per_job}: give 1 or more, the CPUs each job reserves")
 
 
 def run_jobs(
@@ -209,6 +238,7 @@ def run_jobs(
     (also in ROOT/jobs.json). Raises InputError for a bad manifest, and at the end when any actor
     failed (after the others finished)."""
     config, manifest, root = config or JobsConfig(), Path(manifest).resolve(), Path(root).resolve()
+    check_jobs_config(config)
     entries = read_manifest(manifest, manifest_options())
     for entry in entries:
         check_video(entry.video, f"{manifest}: actor {entry.name}")

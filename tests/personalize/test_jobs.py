@@ -24,7 +24,7 @@ import yaml
 
 from personalize.bundle import STAGES, Actor
 from personalize.cli import main
-from personalize.jobs import SUMMARY_NAME, ActorJob, JobsConfig, ray_session, run_jobs
+from personalize.jobs import LOCK_NAME, SUMMARY_NAME, ActorJob, JobsConfig, ray_session, root_lock, run_jobs
 from personalize.pipeline import unfinished_stages
 from recon3d.errors import InputError
 from tests.personalize.test_cli import assert_one_error_line
@@ -263,7 +263,7 @@ def test_more_cpus_per_job_than_a_node_has_is_refused(ray_here, clips, tmp_path)
     manifest = write_yaml(tmp_path / "actors.yaml", {"ana": clips / CLIPS["ana"]})
     with pytest.raises(InputError, match="--cpus-per-job 1000: give 1 to"):
         run_jobs(manifest, tmp_path / "root", JobsConfig(cpus_per_job=1000), progress=False)
-    assert not (tmp_path / "root" / "ana").exists()
+    assert not (tmp_path / "root").exists()  # refused once connected to the cluster: no lock, no root left
 
 
 def test_a_folder_given_as_a_video_is_refused_as_a_folder(tmp_path, capsys):
@@ -276,3 +276,36 @@ def test_a_folder_given_as_a_video_is_refused_as_a_folder(tmp_path, capsys):
         "give the path of a video file"
     )
     assert not root.exists()
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_refused_cpus_per_job_leaves_nothing_in_the_root(tmp_path, capsys, exists):
+    (tmp_path / "a.mp4").write_bytes(b"")  # refused before the video is read
+    manifest, root = tmp_path / "actors.yaml", tmp_path / "out" / "root"
+    manifest.write_text(yaml.safe_dump({"actors": [{"name": "ana", "video": "a.mp4"}]}))
+    if exists:
+        root.mkdir(parents=True)
+    assert main(["jobs", "run", str(manifest), "--root", str(root), "--cpus-per-job", "0"]) == 2
+    line = assert_one_error_line(capsys)
+    if exists:
+        assert list(root.iterdir()) == []
+    else:
+        assert not (tmp_path / "out").exists()
+    assert line == "talkface: error: --cpus-per-job 0: give 1 or more, the CPUs each job reserves"
+
+
+def test_the_root_lock_goes_with_the_run_and_a_refused_run_leaves_no_root(tmp_path):
+    root = tmp_path / "new" / "root"
+    with pytest.raises(InputError, match="refused once connected"):
+        with root_lock(root):
+            assert (root / LOCK_NAME).is_file()
+            # A second run on the same root meanwhile is refused, and leaves the first one's lock.
+            with pytest.raises(InputError, match="another `talkface jobs run` is using this root"):
+                with root_lock(root):
+                    pass
+            assert (root / LOCK_NAME).is_file()
+            raise InputError("refused once connected")
+    assert not (tmp_path / "new").exists()
+    with root_lock(root):
+        (root / SUMMARY_NAME).write_text("{}")
+    assert [path.name for path in root.iterdir()] == [SUMMARY_NAME]
