@@ -21,12 +21,15 @@ ICT folders and archives are converted once and cached in `$TALKFACE_HOME/cache`
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import lzma
 import os
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from recon3d.errors import InputError
@@ -39,6 +42,13 @@ from recon3d.facemodels.paths import cache_dir, default_face_model_path, talkfac
 log = logging.getLogger("talkface")
 
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar", ".zip")
+ARCHIVE_HINT = (
+    f"give the ICT-FaceKit archive as downloaded from {ICT_URL} (a .tar.xz, .tar.gz, .tgz, .tar or .zip "
+    "holding FaceXModel) or its unpacked FaceXModel folder, or use --face-model builtin"
+)
+"""What to give instead of an archive that does not unpack."""
+WRITE_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""Errors unpacking that are the disk's (full, a quota, a file size limit), not the archive's."""
 BUILTIN_NAMES = ("builtin", "mediapipe")
 
 __all__ = [
@@ -85,10 +95,19 @@ def _load_archive(path: Path) -> FaceModel:
                 with zipfile.ZipFile(path) as archive:
                     archive.extractall(tmp)
             else:
-                with tarfile.open(path) as archive:
+                try:
+                    archive = tarfile.open(path)
+                except tarfile.ReadError:  # its message lists each compression tried, a line each
+                    raise ValueError("not a tar file, plain or compressed") from None
+                with archive:
                     archive.extractall(tmp, filter="data")
-        except (OSError, tarfile.TarError, zipfile.BadZipFile) as err:
-            raise InputError(f"{path}: cannot unpack ({err}); {missing_ict_message(path)}") from None
+        except OSError as err:
+            if err.errno in WRITE_FULL:
+                raise  # the machine's, not the archive's: the CLI says to free space
+            raise InputError(f"{path}: cannot read the face model archive ({err.strerror}); {ARCHIVE_HINT}") from None
+        except (EOFError, ValueError, tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as err:
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise InputError(f"{path}: not a readable face model archive ({reason}); {ARCHIVE_HINT}") from None
         folder = _find_ict_folder(Path(tmp))
         if folder is None:
             raise InputError(f"{path}: no FaceXModel folder inside; {missing_ict_message(path)}")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from personalize.cli import main
 from recon3d.errors import InputError
 from recon3d.facemodels import load_face_model, load_ict
 from recon3d.facemodels.geometry import face_normals
@@ -215,3 +216,42 @@ def test_broken_folders_raise_one_line_input_errors(tmp_path, fake_home):
         load_face_model(tmp_path)
     for err in (missing, malformed, absent):
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("content", ["random", "text", "empty", "truncated", "random_zip"])
+def test_a_file_that_is_no_archive_is_refused_in_one_line(tmp_path, fake_home, content):
+    archive = tmp_path / ("ict.zip" if content == "random_zip" else "ict.tar.xz")
+    if content in ("random", "random_zip"):
+        archive.write_bytes(np.random.default_rng(0).bytes(4000))
+    elif content == "text":
+        archive.write_text("not an archive\n")
+    elif content == "empty":
+        archive.write_bytes(b"")
+    else:
+        write_fake_ict(tmp_path / "pack" / "ict-facekit" / "FaceXModel")
+        with tarfile.open(tmp_path / "whole.tar.xz", "w:xz") as out:
+            out.add(tmp_path / "pack" / "ict-facekit", "ict-facekit")
+        archive.write_bytes((tmp_path / "whole.tar.xz").read_bytes()[:2000])
+    with pytest.raises(InputError) as refused:
+        load_face_model(archive)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{archive}: not a readable face model archive (")
+    assert message.endswith(
+        "give the ICT-FaceKit archive as downloaded from https://github.com/ICT-VGL/ICT-FaceKit (a .tar.xz, "
+        ".tar.gz, .tgz, .tar or .zip holding FaceXModel) or its unpacked FaceXModel folder, or use --face-model builtin"
+    )
+    assert not list((fake_home / "cache").glob(".unpack-*")) and not list((fake_home / "cache").glob("*.npz"))
+
+
+def test_the_cli_says_a_random_face_model_archive_in_one_line(tmp_path, fake_home, capsys):
+    archive = tmp_path / "x.tar.xz"
+    archive.write_bytes(np.random.default_rng(0).bytes(4000))
+    output = tmp_path / "out"
+    assert main(["reconstruct", str(tmp_path / "clip.mp4"), "-o", str(output), "--face-model", str(archive)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"talkface: error: {archive}: not a readable face model archive (not a tar file, plain or compressed); "
+        "give the ICT-FaceKit archive as downloaded from https://github.com/ICT-VGL/ICT-FaceKit (a .tar.xz, "
+        ".tar.gz, .tgz, .tar or .zip holding FaceXModel) or its unpacked FaceXModel folder, or use --face-model builtin"
+    ]
+    assert not output.exists()
