@@ -10,6 +10,10 @@ resumable: a stage whose fingerprint matches and whose files are intact is skipp
 reruns. Files are written under temporary names and renamed, and the manifest is rewritten only
 after a stage's files are complete, so a killed job leaves either a finished stage or none.
 
+Generation reads a bundle through files it opened and checked once, at load (`Actor.load`): a
+`personalize --overwrite` or a rerun stage meanwhile renames new files into place, and the open
+ones still hold what was checked, so one output never mixes two bundles.
+
 Bundles get shared between people, so opening one never runs code from it: the manifest is JSON
 checked against a schema and its checksum (a hand-edited setting would change what the stages'
 files mean, unseen), arrays are read with `np.load(allow_pickle=False)` and weights with
@@ -27,10 +31,11 @@ import shutil
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import jsonschema
@@ -130,9 +135,11 @@ def toolkit_version() -> str:
         return "0+unknown"
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(path: str | os.PathLike | BinaryIO) -> str:
+    """SHA-256 of a file, by path or through an open binary file (read from its start, left at its end)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with contextlib.nullcontext(path) if hasattr(path, "read") else open(path, "rb") as f:
+        f.seek(0)
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -171,6 +178,8 @@ class ActorBundle:
 
     root: Path
     manifest: dict
+    opened: dict[str, BinaryIO] = field(default_factory=dict, repr=False)
+    """The files `open_files` opened and checked, by name: `reading` reads these."""
 
     @classmethod
     def resumable(cls, root: str | os.PathLike, source_sha256: str, overwrite: bool = False) -> ActorBundle | None:
@@ -271,22 +280,42 @@ class ActorBundle:
 
     def verify(self, stages: list[str] | None = None) -> None:
         """Raises InputError naming the first listed file that is missing or changed."""
-        for stage_name, stage in self.manifest["stages"].items():
-            if stages is not None and stage_name not in stages:
-                continue
-            for name, record in stage["files"].items():
-                problem = self._file_problem(name, record)
-                if problem:
-                    raise InputError(
-                        f"{self.root}: {name} (stage {stage_name}) is {problem}; the bundle is partial or "
-                        "corrupt: rerun `talkface personalize` to redo that stage"
-                    )
+        for stage_name, name, record in self._listed(stages):
+            self._check(stage_name, name, self._file_problem(name, record))
 
-    def _file_problem(self, name: str, record: dict) -> str | None:
+    def open_files(self) -> None:
+        """Opens every listed file into `opened`, each checked (size, hash) through the open file
+        itself: what is read from them later is what was checked, whatever replaces the files on
+        disk meanwhile. Raises InputError naming the first missing or changed one."""
+        for stage_name, name, record in self._listed():
+            path = self.path(name)
+            try:
+                handle = open(path, "rb")
+            except (FileNotFoundError, IsADirectoryError):
+                self._check(stage_name, name, "missing")
+            self.opened[name] = handle
+            self._check(stage_name, name, self._file_problem(name, record, handle))
+
+    def _listed(self, stages: list[str] | None = None) -> Iterator[tuple[str, str, dict]]:
+        """(stage, file name, its record) of every file the manifest lists (of `stages` only)."""
+        for stage_name, stage in self.manifest["stages"].items():
+            if stages is None or stage_name in stages:
+                for name, record in stage["files"].items():
+                    yield stage_name, name, record
+
+    def _check(self, stage: str, name: str, problem: str | None) -> None:
+        if problem:
+            raise InputError(
+                f"{self.root}: {name} (stage {stage}) is {problem}; the bundle is partial or "
+                "corrupt: rerun `talkface personalize` to redo that stage"
+            )
+
+    def _file_problem(self, name: str, record: dict, handle: BinaryIO | None = None) -> str | None:
         path = self.path(name)
-        if not path.is_file():
+        if handle is None and not path.is_file():
             return "missing"
-        if path.stat().st_size != record["bytes"] or file_sha256(path) != record["sha256"]:
+        size = os.fstat(handle.fileno()).st_size if handle is not None else path.stat().st_size
+        if size != record["bytes"] or file_sha256(handle or path) != record["sha256"]:
             return "changed since it was written"
         return None
 
@@ -312,15 +341,16 @@ class ActorBundle:
         self.write_manifest()
 
     @contextlib.contextmanager
-    def reading(self, name: str) -> Iterator[Path]:
-        """The bundle file `name` to read; a file that does not read back is one line saying the
-        bundle is corrupt and how to make it again (the loaders' own hints name the commands that
-        write such files outside a bundle)."""
-        path = self.path(name)
+    def reading(self, name: str) -> Iterator[BinaryIO]:
+        """The bundle file `name` as `open_files` opened and checked it, from its start; a file
+        that does not read back is one line saying the bundle is corrupt and how to make it again
+        (the loaders' own hints name the commands that write such files outside a bundle)."""
+        handle = self.opened[name]
+        handle.seek(0)
         try:
-            yield path
+            yield handle
         except InputError as err:
-            detail = str(err).removeprefix(f"{path}: ").rsplit("; ", 1)[0]
+            detail = str(err).removeprefix(f"{handle}: ").rsplit("; ", 1)[0]
             raise self._corrupt(name, detail) from None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise self._corrupt(name, str(err).splitlines()[0] or type(err).__name__) from None
@@ -394,15 +424,17 @@ class Actor:
     @classmethod
     def load(cls, root: str | os.PathLike, face_model: str | None = None) -> Actor:
         """Opens and checks the bundle (schema, every file's hash, every stage finished) and loads
-        it. The face model is the one the bundle was made with, found by its recorded spec, unless
-        `face_model` names where it is now."""
-        bundle = ActorBundle.open(root)
+        it; what is read later (frames, the track) comes from the files opened and checked now
+        (`ActorBundle.open_files`). The face model is the one the bundle was made with, found by
+        its recorded spec, unless `face_model` names where it is now."""
+        bundle = ActorBundle.open(root, verify_files=False)
         missing = [name for name in STAGES if name not in bundle.manifest["stages"]]
         if missing:
             raise InputError(
                 f"{bundle.root}: the actor bundle is unfinished (stage {missing[0]} did not complete); "
                 "rerun `talkface personalize` with the same video and --actor to finish it"
             )
+        bundle.open_files()
         settings = bundle.manifest["settings"]
         model = load_face_model(face_model or settings["face_model"])
         if face_model is None and model.name != settings["face_model_name"] == load_face_model("builtin").name:
@@ -414,30 +446,30 @@ class Actor:
                 f"({settings['face_model_vertices']} vertices), found {model.name}; "
                 "pass --face-model pointing at the one it was made with"
             )
-        with bundle.reading(COEFFS) as path:
-            recon = Reconstruction.load(path)
-        with bundle.reading(AUDIO2POSE) as path:
-            network = AudioToPose.load(path, model.name).eval()
+        with bundle.reading(COEFFS) as file:
+            recon = Reconstruction.load(file)
+        with bundle.reading(AUDIO2POSE) as file:
+            network = AudioToPose.load(file, model.name).eval()
         refiner = None
         if REFINER in bundle.manifest["stages"]["refine"]["files"]:
-            with bundle.reading(REFINER) as path:
-                refiner = ActorRefiner.load(path)
-        with bundle.reading(VOICE) as path:
-            voice = VoiceModel.load(path)
-        with bundle.reading(MOUTH) as path:
-            mouth = MouthShapes.load(path)
+            with bundle.reading(REFINER) as file:
+                refiner = ActorRefiner.load(file)
+        with bundle.reading(VOICE) as file:
+            voice = VoiceModel.load(file)
+        with bundle.reading(MOUTH) as file:
+            mouth = MouthShapes.load(file)
         return cls(bundle, recon, network, model, voice, refiner, mouth)
 
     def track(self) -> FaceTrack:
         """The landmarks tracked in the actor's frames (the track stage's)."""
-        with self.bundle.reading(TRACK) as path:
-            return FaceTrack.load(path)
+        with self.bundle.reading(TRACK) as file:
+            return FaceTrack.load(file)
 
     @contextlib.contextmanager
     def frames(self) -> Iterator[BackgroundFrames]:
         # Only the archive's own errors are the bundle's: the block's (writing the output) are not.
-        with self.bundle.reading(FRAMES) as path:
-            archive = zipfile.ZipFile(path)
+        with self.bundle.reading(FRAMES) as file:
+            archive = zipfile.ZipFile(file)
         with archive:
             yield BackgroundFrames(archive, self.bundle)
 

@@ -56,7 +56,7 @@ from audio2pose.metrics import (
     velocity_w1,
 )
 from audio2pose.voice import speak
-from personalize.bundle import TRACK, Actor, file_sha256, toolkit_version
+from personalize.bundle import Actor, file_sha256, toolkit_version
 from personalize.generate import GenerateConfig, check_speech, follow_head, generate, predicted_backgrounds
 from personalize.manifest import ActorEntry
 from personalize.report import REPORT_NAME, Measured, figure_class, write_report, write_summary
@@ -403,7 +403,7 @@ def measure(
         **pose_baselines(real_deg, train_deg, VIDEO_FPS),
     }
     real_open, generated_open = landmark_aperture(track.ibug68), landmark_aperture(generated_track.ibug68)
-    train_track = FaceTrack.load(actor.bundle.path(TRACK))
+    train_track = actor.track()
     train_landmarks = train_track.ibug68
     if text is None:  # other words cannot be in sync with the real mouth
         n = min(len(real_open), len(generated_open))

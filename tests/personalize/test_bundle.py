@@ -106,3 +106,41 @@ def test_bad_bundles_are_reported_in_one_line(tmp_path, source):
     manifest_path.write_text(json.dumps(escaping))
     with pytest.raises(InputError, match="lies outside the bundle"):
         ActorBundle.open(root)
+
+
+def test_a_loaded_actor_reads_what_it_checked_while_its_bundle_is_replaced(actor_dir, tmp_path):
+    """`personalize --overwrite` of another video while a generate reads the bundle: the output
+    stays the loaded actor's (it showed the new person in every frame)."""
+    import shutil
+    import zipfile
+
+    import cv2
+    import numpy as np
+
+    from personalize.bundle import FRAMES, TRACK, Actor, bundle_files, frame_name
+    from personalize.generate import GenerateConfig, generate
+    from recon3d.video import atomic_path, read_frames
+    from tests.personalize.test_pipeline import speech_like
+
+    root = tmp_path / "actor"
+    shutil.copytree(actor_dir, root)
+    actor = Actor.load(root)
+    with actor.frames() as frames:
+        first, count = frames[0].copy(), len(frames)
+    mesh = actor.track().mesh.copy()
+    # Another person's bundle renamed into place, file by file, as personalize writes one.
+    for path in bundle_files(root):
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    _, jpeg = cv2.imencode(".jpg", np.zeros_like(first))
+    with atomic_path(root / FRAMES) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for index in range(count):
+            archive.writestr(frame_name(index), jpeg.tobytes())
+    with atomic_path(root / TRACK) as tmp:
+        tmp.write_bytes(b"another actor's track")
+
+    with actor.frames() as frames:
+        assert np.array_equal(frames[0], first)
+    assert np.array_equal(actor.track().mesh, mesh)
+    out = tmp_path / "talk.mp4"
+    generate(actor, speech_like(1.0), out, GenerateConfig(pose_mode="source"), progress=False)
+    assert read_frames(out).mean() > 0.5 * first.mean()  # the loaded actor, not black frames
