@@ -244,6 +244,16 @@ def sentence_speech(synthesizer: SpeechSynthesizer, sentence: str) -> Speech:
     return Speech(samples.astype(np.float32), sentence, phones)
 
 
+def seconds_past(seconds: float, limit: float) -> str:
+    """`seconds`, a length found to pass `limit`, with one decimal, or more where one decimal would
+    not show it passing: "2.5" for 2.51 s (not "3"), "1.04" for 1.04 s against a limit of 1 s."""
+    for digits in (1, 2):
+        text = f"{seconds:.{digits}f}"
+        if float(text) > limit:
+            return text
+    return f"{seconds:.3f}"
+
+
 MAX_CHARS_PER_SECOND = 30
 """Characters of text no speech says faster (Flite says about 14 a second, fast speakers 20): text
 longer than the limit at this rate is refused before any of it is said."""
@@ -274,11 +284,13 @@ def synthesize_text(
         if sentence.phones is not None:
             timings.append((sentence.phones, offset / AUDIO_RATE))
         chunks.extend([sentence.audio if transform is None else transform(sentence.audio), pause])
+        said = (offset + len(sentence.audio)) / AUDIO_RATE  # the pause after the last sentence is dropped
         offset += len(sentence.audio) + len(pause)
-        if max_seconds is not None and offset / AUDIO_RATE > max_seconds:
+        if max_seconds is not None and said > max_seconds:
             raise InputError(
-                f"the text is longer than {max_seconds:g} s of speech (the limit) by its sentence {len(chunks) // 2} "
-                f"of {len(pieces)}; give less text, or raise the limit with --max-seconds"
+                f"the text is longer than {max_seconds:g} s of speech (the limit): {seconds_past(said, max_seconds)} s "
+                f"by its sentence {len(chunks) // 2} of {len(pieces)}; give less text, or raise the limit with "
+                "--max-seconds"
             )
     audio = np.concatenate(chunks[:-1])
     if not np.any(np.abs(audio) > 1e-3):

@@ -41,7 +41,7 @@ from audio2pose.features import audio_features, load_speech, num_video_frames
 from audio2pose.metrics import landmark_aperture
 from audio2pose.model import POSE_AMPLITUDE, Motion
 from audio2pose.phones import PhoneTimings, speech_phones
-from audio2pose.tts import Speech
+from audio2pose.tts import Speech, seconds_past
 from audio2pose.visemes import VisemeConfig
 from personalize.bundle import Actor, BackgroundFrames
 from recon3d.crop import CropTransform
@@ -233,7 +233,8 @@ def check_speech(path: Path | str, audio: np.ndarray, config: GenerateConfig) ->
     seconds = len(audio) / AUDIO_RATE
     if seconds > config.max_seconds:
         raise InputError(
-            f"{path}: the speech is {seconds:.0f} s long, the limit is {config.max_seconds:g} s; "
+            f"{path}: the speech is {seconds_past(seconds, config.max_seconds)} s long, the limit is "
+            f"{config.max_seconds:g} s; "
             "split it, or raise --max-seconds"
         )
     rms = float(np.sqrt(np.mean(np.square(audio))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from audio2pose.tts import (
     FliteSynthesizer,
     check_text,
     engine_timeout,
+    seconds_past,
     split_sentences,
     synthesize_text,
 )
@@ -156,3 +158,26 @@ def test_the_engine_timeout_grows_with_the_text():
     assert engine_timeout("") == ENGINE_TIMEOUT_BASE
     assert engine_timeout("x" * 300) == ENGINE_TIMEOUT_BASE + 300 * ENGINE_TIMEOUT_PER_CHAR
     assert engine_timeout("x" * 10, base=1, per_char=0.5) == 6
+
+
+def test_text_whose_speech_passes_the_limit_says_its_length_to_the_tenth_of_a_second(tmp_path):
+    # An engine that says every sentence in 2.51 s (a tone: no English, but the limit comes first).
+    script = tmp_path / "engine.py"
+    script.write_text(
+        "import sys\nimport numpy as np\nfrom scipy.io import wavfile\n"
+        "tone = 0.3 * np.sin(np.arange(40160) * 2 * np.pi * 220 / 16000)\n"
+        "wavfile.write(sys.argv[1], 16000, (tone * 32767).astype(np.int16))\n"
+    )
+    engine = CommandSynthesizer(f"{sys.executable} {script} {{wav}}")
+    with pytest.raises(InputError) as refused:
+        synthesize_text("Hello there.", engine, max_seconds=1)
+    assert str(refused.value) == (
+        "the text is longer than 1 s of speech (the limit): 2.5 s by its sentence 1 of 1; give less text, or raise "
+        "the limit with --max-seconds"
+    )
+    # Its pause after the last sentence is not said: 2.51 s of speech is within a limit of 2.6 s.
+    assert len(synthesize_text("Hello there.", engine, max_seconds=2.6).audio) == 40160
+
+
+def test_seconds_past_a_limit_show_that_they_pass_it():
+    assert [seconds_past(s, 1) for s in (2.51, 1.04, 1.004, 1.0004)] == ["2.5", "1.04", "1.004", "1.000"]

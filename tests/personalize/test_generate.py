@@ -14,7 +14,7 @@ from scipy.io import wavfile
 
 from audio2pose.model import Motion
 from personalize.bundle import MANIFEST_NAME, Actor
-from personalize.generate import GenerateConfig, generate, ping_pong, plan_frames
+from personalize.generate import GenerateConfig, check_speech, generate, ping_pong, plan_frames
 from personalize.samples import sample_speech
 from recon3d.errors import InputError
 from recon3d.facemodel import CoeffLayout
@@ -229,3 +229,13 @@ def test_bad_bundles_fail_in_one_line(actor_dir, tmp_path, case, message):
         (root / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(InputError, match=message):
         Actor.load(root)
+
+
+@pytest.mark.parametrize(("seconds", "limit", "said"), [(2.51, 1, "2.5"), (1.04, 1, "1.04"), (2.96, 2.5, "3.0")])
+def test_speech_over_the_limit_is_said_to_the_tenth_of_a_second(seconds, limit, said):
+    audio = speech_like(seconds)[: round(seconds * 16000)]
+    with pytest.raises(InputError) as refused:
+        check_speech("speech.wav", audio, GenerateConfig(max_seconds=limit))
+    assert str(refused.value) == (
+        f"speech.wav: the speech is {said} s long, the limit is {limit:g} s; split it, or raise --max-seconds"
+    )
