@@ -10,14 +10,18 @@ fields' own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import inspect
 import logging
+import math
 import re
+import signal
 import sys
 import textwrap
 import typing
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 
 from personalize.commands import COMMANDS
@@ -154,6 +158,45 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 """Write errors that are the machine's, not the toolkit's: one line, not a traceback."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a `kill`, a closed terminal, a job scheduler's stop), raised where the
+    program is, as Ctrl-C's KeyboardInterrupt is: every `with` block on the way out removes its
+    temporaries (a half-written output, the actor's voice in a temporary folder)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise `Terminated` while the block runs (the main thread only: signal
+    handlers can be set nowhere else)."""
+
+    def raise_terminated(signum: int, frame) -> None:
+        raise Terminated(signum)
+
+    signals = (signal.SIGTERM, signal.SIGHUP)
+    try:
+        previous = {sig: signal.signal(sig, raise_terminated) for sig in signals}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_finite(args: dict) -> None:
+    """Refuses a NaN or infinite number in a command's own options before any work (argparse's
+    float takes them; settings options are checked by `personalize.options.apply_options`)."""
+    for key, value in args.items():
+        if "." not in key and isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"--{key.replace('_', '-')} {value}: give a finite number")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     quiet, verbose = args.pop("quiet"), args.pop("verbose")
@@ -167,9 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     # mediapipe's C++ side logs through absl/glog; keep its start-up chatter out of the user's way.
     logging.getLogger("absl").setLevel(logging.ERROR)
-    command = make_command(args)
     try:
-        command.main(progress=not quiet)
+        with terminate_as_interrupt():
+            check_finite(args)
+            make_command(args).main(progress=not quiet)
     except InputError as err:
         print(f"talkface: error: {err}", file=sys.stderr)
         return 2
@@ -183,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except Terminated as err:
+        name = signal.Signals(err.signum).name
+        print(f"talkface: stopped by {name}; finished files are kept, nothing half-written is left", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print("talkface: interrupted; finished files are kept, nothing half-written is left", file=sys.stderr)
         return 130

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import functools
 import inspect
+import math
 import textwrap
 import typing
 from collections.abc import Mapping
@@ -274,21 +275,32 @@ def manifest_options() -> dict[str, Any]:
     return {**option_types(PersonalizeConfig), "preset": PresetName, "device": DeviceName}
 
 
+SEED_RANGE = range(2**32)
+"""Seeds numpy's generators take (torch's take more): checked before any stage trains."""
+
+
 def apply_options(settings: Any, values: Mapping[str, Any], options: tuple[ConfigOption, ...] | None = None) -> Any:
     """`settings` with the `options` (default: its class's table) in `values` (by name; None: not
-    given) set. A value the settings refuse is an InputError naming the option."""
+    given) set. A value the settings refuse, a NaN or infinite number or a seed out of
+    `SEED_RANGE` is an InputError naming the option (so a manifest's or a caller's is refused
+    before any work, as the CLI's is)."""
     table = {option.name: option for option in options or OPTION_TABLES[type(settings)]}
     for name, value in values.items():
         if value is None:
             continue
         option = table[name]
+        flag = f"--{name.replace('_', '-')}"
+        if name == "seed" and value not in SEED_RANGE:
+            raise InputError(f"{flag} {value}: a seed is a whole number from 0 to {SEED_RANGE[-1]}")
         if isinstance(value, Path) and option_kind(type(settings), option) is Path:
             value = str(value)  # the settings record paths as text (JSON manifests)
         try:
             for path in option.paths:
                 settings = replace_path(settings, path, value)
         except ValueError as err:
-            raise InputError(f"--{name.replace('_', '-')} {value}: {err}") from None
+            raise InputError(f"{flag} {value}: {err}") from None
+        if isinstance(value, float) and not math.isfinite(value):  # where the settings' own checks let it by
+            raise InputError(f"{flag} {value}: give a finite number")
     return settings
 
 

@@ -17,6 +17,7 @@ from scipy.io import wavfile
 from audio2pose.general import general_model_path
 from personalize.cli import build_parser, main
 from personalize.samples import sample_photo, sample_speech
+from recon3d.errors import InputError
 from recon3d.reconstruct import Reconstruction
 from recon3d.track import FaceTrack
 from recon3d.video import probe, read_audio, read_frames
@@ -521,3 +522,91 @@ def test_personalize_ends_with_a_generate_command_to_paste(actor_dir, clips, tmp
     hint = next(r.getMessage() for r in caplog.records if "next: talkface generate" in r.getMessage())
     words = shlex.split(hint.split("next: ")[1])
     assert words[words.index("--actor") + 1] == str(root)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seed", "-1"], "--seed -1: a seed is a whole number from 0 to 4294967295"),
+        (["--seed", "4294967296"], "--seed 4294967296: a seed is a whole number from 0 to 4294967295"),
+        (["--end", "nan"], "--end nan: give a finite number"),
+        (["--end", "inf"], "--end inf: give a finite number"),
+    ],
+)
+def test_nonsense_numbers_are_refused_before_any_work(clips, tmp_path, capsys, argv, message):
+    """A seed numpy cannot take failed 43 s in, in the refine stage, with a traceback and a partial bundle."""
+    actor = tmp_path / "actor"
+    assert main(["personalize", str(clips / ACTOR_CLIP), "--actor", str(actor), "--preset", "tiny", *argv]) == 2
+    assert assert_one_error_line(capsys) == f"talkface: error: {message}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_that_is_not_a_number_is_refused(actor_dir, tmp_path, capsys):
+    assert main(["evaluate", "--actor", str(actor_dir), "--start", "nan", "--report", str(tmp_path / "r")]) == 2
+    assert assert_one_error_line(capsys) == "talkface: error: --start nan: give a finite number"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_settings_from_a_manifest_are_checked_as_the_cli_checks_them():
+    from personalize.options import personalize_config
+
+    with pytest.raises(InputError, match="^--end nan: give a finite number$"):
+        personalize_config("tiny", "cpu", end=float("nan"))
+    with pytest.raises(InputError, match="^--seed -1: a seed is a whole number"):
+        personalize_config("tiny", "cpu", seed=-1)
+
+
+def _stop_when(process: subprocess.Popen, ready, sig: int, timeout: float = 240) -> tuple[int, str]:
+    """Sends `sig` to `process` once `ready()` holds; its exit code and stderr."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the command ended before it could be stopped"
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_terminated_generate_says_so_and_leaves_no_temporary(actor_dir, tmp_path, sig):
+    """It exited 143 with no message and left `.OUT.<hex>.tmp.mp4`."""
+    import signal
+
+    speech = tmp_path / "long.wav"
+    wavfile.write(speech, 16000, np.tile(read_audio(sample_speech()), 4))  # 16 s
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "personalize.cli", "-q", "generate", "--device", "cpu", "--actor", str(actor_dir)]
+        + ["--audio", str(speech), "-o", str(out / "talk.mp4")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    signum = signal.Signals[sig]
+    code, err = _stop_when(process, lambda: out.is_dir() and any(out.iterdir()), signum)
+    assert code == 128 + signum
+    assert err.strip() == f"talkface: stopped by {sig}; finished files are kept, nothing half-written is left"
+    assert list(out.iterdir()) == []
+
+
+def test_a_terminated_text_generate_leaves_no_copy_of_the_voice(actor_dir, tmp_path):
+    """A terminated --text run left /tmp/talkface-reference-*/reference.wav (the actor's voice,
+    for a voice-cloning engine) and /tmp/talkface-tts-*."""
+    import signal
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    engine = "sh -c 'sleep 60' {reference} {wav}"  # stopped while it clones the voice
+    process = subprocess.Popen(
+        [sys.executable, "-m", "personalize.cli", "-q", "generate", "--device", "cpu", "--actor", str(actor_dir)]
+        + ["--text", "The boat is big.", "--tts-command", engine, "-o", str(tmp_path / "talk.mp4")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    voice_copied = lambda: any(tmp.glob("talkface-reference-*/reference.wav")) and any(tmp.glob("talkface-tts-*"))  # noqa: E731
+    code, _ = _stop_when(process, voice_copied, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    assert [p.name for p in tmp.glob("talkface-*")] == []
+    assert not (tmp_path / "talk.mp4").exists()
