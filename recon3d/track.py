@@ -2,8 +2,10 @@
 
 `track_video` decodes the clip once at 25 fps (streaming, so memory does not grow with length),
 runs `FaceMeshDetector` on every frame, keeps the largest face, fills short gaps, smooths the
-tracks (`smooth_track`) and fixes the clip's crop (`stable_crop`). All coordinates are full-frame
-pixels as described in `recon3d.landmarks`.
+tracks (`smooth_track`) and fixes the clip's crop (`stable_crop`). A face too small to be found
+in the whole frame (a person far off in 1080p footage) is searched for in tiles
+(`find_small_face`) and tracked in the region around it. All coordinates are full-frame pixels as
+described in `recon3d.landmarks`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from tqdm import tqdm
 
 from recon3d.crop import CropTransform, stable_crop
 from recon3d.errors import InputError
-from recon3d.landmarks import NOSE_TIP_MESH, NUM_MESH_LANDMARKS, FaceMeshDetector, landmark_box, mesh_to_ibug68
+from recon3d.landmarks import (
+    NOSE_TIP_MESH,
+    NUM_MESH_LANDMARKS,
+    FaceMeshDetector,
+    find_small_face,
+    landmark_box,
+    mesh_to_ibug68,
+)
 from recon3d.smoothing import SmoothingConfig, smooth_track
 from recon3d.video import VIDEO_FPS, atomic_path, iter_frames, probe
 
@@ -171,25 +180,15 @@ def track_video(path: str | os.PathLike, config: TrackConfig = TrackConfig(), pr
     has none (naming its time range).
     """
     info = probe(path)
-    meshes, confidence, detected, num_faces, rivals = [], [], [], [], []
-    with FaceMeshDetector(
-        min_detection_confidence=config.min_detection_confidence, static_images=info.is_image
-    ) as detector:
-        frames = tqdm(
-            iter_frames(path), total=info.num_frames(), desc="track", unit="frame", disable=not progress, leave=False
-        )
-        for frame in frames:
-            faces = detector(frame)
-            num_faces.append(len(faces))
-            rivals.append(len(faces) > 1 and _side(faces[1].box) >= config.rival_face * _side(faces[0].box))
-            detected.append(bool(faces))
-            meshes.append(faces[0].mesh if faces else np.zeros((NUM_MESH_LANDMARKS, 3), np.float32))
-            confidence.append(faces[0].confidence if faces else 0.0)
+    name = Path(path).name
+    meshes, confidence, detected, num_faces, rivals = _track_faces(path, info, config, None, progress)
+    if not detected.any():
+        region = _small_face_region(path, info)
+        if region is not None:
+            log.info("%s: no face in the whole frame; tracking the small face found at %s", name, region.tolist())
+            meshes, confidence, detected, num_faces, rivals = _track_faces(path, info, config, region, progress)
     # Counted, not taken from probe: container durations can disagree with the decoded frames.
     total = len(meshes)
-    meshes, detected = np.stack(meshes), np.array(detected)
-    confidence, num_faces = np.array(confidence, np.float32), np.array(num_faces, np.int8)
-    name = Path(path).name
     if not detected.any():
         raise InputError(f"{name}: no face found; give a video where the actor's face is clearly visible")
     for start, end in missing_runs(detected):
@@ -215,6 +214,64 @@ def track_video(path: str | os.PathLike, config: TrackConfig = TrackConfig(), pr
     smoothed = smooth_track(meshes, VIDEO_FPS, face_size, config.smoothing)
     crop = stable_crop(landmark_box(smoothed), info.width, info.height, config.crop_size, config.crop_scale)
     return FaceTrack(smoothed, meshes, confidence, detected, num_faces, crop)
+
+
+def _track_faces(
+    path: str | os.PathLike, info, config: TrackConfig, region: np.ndarray | None, progress: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[bool]]:
+    """Per frame: the largest face's mesh, its confidence, whether there was one, the number of
+    faces and whether a rival was there; in the x0, y0, x1, y1 `region` of each frame only, when
+    given (the coordinates stay the whole frame's)."""
+    meshes, confidence, detected, num_faces, rivals = [], [], [], [], []
+    x0, y0, x1, y1 = (0, 0, info.width, info.height) if region is None else (int(v) for v in region)
+    offset = np.array([x0, y0, 0], np.float32)
+    with FaceMeshDetector(
+        min_detection_confidence=config.min_detection_confidence, static_images=info.is_image
+    ) as detector:
+        frames = tqdm(
+            iter_frames(path), total=info.num_frames(), desc="track", unit="frame", disable=not progress, leave=False
+        )
+        for frame in frames:
+            faces = detector(frame[y0:y1, x0:x1])
+            num_faces.append(len(faces))
+            rivals.append(len(faces) > 1 and _side(faces[1].box) >= config.rival_face * _side(faces[0].box))
+            detected.append(bool(faces))
+            meshes.append(faces[0].mesh + offset if faces else np.zeros((NUM_MESH_LANDMARKS, 3), np.float32))
+            confidence.append(faces[0].confidence if faces else 0.0)
+    return (
+        np.stack(meshes),
+        np.array(confidence, np.float32),
+        np.array(detected),
+        np.array(num_faces, np.int8),
+        rivals,
+    )
+
+
+SMALL_FACE_SEARCH_FRAMES = 8
+"""Frames, spread over the clip, searched for a small face (`find_small_face`)."""
+SMALL_FACE_MARGIN = 1.5
+"""Face sides added on each side of the small face's box to make the region it is tracked in:
+room for the head's motion, and a face of a quarter of the region or so, as the face mesh likes."""
+
+
+def _small_face_region(path: str | os.PathLike, info) -> np.ndarray | None:
+    """The x0, y0, x1, y1 region of the frames to track a face too small for the whole-frame
+    search in (None where there is none)."""
+    count = info.num_frames()
+    picks = set(np.linspace(0, count - 1, min(count, SMALL_FACE_SEARCH_FRAMES)).round().astype(int).tolist())
+    frames = [frame for t, frame in enumerate(iter_frames(path)) if t in picks]
+    box = find_small_face(frames)
+    if box is None:
+        return None
+    margin = SMALL_FACE_MARGIN * max(box[2] - box[0], box[3] - box[1])
+    return np.array(
+        [
+            max(0, box[0] - margin),
+            max(0, box[1] - margin),
+            min(info.width, box[2] + margin),
+            min(info.height, box[3] + margin),
+        ]  # fmt: skip
+    ).round()
 
 
 def _side(box: np.ndarray) -> float:

@@ -134,3 +134,19 @@ def test_any_frame_size_is_tracked_where_the_face_is(clips, tmp_path, height, wi
     assert (boxes[:, 0] >= left - 1).all() and (boxes[:, 2] <= left + side + 1).all()
     assert (boxes[:, 1] >= top - 1).all() and (boxes[:, 3] <= top + side + 1).all()
     assert side * 0.3 < np.median(boxes[:, 2] - boxes[:, 0]) < side
+
+
+def test_a_small_face_in_a_big_frame_is_found_and_tracked_where_it_is(clips, tmp_path):
+    """A face about 130 px tall in 1920x1080 footage was refused as "no face found"."""
+    frames = read_frames(clips / "vox_00010.mp4")[:10]
+    big = np.full((len(frames), 1080, 1920, 3), 90, np.uint8)
+    x0, y0 = 1300, 600
+    for k, frame in enumerate(frames):
+        big[k, y0 : y0 + 260, x0 : x0 + 260] = cv2.resize(frame, (260, 260), interpolation=cv2.INTER_AREA)
+    track = track_video(encode_video(tmp_path / "far.mp4", big), progress=False)
+    assert track.detected.all()
+    # The landmarks are where the face is, as tracked in the clip itself (scaled and moved).
+    near = track_video(encode_video(tmp_path / "near.mp4", frames), progress=False)
+    expected = near.mesh_raw[:, :, :2] * (260 / 224) + [x0, y0]
+    error = np.linalg.norm(track.mesh_raw[:, :, :2] - expected, axis=-1).mean()
+    assert error < 0.05 * interocular(near.ibug68).mean() * 260 / 224
