@@ -84,6 +84,50 @@ def write_vfr(path: Path, frames: np.ndarray, audio: np.ndarray) -> str:
     return path.name
 
 
+def write_tagged(
+    path: Path, frames: np.ndarray, audio: np.ndarray, rotation: int = 0, aspect: Fraction | None = None
+) -> str:
+    """A video as phones and broadcast footage store it: turned, with a display rotation that turns
+    it back (degrees counter-clockwise), or with non-square pixels (a sample aspect ratio)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if aspect is not None:
+            stream.codec_context.sample_aspect_ratio = aspect
+        sound = container.add_stream("aac", rate=16000)
+        for k, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts = k
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        chunk = av.AudioFrame.from_ndarray(audio.astype(np.float32)[None], format="flt", layout="mono")
+        chunk.sample_rate, chunk.pts = 16000, 0
+        container.mux(sound.encode(chunk))
+        container.mux(sound.encode(None))
+    return path.name
+
+
+def write_two_tracks(path: Path, frames: np.ndarray, audio: np.ndarray) -> str:
+    """A video whose first audio track is silent and whose second holds the speech."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        tracks = [container.add_stream("aac", rate=16000) for _ in range(2)]
+        for k, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = k
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        for track, samples in zip(tracks, (np.zeros_like(audio), audio)):
+            chunk = av.AudioFrame.from_ndarray(samples.astype(np.float32)[None], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, 0
+            container.mux(track.encode(chunk))
+            container.mux(track.encode(None))
+    return path.name
+
+
 def write_audio(path: Path, audio: np.ndarray, codec: str, rate: int, layout: str) -> str:
     frame = av.AudioFrame.from_ndarray(np.asarray(audio, np.float32)[None], format="flt", layout="mono")
     frame.sample_rate, frame.pts = 16000, 0
@@ -143,6 +187,23 @@ def make_inputs(work: Path, clips: Path) -> None:
     write_video(folder / "speech.mp4", frames[:75], speech)
     (folder / "text.wav").write_text("hello\n")
     shutil.copy(Path(cv2.__file__).parent / "data" / "haarcascade_frontalface_default.xml", folder / "xml.wav")
+    # Issue 31's second probe.
+    tall = np.zeros((100, 300, 224, 3), np.uint8)
+    tall[:, 38:262] = frames  # plays upright at 224x300, stored turned a quarter counter-clockwise
+    write_tagged(folder / "phone.mp4", np.rot90(tall, 1, axes=(1, 2)), audio, rotation=-90)
+    write_tagged(folder / "sar.mp4", frames, audio, aspect=Fraction(4, 3))
+    write_two_tracks(folder / "two_tracks.mkv", frames, audio)
+    far = np.full((100, 1080, 1920, 3), 90, np.uint8)
+    for k, frame in enumerate(frames):
+        far[k, 600:860, 1300:1560] = cv2.resize(frame, (260, 260), interpolation=cv2.INTER_AREA)
+    write_video(folder / "far.mp4", far, audio)
+    del far
+    from scipy.io import wavfile
+
+    broken = speech.copy()
+    broken[[1000, 20000, 30000]] = [np.nan, np.inf, -np.inf]
+    wavfile.write(folder / "nan.wav", 16000, broken)
+    wavfile.write(folder / "int_scaled.wav", 16000, speech * 32767)  # a float file in int16 units
     (folder / "huge.txt").write_text("The boat is big. " * 20000)
     (folder / "unicode.txt").write_text("Grüße aus Köln — naïve café, 東京 and ½ a crêpe.\n")
     (folder / "done").touch()
@@ -175,6 +236,11 @@ def plays(frames: int) -> Callable[[Path], str | None]:
         return None if abs(info.num_frames() - frames) <= 1 and info.has_audio else f"{info.num_frames()} frames"
 
     return check
+
+
+def shown_as(path: Path, size: tuple[int, int]) -> str | None:
+    info = probe(path)
+    return None if (info.width, info.height) == size else f"{info.width}x{info.height}, not {size[0]}x{size[1]}"
 
 
 def loads(path: Path) -> str | None:
@@ -271,6 +337,10 @@ def cases(work: Path) -> list[Case]:
         ("60fps.mp4", "60 fps"),
         ("vfr.mkv", "variable frame rate (mkv, 20-60 ms between frames)"),
         ("my clip é.mp4", "a path with a space and é"),
+        ("phone.mp4", "a phone video stored sideways (display rotation -90), plays 224x300"),
+        ("sar.mp4", "non-square pixels (224x224, SAR 4:3), plays 299x224"),
+        ("two_tracks.mkv", "two audio tracks, the first silent"),
+        ("far.mp4", "a face 130 px tall in 1920x1080"),
     ):
         name = Path(video).stem.replace(" ", "_")
         out.append(
@@ -307,7 +377,41 @@ def cases(work: Path) -> list[Case]:
                 writes=(f"o/{name}.mp4",),
             )
         )
+    for video, size in (("phone.mp4", (224, 300)), ("sar.mp4", (299, 224))):
+        name = Path(video).stem
+        out.append(
+            Case(
+                f"generate: the actor of {video} at its displayed size {size[0]}x{size[1]}",
+                ["generate", "--actor", f"a/{name}", "--audio", "in/speech.wav", "-o", f"o/{name}.mp4"],
+                "ok",
+                check=lambda work, name=name, size=size: (
+                    plays(75)(work / "o" / f"{name}.mp4") or shown_as(work / "o" / f"{name}.mp4", size)
+                ),
+            )
+        )
+    for argv, what in (
+        (["--seed", "-1"], "--seed -1"),
+        (["--end", "nan"], "--end nan"),
+    ):
+        out.append(
+            Case(
+                f"option: {what}",
+                ["personalize", "in/clip.mp4", "--actor", "a/bad_option", *FAST, *argv],
+                "error",
+                writes=("a/bad_option",),
+            )
+        )
+    out.append(
+        Case(
+            "option: evaluate --start nan",
+            ["evaluate", "--actor", "actor", "--start", "nan", "--report", "o/r_nan"],
+            "error",
+            writes=("o/r_nan",),
+        )
+    )
     for speech, what in (
+        ("nan.wav", "a float wav with NaN and inf samples"),
+        ("int_scaled.wav", "a float wav in int16 units (32767 x full scale)"),
         ("8k.wav", "8 kHz wav"),
         ("48k_stereo.wav", "48 kHz stereo wav"),
         ("speech.mp3", "mp3"),
