@@ -130,7 +130,10 @@ def heldout_video(
     if video is not None and start is not None:
         raise InputError("give the held-out input as --video or as --start, not both")
     if video is not None:
-        _check_heldout(video, probe(video), 0.0, config)
+        info = probe(video)
+        check_not_trained_on(actor, video)
+        _check_heldout(video, info, 0.0, config)
+        check_no_trained_frames(actor, video)
         return video, None
     source, settings = actor.bundle.manifest["source"], actor.bundle.manifest["settings"]
     root, end = actor.bundle.root, settings.get("end")
@@ -163,6 +166,107 @@ def heldout_video(
     return tail, start
 
 
+def _trained_on_advice(actor: Actor) -> str:
+    """What to do instead of evaluating on the actor's training footage."""
+    end = actor.bundle.manifest["settings"].get("end")
+    advice = "give --video with footage of the actor that it was not trained on"
+    return advice if actor.is_photo or end is None else f"{advice}, or --start {end:g} for its video's unseen tail"
+
+
+def check_not_trained_on(actor: Actor, video: Path) -> None:
+    """Refuses a held-out `video` that is the actor's own training video: the file the bundle
+    recorded (the same file, however named), or one with its bytes (its recorded SHA-256)."""
+    source = actor.bundle.manifest["source"]
+    recorded = Path(source["path"]) if "path" in source else None
+    same_file = recorded is not None and recorded.exists() and os.path.samefile(video, recorded)
+    if same_file or file_sha256(video) == source["sha256"]:
+        raise InputError(
+            f"{video}: the video the actor was trained on ({source['name']}), so not held out; "
+            + _trained_on_advice(actor)
+        )
+
+
+OVERLAP_FRAMES = 25
+"""The held-out video's first frames (1 s) that are looked for among the actor's training frames."""
+OVERLAP_MIN_FRAMES = 5
+"""Fewest frames that must overlap for frames to count as found."""
+OVERLAP_MATCH = 1.5
+"""Largest mean absolute difference (grey levels of a 64-pixel-wide thumbnail, brightness and
+contrast normalised: `_thumbnails`) of the overlapping frames for them to be the same frames.
+Measured on the 20 shared clips, the actor trained on the first 70%: a second of the trained part
+re-encoded (x264 crf 23) differs from the bundle's frames by 0.31-1.27 where it was cut from;
+the unseen second right after the trained part by 0.76-11.8 from its best-matching trained frames."""
+OVERLAP_CONTRAST = 2.0
+"""How much better the matching offset must be than any other (more than 2 frames away): the
+found frames differ from the rest of the training footage by 2.2-12.5 times as much (the
+re-encoded trained part: 1.4 for retalk_1, whose frames barely change, so not found), the unseen
+tail's best offset by 1.1-1.7 times as much."""
+
+
+def _thumbnails(frames) -> np.ndarray:
+    """`(T, h, 64)` float32 grey thumbnails of RGB `frames`, each brightness and contrast
+    normalised (re-encoding shifts both a little)."""
+    thumbs = []
+    for frame in frames:
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        width = 64
+        height = max(1, round(width * grey.shape[0] / grey.shape[1]))
+        thumb = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+        thumb -= thumb.mean()
+        thumbs.append(40.0 * thumb / max(float(thumb.std()), 1.0))
+    return np.stack(thumbs)
+
+
+def trained_frames_found(actor: Actor, video: Path) -> tuple[int, int] | None:
+    """Where the first `OVERLAP_FRAMES` frames of `video` share frames with the actor's training
+    frames (the bundle's): `(training frame, held-out frame)` of the first pair, or None. The
+    frames are found when, at one offset, at least `OVERLAP_MIN_FRAMES` of them are nearly the same
+    (`OVERLAP_MATCH`), and clearly more so than at any other offset (`OVERLAP_CONTRAST`): a still
+    scene, where every offset matches about as well, is not taken for the same frames."""
+    if actor.is_photo:
+        return None
+    head = []
+    for t, frame in enumerate(iter_frames(video)):
+        if t >= OVERLAP_FRAMES:
+            break
+        head.append(frame)
+    if not head:
+        return None
+    width, height = actor.frame_size
+    if abs(head[0].shape[1] / head[0].shape[0] - width / height) > 0.02 * width / height:
+        return None  # another framing: not the same frames
+    with actor.frames() as frames:
+        trained = _thumbnails(frames[t] for t in range(len(frames)))
+    held = _thumbnails(head)
+    if held.shape[1:] != trained.shape[1:]:
+        return None
+    n, k, least = len(trained), len(held), min(OVERLAP_MIN_FRAMES, len(held), len(trained))
+    offsets = np.arange(least - k, n - least + 1)  # held-out frame i against training frame offset + i
+    score = np.empty(len(offsets))
+    for m, offset in enumerate(offsets):
+        first, last = max(0, -offset), min(k, n - offset)
+        score[m] = np.abs(trained[offset + first : offset + last] - held[first:last]).mean()
+    best = int(np.argmin(score))
+    away = np.abs(offsets - offsets[best]) > 2
+    if score[best] > OVERLAP_MATCH or (away.any() and score[away].min() < OVERLAP_CONTRAST * score[best]):
+        return None
+    offset = int(offsets[best])
+    return max(0, offset), max(0, -offset)
+
+
+def check_no_trained_frames(actor: Actor, video: Path) -> None:
+    """Refuses a held-out `video` whose first second holds frames the actor was trained on
+    (`trained_frames_found`): a copy, re-encoding or cut of its training video."""
+    found = trained_frames_found(actor, video)
+    if found is not None:
+        trained, held = found
+        raise InputError(
+            f"{video}: its frames from {held / VIDEO_FPS:.2f} s on are frames the actor was trained on "
+            f"({actor.bundle.manifest['source']['name']} from {trained / VIDEO_FPS:.2f} s), so not held out; "
+            + _trained_on_advice(actor)
+        )
+
+
 def _check_heldout(path: Path, info, start: float, config: EvaluateConfig) -> None:
     if info.is_image:
         raise InputError(f"{path}: a photo; evaluation compares with a video of the actor speaking")
@@ -190,6 +294,40 @@ def _identity_reference(actor: Actor, track: FaceTrack, count: int) -> np.ndarra
     with actor.frames() as frames:
         crops = np.stack([track.crop.crop(frames[int(t)]) for t in chosen])
     return identity_features(crops, track.crop.frame_to_crop(track.ibug68[chosen]))
+
+
+SAME_PERSON = 0.93
+"""Lowest identity similarity (`refine.identity`: held-out frames to the actor's training frames,
+as `identity_real`) taken for the same person. On the 20 shared clips (18 people; 25 frames of the
+second half of each clip against the mean of 25 of another's first half, in its 128 or 256 pixel
+crop as `_identity_reference` takes them), different people score 0.75-0.906 (vox_681100216
+against vox_00010 the most alike), the same person 0.954-0.988 in another recording (vox_00002
+and vox_517600055, hdtf_aoc_8s and retalk_3) and 0.970-0.995 later in the same clip."""
+
+
+def _identity_to(video: Path, track: FaceTrack, reference: np.ndarray, count: int) -> float:
+    """The mean identity similarity to `reference` of up to `count` frames of `video`, evenly spaced."""
+    chosen = evenly_spaced(track.num_frames, count)
+    wanted = set(chosen.tolist())
+    frames = [frame for t, frame in enumerate(iter_frames(video)) if t in wanted]
+    features = identity_features(np.stack(frames), track.ibug68[chosen[: len(frames)]])
+    return float(identity_similarity(features, reference).mean())
+
+
+def _warn_other_person(actor: Actor, heldout: Path, track: FaceTrack, reference: np.ndarray, count: int) -> None:
+    """Warns when the held-out footage does not seem to show the actor (`SAME_PERSON`): every
+    metric would compare the actor with someone else."""
+    similarity = _identity_to(heldout, track, reference, count)
+    if similarity < SAME_PERSON:
+        log.warning(
+            "%s: the face in it does not look like the actor's (identity similarity %.3f; the same person "
+            "scores above %.2f), so the metrics compare the actor with someone else: give held-out footage of "
+            "the person in %s",
+            heldout,
+            similarity,
+            SAME_PERSON,
+            actor.bundle.manifest["source"]["name"],
+        )
 
 
 def _video_scores(video: Path, track: FaceTrack, reference: np.ndarray, count: int) -> dict[str, float]:
@@ -377,6 +515,9 @@ def measure(
     face_model = actor.face_model.to(device)
     step("track")
     track = track_video(heldout, TrackConfig(crop_size=actor.recon.crop.size), progress=progress)
+    train_track = actor.track()
+    reference = _identity_reference(actor, train_track, config.identity_frames)
+    _warn_other_person(actor, heldout, track, reference, config.identity_frames)
     step("reconstruct")
     recon, _ = reconstruct_clip(heldout, face_model, config.fit, track, device=device, progress=progress)
     real_audio = read_audio(heldout, AUDIO_RATE, num_samples=round(track.num_frames * AUDIO_RATE / VIDEO_FPS))
@@ -403,7 +544,6 @@ def measure(
         **pose_baselines(real_deg, train_deg, VIDEO_FPS),
     }
     real_open, generated_open = landmark_aperture(track.ibug68), landmark_aperture(generated_track.ibug68)
-    train_track = actor.track()
     train_landmarks = train_track.ibug68
     if text is None:  # other words cannot be in sync with the real mouth
         n = min(len(real_open), len(generated_open))
@@ -414,7 +554,6 @@ def measure(
             "lmd": mouth_landmark_distance(track.ibug68, generated_track.ibug68),
             "replay_lmd": mouth_landmark_distance(track.ibug68, train_landmarks),
         }
-    reference = _identity_reference(actor, train_track, config.identity_frames)
     image, samples, chosen = _image_metrics(actor, recon, track, heldout, reference, config, device)
     metrics |= image
     metrics |= _video_scores(generated, generated_track, reference, config.identity_frames)

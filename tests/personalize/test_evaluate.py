@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -19,24 +20,26 @@ from audio2pose.metrics import (
     pose_baselines,
     velocity_w1,
 )
-from personalize.bundle import MANIFEST_NAME, ActorBundle
+from personalize.bundle import MANIFEST_NAME, Actor, ActorBundle
 from personalize.cli import main
 from personalize.evaluate import (
     GENERATED_NAME,
     METRICS_NAME,
+    SAME_PERSON,
     EvaluateConfig,
     evaluate,
     evaluate_batch,
     metric_keys,
     metrics_schema,
     read_report,
+    trained_frames_found,
 )
 from personalize.manifest import ActorEntry
 from personalize.pipeline import PersonalizeConfig, personalize
 from personalize.report import PLOTS, REPORT_NAME, write_summary
 from recon3d.errors import InputError
 from recon3d.fit import FitConfig
-from recon3d.video import probe
+from recon3d.video import AUDIO_RATE, probe, read_audio, read_frames, trim_video, write_video
 from tests.conftest import encode_video
 from tests.personalize.conftest import ACTOR_CLIP, tiny_config
 from tests.personalize.test_pipeline import speech_like
@@ -142,10 +145,37 @@ def heldout_actor(source: Path, flite: str, tmp_path_factory) -> Path:
     return root
 
 
+class Warnings(logging.Handler):
+    """The talkface logger's warnings while it is installed (`with Warnings() as warned:`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        logging.getLogger("talkface").addHandler(self)
+        return self.messages
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("talkface").removeHandler(self)
+
+
 @pytest.fixture(scope="module")
-def report(heldout_actor: Path, tmp_path_factory) -> tuple[Path, dict]:
+def report_warnings() -> list[str]:
+    """What `report`'s evaluation warned."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def report(heldout_actor: Path, report_warnings: list[str], tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("evaluation") / "report"
-    return out, evaluate(heldout_actor, out, config=TINY_EVALUATE, progress=False)
+    with Warnings() as warned:
+        record = evaluate(heldout_actor, out, config=TINY_EVALUATE, progress=False)
+    report_warnings.extend(warned)
+    return out, record
 
 
 def test_personalize_end_learns_from_the_head_of_the_video_only(heldout_actor, source):
@@ -342,3 +372,91 @@ def test_a_batch_keeps_finished_reports_and_records_a_failing_actor(report, held
     code = main(["-q", "evaluate", "--batch", str(manifest), "--actors", str(actors), "--report", str(reports)])
     assert code == 2 and "1 of 2 actors failed (missing)" in capsys.readouterr().err
     assert "| missing | failed: " in (reports / "summary.md").read_text()
+
+
+# ------------------------------------------------------------------------------------ not held out
+
+
+def cut(video: Path, out: Path, first: int, stop: int, before: Path | None = None) -> Path:
+    """Frames [first, stop) of `video` with their audio, re-encoded lossily (x264 crf 23); after
+    the first 10 frames of `before` when given (with silence under them)."""
+    frames = read_frames(video)[first:stop]
+    audio = read_audio(video)[first * 640 : stop * 640]
+    if before is not None:
+        frames = np.concatenate([read_frames(before)[:10], frames])
+        audio = np.concatenate([np.zeros(10 * 640, np.float32), audio])
+    write_video(out, frames, audio=audio, sample_rate=AUDIO_RATE, crf=23)
+    return out
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("itself", "the video the actor was trained on"),
+        ("copy", "the video the actor was trained on"),
+        ("changed since", "the video the actor was trained on"),
+        ("re-encoded cut", r"frames from 0\.00 s on are frames the actor was trained on \(vox_00010.mp4 from 1\.00 s"),
+        ("cut after other footage", r"0\.40 s on are frames the actor was trained on \(vox_00010.mp4 from 0\.00 s"),
+    ],
+)
+def test_the_training_video_is_not_taken_for_heldout_footage(
+    heldout_actor, source, clips, tmp_path, capsys, case, message
+):
+    actor = heldout_actor
+    if case == "itself":
+        video = source
+    elif case == "copy":
+        video = tmp_path / "copy.mp4"
+        shutil.copyfile(source, video)
+    elif case == "changed since":
+        # The file the bundle recorded, changed (other bytes): still the file it was trained on.
+        actor, video = tmp_path / "actor", tmp_path / "source.mp4"
+        shutil.copytree(heldout_actor, actor)
+        shutil.copyfile(source, video)
+        bundle = ActorBundle.open(actor)
+        bundle.manifest["source"]["path"] = str(video)
+        bundle.write_manifest()
+        with open(video, "ab") as f:
+            f.write(b"\0" * 100)
+    elif case == "re-encoded cut":
+        video = cut(source, tmp_path / "cut.mp4", 25, 75)  # 1 s to 3 s: trained on
+    else:
+        video = cut(source, tmp_path / "cut.mp4", 0, 40, before=clips / "vox_00002.mp4")
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(InputError, match=message) as refusal:
+        evaluate(actor, tmp_path / "report", video, config=TINY_EVALUATE, progress=False)
+    assert str(refusal.value).endswith(
+        "so not held out; give --video with footage of the actor that it was not trained on, "
+        f"or --start {END:g} for its video's unseen tail"
+    )
+    assert sorted(tmp_path.iterdir()) == before  # refused before any work: no report, no staging folder
+    code = main(["-q", "evaluate", "--actor", str(actor), "--video", str(video), "--report", str(tmp_path / "report")])
+    assert code == 2 and capsys.readouterr().err.strip() == f"talkface: error: {refusal.value}"
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_unseen_footage_is_not_taken_for_trained_frames(heldout_actor, source, clips, tmp_path):
+    actor = Actor.load(heldout_actor)
+    # The tail right after the trained part (its first frame follows the last trained one), and
+    # another person: no frames in common.
+    trim_video(source, tmp_path / "tail.mp4", first=round(END * 25))
+    assert trained_frames_found(actor, tmp_path / "tail.mp4") is None
+    assert trained_frames_found(actor, clips / "vox_00002.mp4") is None
+    assert trained_frames_found(actor, cut(source, tmp_path / "cut.mp4", 25, 75)) == (25, 0)
+
+
+def test_heldout_footage_of_someone_else_is_measured_with_a_warning(heldout_actor, clips, tmp_path, report_warnings):
+    other = tmp_path / "other.mp4"
+    trim_video(clips / "vox_00002.mp4", other, stop=30)  # a woman; the actor is a man
+    with Warnings() as warned:
+        record = evaluate(heldout_actor, tmp_path / "report", other, config=TINY_EVALUATE, progress=False)
+    assert read_report(tmp_path / "report") == record  # measured all the same
+    assert len(warned) == 1 and re.fullmatch(
+        rf"{re.escape(str(other))}: the face in it does not look like the actor's \(identity similarity 0\.\d+; the "
+        rf"same person scores above {SAME_PERSON}\), so the metrics compare the actor with someone else: give "
+        rf"held-out footage of the person in {ACTOR_CLIP}",
+        warned[0],
+    )
+    assert float(re.search(r"similarity (0\.\d+)", warned[0]).group(1)) < SAME_PERSON
+    # The actor's own unseen footage: no warning.
+    assert not [message for message in report_warnings if "does not look like" in message]
