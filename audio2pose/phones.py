@@ -12,6 +12,8 @@ Three sources, best first (`speech_phones` picks):
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ from pocketsphinx import Decoder, get_model_path
 from tqdm import tqdm
 
 from recon3d.video import AUDIO_RATE
+
+log = logging.getLogger("talkface")
 
 PHONES = (
     "AA",
@@ -72,6 +76,15 @@ PIECE_SECONDS = 30.0
 faster than the utterance (10 minutes at once: 164 s and 370 MB; in 30 s pieces: see README)."""
 FLITE_PHONES = {"ax": "AH", "pau": SILENCE}
 """Flite's US phones are CMU's in lower case, but for schwa and the pause."""
+TRANSCRIPT_MATCH = 0.5
+"""Least share of the words recognised in speech that its transcript must hold, and of the
+transcript's words that must be recognised, for it to be taken as what the speech says
+(`transcript_match`). Measured on pysptk's ARCTIC sample (its prompt), two of the shared speech
+files (the recognised words, the evident mishearings corrected: "michigan" for "magician") and
+two Flite sentences in two voices: their own transcripts score 0.75-1 (PocketSphinx mishears a
+word in four to eight: "blur the sheep" for "glue the sheet"), the ARCTIC one with two words left
+out 0.82, with its second half wrong 0.64; other sentences' words (17 pairs, with the third
+shared file's too) 0-0.25."""
 
 
 @dataclass(frozen=True)
@@ -251,21 +264,99 @@ def speech_pieces(audio: np.ndarray, seconds: float | None = None) -> list[tuple
     return [*pieces, (start, len(audio))]
 
 
+@dataclass(frozen=True)
+class TranscriptMatch:
+    """How well a transcript's words agree with the words recognised in (a first part of) its speech."""
+
+    found: int
+    """Recognised words that are in the transcript."""
+    recognised: int
+    """Words recognised (in the first `seconds`)."""
+    said: int | None
+    """Words of the transcript that are recognised; None where not all the speech was recognised."""
+    words: int
+    """Words of the transcript (in the part that was recognised, in proportion)."""
+    seconds: float
+    """Seconds of speech recognised (from its start)."""
+
+    @property
+    def score(self) -> float:
+        """The share of the recognised words in the transcript, or the share of its words that
+        were recognised if lower (`TRANSCRIPT_MATCH`); 1 where nothing was recognised."""
+        shares = [self.found / self.recognised] if self.recognised else []
+        if self.recognised and self.said is not None and self.words:
+            shares.append(self.said / self.words)
+        return min(shares, default=1.0)
+
+    def describe(self) -> str:
+        if self.said is None:
+            return (
+                f"{self.found} of the {self.recognised} words recognised in its first {self.seconds:.1f} s "
+                "are in the transcript"
+            )
+        return (
+            f"{self.found} of the {self.recognised} words recognised in it are in the transcript, and "
+            f"{self.said} of the transcript's {self.words} were recognised"
+        )
+
+
+def transcript_match(words: list[str], heard: list[str], seconds: float, total_seconds: float) -> TranscriptMatch:
+    """How well transcript `words` (`transcript_words`) match the words `heard` in the first
+    `seconds` of `total_seconds` of speech: against the transcript's words in proportion (and a
+    quarter more) when that is only a part of the speech."""
+    whole = seconds >= total_seconds - 1e-6
+    if not whole:
+        words = words[: math.ceil(len(words) * seconds / total_seconds * 1.25) + 2]
+    vocabulary, recognised = set(words), set(heard)
+    return TranscriptMatch(
+        found=sum(word in vocabulary for word in heard),
+        recognised=len(heard),
+        said=sum(word in recognised for word in words) if whole else None,
+        words=len(words),
+        seconds=seconds,
+    )
+
+
+def _warn_unmatched(match: TranscriptMatch, aligned: bool) -> None:
+    """One warning line when the transcript does not seem to be what the speech says."""
+    if match.score < TRANSCRIPT_MATCH:
+        follows = "the transcript's words as aligned to it" if aligned else "the recognised words (it did not align)"
+        log.warning(
+            "the transcript does not seem to match the speech: %s; the mouth follows %s: give the words "
+            "the speech says, or leave the transcript out",
+            match.describe(),
+            follows,
+        )
+
+
 def speech_phones(audio: np.ndarray, transcript: str | None = None, progress: bool = False) -> PhoneTimings:
     """Phone timings of 16 kHz speech: its transcript aligned when given (and alignable), else
     decoded words aligned, else the phone loop. Without a transcript, speech longer than
-    `PIECE_SECONDS` is decoded a piece at a time (`speech_pieces`; a bar with `progress`)."""
+    `PIECE_SECONDS` is decoded a piece at a time (`speech_pieces`; a bar with `progress`). A
+    transcript whose words do not match those recognised in the speech (`transcript_match`; the
+    first piece's) is warned of."""
+    pieces = speech_pieces(audio)
+    total = len(audio) / AUDIO_RATE
     if transcript is not None:
         # One utterance: where the transcript's words fall in a long recording is what the
         # alignment finds, so it cannot be cut before.
-        timings = align_words(audio, transcript_words(transcript), "transcript")
+        words = transcript_words(transcript)
+        timings = align_words(audio, words, "transcript")
         if timings is not None:
+            start, end = pieces[0]
+            heard = decode_words(audio[start:end])
+            _warn_unmatched(transcript_match(words, heard, (end - start) / AUDIO_RATE, total), aligned=True)
             return timings
-    pieces = speech_pieces(audio)
+        log.info("the transcript could not be aligned to the speech; the mouth follows the recognised words")
     parts = []
-    for start, end in tqdm(pieces, desc="phones", unit="piece", disable=not progress or len(pieces) == 1):
+    for k, (start, end) in enumerate(
+        tqdm(pieces, desc="phones", unit="piece", disable=not progress or len(pieces) == 1)
+    ):
         piece = audio[start:end]
-        timings = align_words(piece, decode_words(piece), "decoded")
+        heard = decode_words(piece)
+        if k == 0 and transcript is not None:
+            _warn_unmatched(transcript_match(words, heard, (end - start) / AUDIO_RATE, total), aligned=False)
+        timings = align_words(piece, heard, "decoded")
         parts.append((timings if timings is not None else phone_loop(piece), start / AUDIO_RATE))
     decoded = any(timings.source == "decoded" for timings, _ in parts)
     return PhoneTimings.concatenate(parts, "decoded" if decoded else "phone-loop")
