@@ -107,6 +107,15 @@ log = logging.getLogger("talkface")
 LOCK_NAME = ".personalize.lock"
 """Held in the bundle while a personalize writes it (a second one is refused); removed after."""
 MIN_CROP_SIZE = 32
+SOUND_WINDOW = 0.5
+"""Seconds per window of a soundtrack in which sound is looked for (`sound_coverage`)."""
+SOUND_RANGE_DB = 40.0
+"""A window holds sound within this many dB of the soundtrack's loud windows (its 90th percentile
+RMS). On the 20 shared clips the quietest half-second, a pause, is 47 dB below (hdtf_aoc_8s),
+every other within 30 dB."""
+MIN_SOUND_COVERAGE = 0.5
+"""Least share of a video's windows with sound that passes without a warning: the 20 shared clips
+have sound in 94-100% of theirs."""
 
 
 @dataclass
@@ -239,6 +248,7 @@ def audio2pose(ctx: StageContext) -> dict:
         model = photo_model(load_general_model(ctx.face_model.name), recon)
         metrics = {"model": "general", "steps": 0}
     else:
+        _warn_partial_sound(ctx)
         torch.manual_seed(ctx.config.finetune.scratch.seed)
         clip = motion_clip(ctx.video, recon, ctx.config.finetune.model.features)
         model = finetune(clip, None, ctx.config.finetune, ctx.device, ctx.progress)
@@ -359,6 +369,37 @@ STAGE_RUNNERS: dict[str, Callable[[StageContext], dict]] = {
 """Stage name -> the function that runs it (in `personalize.bundle.STAGES` order; the files it
 may write are `personalize.bundle.STAGE_FILES`)."""
 assert tuple(STAGE_RUNNERS) == STAGES
+
+
+def sound_coverage(audio: np.ndarray, floor: float) -> float:
+    """The share of `audio`'s `SOUND_WINDOW` windows that hold sound: an RMS within
+    `SOUND_RANGE_DB` of its loud windows' and at least `floor`."""
+    hop = round(SOUND_WINDOW * AUDIO_RATE)
+    count = max(1, round(len(audio) / hop))
+    windows = np.pad(audio[: count * hop], (0, max(0, count * hop - len(audio)))).reshape(count, hop)
+    rms = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=1))
+    loud = float(np.percentile(rms, 90))
+    return float(np.mean(rms >= max(floor, loud * 10 ** (-SOUND_RANGE_DB / 20))))
+
+
+def _warn_partial_sound(ctx: StageContext) -> None:
+    """Warns when sound covers less than `MIN_SOUND_COVERAGE` of the video (a short audio stream,
+    silence): the frames under silence teach a face that does not speak."""
+    stream = read_audio(ctx.video, AUDIO_RATE)
+    seconds, samples = ctx.info.duration, round(ctx.info.duration * AUDIO_RATE)
+    # Where the stream ends before the video, the rest is silence (as `read_audio` pads it).
+    coverage = sound_coverage(np.pad(stream[:samples], (0, max(0, samples - len(stream)))), ctx.config.min_speech_rms)
+    if coverage < MIN_SOUND_COVERAGE:
+        log.warning(
+            "%s: sound in only %.0f%% of the video (%.1f of %.1f s; its audio stream lasts %.1f s): the actor's "
+            "talking style, mouth and voice are learned from its speech, the silent rest teaches a face that "
+            "does not speak; give a video of the actor speaking throughout (or --end where the speech ends)",
+            ctx.bundle.manifest["source"]["name"],
+            100 * coverage,
+            coverage * seconds,
+            seconds,
+            len(stream) / AUDIO_RATE,
+        )
 
 
 def photo_model(general: AudioToPose, recon: Reconstruction) -> AudioToPose:

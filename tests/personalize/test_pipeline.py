@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import logging
+import re
 import shutil
 
 import numpy as np
@@ -300,3 +302,33 @@ def test_a_resume_removes_what_killed_runs_left_and_two_at_once_are_refused(acto
         with pytest.raises(InputError, match="another `talkface personalize` is writing this bundle"):
             personalize(clips / ACTOR_CLIP, tmp_path / "new", tiny_config(), progress=False)
         assert (tmp_path / "new" / FRAMES).read_bytes() == b"the other run's"
+
+
+# ------------------------------------------------------------------------------------ warnings
+
+
+def personalize_warnings(video, root, caplog) -> list[str]:
+    """Personalizes `video` into `root` (the tiny preset); the talkface logger's warnings."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="talkface"):
+        personalize(video, root, tiny_config(), progress=False)
+    return [r.getMessage() for r in caplog.records if r.name == "talkface" and r.levelno >= logging.WARNING]
+
+
+def test_a_soundtrack_covering_less_than_half_the_video_is_warned_of(actor_dir, clips, flite, tmp_path, caplog):
+    # 7 s of the clip's frames (played forward, then back), and an audio stream of its first 2.8 s only
+    # (the voice needs a second of voiced speech).
+    frames = read_frames(clips / ACTOR_CLIP)
+    frames = np.concatenate([frames, frames[::-1][: 175 - len(frames)]])
+    video = encode_video(tmp_path / "clip.mp4", frames, audio=read_audio(clips / ACTOR_CLIP)[: 16000 * 28 // 10])
+    warned = [w for w in personalize_warnings(video, tmp_path / "actor", caplog) if "sound in" in w]
+    assert len(warned) == 1 and re.fullmatch(
+        r"clip\.mp4: sound in only 4\d% of the video \(3\.0 of 7\.0 s; its audio stream lasts 2\.8 s\): the "
+        "actor's talking style, mouth and voice are learned from its speech, the silent rest teaches a face that "
+        r"does not speak; give a video of the actor speaking throughout \(or --end where the speech ends\)",
+        warned[0],
+    )
+    assert warned[0] in (tmp_path / "actor" / LOG_NAME).read_text()  # and in the bundle's log
+    Actor.load(tmp_path / "actor")  # a warning: the actor is made all the same
+    # Speech throughout (the session's actor): no warning.
+    assert "sound in only" not in (actor_dir / LOG_NAME).read_text()
