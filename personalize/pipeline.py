@@ -53,7 +53,7 @@ from audio2pose.articulation import (
     table_prior,
 )
 from audio2pose.general import general_model_path, load_general_model
-from audio2pose.metrics import mouth_aperture
+from audio2pose.metrics import landmark_aperture, mouth_aperture
 from audio2pose.model import AudioToPose, target_statistics
 from audio2pose.phones import speech_phones
 from audio2pose.train import FinetuneConfig, finetune, motion_clip, reconstruction_targets
@@ -116,6 +116,18 @@ every other within 30 dB."""
 MIN_SOUND_COVERAGE = 0.5
 """Least share of a video's windows with sound that passes without a warning: the 20 shared clips
 have sound in 94-100% of theirs."""
+MOUTH_DETAIL = 0.2
+"""Least detail in the mouth's area for it to be seen: the spread of grey levels inside the lips'
+box over that inside the box of the eye and mouth corners, median of `MOUTH_FRAMES` frames. The
+20 shared clips: 0.71-1.21; a rectangle painted over the mouth in every frame (skin-coloured or
+black on 8 of them, grey on one): 0.000-0.019."""
+MOUTH_MOTION = 0.02
+"""Least spread (5th to 95th percentile) of the tracked inner-lip opening, in eye-corner distances
+(`audio2pose.metrics.landmark_aperture`), for the mouth to be seen moving: the 20 shared clips
+0.049-0.27 (down to 0.0046 in their stillest 2 s, a pause); under a painted rectangle the tracker
+guesses a mouth, 0.002-0.046."""
+MOUTH_FRAMES = 25
+"""Frames, evenly spaced, whose mouth's detail is measured (`MOUTH_DETAIL`)."""
 
 
 @dataclass
@@ -219,6 +231,8 @@ def ingest(ctx: StageContext) -> dict:
 def track(ctx: StageContext) -> dict:
     face_track = ctx.face_track or track_face(ctx.video, ctx.config, ctx.progress)
     face_track.save(ctx.bundle.path(TRACK))
+    if not ctx.info.is_image:
+        _warn_unseen_mouth(ctx, face_track)
     return {
         "frames": face_track.num_frames,
         "detected": round(float(face_track.detected.mean()), 4),
@@ -369,6 +383,49 @@ STAGE_RUNNERS: dict[str, Callable[[StageContext], dict]] = {
 """Stage name -> the function that runs it (in `personalize.bundle.STAGES` order; the files it
 may write are `personalize.bundle.STAGE_FILES`)."""
 assert tuple(STAGE_RUNNERS) == STAGES
+
+
+def _spread(grey: np.ndarray, points: np.ndarray) -> float:
+    """The standard deviation of `grey`'s pixels in the box around `(N, 2)` `points`."""
+    (x0, y0), (x1, y1) = np.floor(points.min(0)).astype(int).clip(0), np.ceil(points.max(0)).astype(int)
+    return float(grey[y0 : y1 + 1, x0 : x1 + 1].std()) if x1 > x0 and y1 > y0 else 0.0
+
+
+def mouth_detail(frames: zipfile.ZipFile, face_track: FaceTrack) -> float:
+    """`MOUTH_DETAIL`'s measure on `MOUTH_FRAMES` of the bundle's `frames`, evenly spaced."""
+    details, count = [], min(face_track.num_frames, len(frames.namelist()))
+    for t in np.unique(np.linspace(0, count - 1, MOUTH_FRAMES).round().astype(int)):
+        grey = cv2.imdecode(np.frombuffer(frames.read(frame_name(int(t))), np.uint8), cv2.IMREAD_GRAYSCALE)
+        points = face_track.ibug68[t]
+        details.append(_spread(grey, points[48:60]) / max(_spread(grey, points[[36, 45, 48, 54]]), 1.0))
+    return float(np.median(details))
+
+
+def _warn_unseen_mouth(ctx: StageContext, face_track: FaceTrack) -> None:
+    """Warns when the mouth cannot be learned from the video: its area shows no detail
+    (`MOUTH_DETAIL`: covered), or the lips never part (`MOUTH_MOTION`)."""
+    aperture = landmark_aperture(face_track.ibug68)
+    motion = float(np.percentile(aperture, 95) - np.percentile(aperture, 5))
+    with zipfile.ZipFile(ctx.bundle.path(FRAMES)) as frames:
+        detail = mouth_detail(frames, face_track)
+    if detail < MOUTH_DETAIL:
+        reason = (
+            f"its area shows next to no detail ({detail:.2f} of the face's, a seen mouth's {MOUTH_DETAIL:g} or "
+            "more), as if covered"
+        )
+    elif motion < MOUTH_MOTION:
+        reason = (
+            f"the lips hardly part (the inner-lip opening varies by {motion:.3f} eye-corner distances, a speaking "
+            f"mouth's by {MOUTH_MOTION:g} or more)"
+        )
+    else:
+        return
+    log.warning(
+        "%s: the actor's mouth cannot be learned from this video: %s; give a video where the mouth is seen while "
+        "the actor speaks",
+        ctx.bundle.manifest["source"]["name"],
+        reason,
+    )
 
 
 def sound_coverage(audio: np.ndarray, floor: float) -> float:

@@ -21,6 +21,7 @@ from personalize.bundle import FRAMES, LOG_NAME, MANIFEST_NAME, STAGES, Actor, A
 from personalize.generate import GenerateConfig, plan_speech
 from personalize.pipeline import PersonalizeConfig, personalize
 from recon3d.errors import InputError
+from recon3d.track import track_video
 from recon3d.video import read_audio, read_frames
 from tests.conftest import encode_video
 from tests.personalize.conftest import ACTOR_CLIP, tiny_config
@@ -332,3 +333,32 @@ def test_a_soundtrack_covering_less_than_half_the_video_is_warned_of(actor_dir, 
     Actor.load(tmp_path / "actor")  # a warning: the actor is made all the same
     # Speech throughout (the session's actor): no warning.
     assert "sound in only" not in (actor_dir / LOG_NAME).read_text()
+
+
+def mouth_covered_video(clips, path):
+    """The first 2.4 s of ACTOR_CLIP with a skin-coloured rectangle over the mouth in every frame:
+    the lips' box where the tracker finds them, a quarter of its width wider and half its height
+    taller on each side."""
+    frames = read_frames(clips / ACTOR_CLIP)[:60]
+    mouths = track_video(clips / ACTOR_CLIP, progress=False).ibug68[:60, 48:68]
+    for frame, mouth in zip(frames, mouths):
+        (x0, y0), (x1, y1) = mouth.min(0), mouth.max(0)
+        x0, x1, y0, y1 = (
+            round(v) for v in (x0 - (x1 - x0) / 4, x1 + (x1 - x0) / 4, y0 - (y1 - y0) / 2, y1 + (y1 - y0) / 2)
+        )
+        frame[y0:y1, x0:x1] = frame[y0 - 6 : y0 - 2, x0:x1].reshape(-1, 3).mean(0)  # the skin just above it
+    return encode_video(path, frames, audio=read_audio(clips / ACTOR_CLIP)[: 60 * 640])
+
+
+def test_a_mouth_covered_all_through_the_video_is_warned_of(actor_dir, clips, flite, tmp_path, caplog):
+    video = mouth_covered_video(clips, tmp_path / "covered.mp4")
+    warned = [w for w in personalize_warnings(video, tmp_path / "actor", caplog) if "mouth" in w]
+    assert len(warned) == 1 and re.fullmatch(
+        r"covered\.mp4: the actor's mouth cannot be learned from this video: its area shows next to no detail "
+        r"\(0\.0\d of the face's, a seen mouth's 0\.2 or more\), as if covered; give a video where the mouth is "
+        "seen while the actor speaks",
+        warned[0],
+    )
+    assert warned[0] in (tmp_path / "actor" / LOG_NAME).read_text()
+    # The mouth seen (the session's actor, the same clip uncovered): no warning.
+    assert "mouth cannot be learned" not in (actor_dir / LOG_NAME).read_text()
