@@ -240,9 +240,14 @@ class FaceMeshDetector:
         return faces
 
 
-def find_small_face(frames: list[np.ndarray], tile_share: float = 0.5) -> np.ndarray | None:
-    """The x0, y0, x1, y1 box around the most confident face found in each of `frames`, searched
-    in overlapping square tiles of `tile_share` of the shorter side; None where none has one.
+SMALL_FACE_MIN_SIDE = 24
+"""Pixels: a smaller box is not a face the face mesh can follow (and BlazeFace finds such specks in noise)."""
+
+
+def find_small_face(frames: list[np.ndarray], tile_share: float = 0.5) -> list[np.ndarray | None]:
+    """Per frame, the x0, y0, x1, y1 box of the most confident face at least `SMALL_FACE_MIN_SIDE`
+    wide, searched in overlapping square tiles of `tile_share` of the shorter side (None where
+    there is none).
 
     For faces too small for a search of the whole frame: the face mesh and BlazeFace see a frame
     shrunk to 128-256 px, where a 130 px face in a 1920x1080 frame is 9-17 px, below what they
@@ -269,11 +274,8 @@ def find_small_face(frames: list[np.ndarray], tile_share: float = 0.5) -> np.nda
                         h, w = tile.shape[:2]
                         box = np.array([x0 + rel.xmin * w, y0 + rel.ymin * h, x0 + (rel.xmin + rel.width) * w,
                                         y0 + (rel.ymin + rel.height) * h])  # fmt: skip
-                        if best is None or det.score[0] > best[1]:
+                        big_enough = min(box[2] - box[0], box[3] - box[1]) >= SMALL_FACE_MIN_SIDE
+                        if big_enough and (best is None or det.score[0] > best[1]):
                             best = (box, float(det.score[0]))
-            if best is not None:
-                found.append(best[0])
-    if not found:
-        return None
-    boxes = np.stack(found)
-    return np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])
+            found.append(None if best is None else best[0])
+    return found

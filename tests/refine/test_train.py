@@ -108,8 +108,11 @@ def test_training_resumes_where_it_stopped(clip_data, tmp_path):
 
 def test_a_tiny_fine_tuned_refiner_beats_the_raw_render_on_held_out_frames(clip_data, tmp_path):
     model, recon, crops, region, pairs, cut = clip_data
+    # 300 steps fit the training frames (+3 dB) but gained nothing held out with this machine's
+    # packages (28.33 against the raw 28.73 dB); 600 gain +0.6 dB.
+    config = dataclasses.replace(TINY, steps=600)
     refiner, history = train_refiner(
-        pairs.subset(slice(0, cut)), tmp_path, TINY, held_out=pairs.subset(slice(cut, None)), progress=False
+        pairs.subset(slice(0, cut)), tmp_path, config, held_out=pairs.subset(slice(cut, None)), progress=False
     )
     assert history[-1]["l1"] < history[0]["l1"]
     raw, refined = refinement_psnr(refiner, pairs.subset(slice(cut, None)))
