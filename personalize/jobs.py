@@ -26,7 +26,6 @@ The summary ROOT/jobs.json (rewritten atomically as each actor finishes):
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -47,7 +46,7 @@ from personalize.options import ConfigOption, PresetName, manifest_options, pers
 from personalize.pipeline import PersonalizeConfig, bundle_log, personalize, unfinished_stages
 from recon3d.device import DeviceName, resolve_device
 from recon3d.errors import InputError
-from recon3d.video import atomic_path
+from recon3d.video import atomic_path, held_lock
 
 log = logging.getLogger("talkface")
 
@@ -195,29 +194,13 @@ def root_lock(root: Path) -> Iterator[None]:
     the block ends, and so do the folders made for ROOT that it left empty (a refusal before any
     job): a refused run leaves nothing behind."""
     made = [folder for folder in (root, *root.parents) if not folder.exists()]
-    path = root / LOCK_NAME
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")
-    except OSError as err:
-        raise InputError(
-            f"--root {root}: cannot write there ({err.strerror}); give a directory you can write"
-        ) from None
-    try:
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                # The file may have been removed by the run that held it just before we locked it.
-                if os.fstat(handle.fileno()).st_ino != path.stat().st_ino:
-                    raise BlockingIOError
-            except (BlockingIOError, FileNotFoundError):
-                raise InputError(
-                    f"{root}: another `talkface jobs run` is using this root; wait for it or give another --root"
-                ) from None
-            try:
-                yield
-            finally:
-                path.unlink(missing_ok=True)  # while still locked, so no one locks the removed file
+        with held_lock(
+            root / LOCK_NAME,
+            busy=f"{root}: another `talkface jobs run` is using this root; wait for it or give another --root",
+            cannot_write=f"--root {root}: cannot write there",
+        ):
+            yield
     finally:
         for folder in made:  # deepest first
             with contextlib.suppress(OSError):  # holds the run's bundles and summary: kept

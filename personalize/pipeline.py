@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import os
 import tempfile
@@ -92,6 +91,7 @@ from recon3d.video import (
     VIDEO_FPS,
     MediaInfo,
     atomic_path,
+    held_lock,
     iter_frames,
     probe,
     read_audio,
@@ -589,24 +589,11 @@ def writing_bundle(root: Path) -> Iterator[None]:
     and the bundle was new, what it wrote goes again, with the directories made for it: a refusal
     leaves nothing behind."""
     made = [folder for folder in (root, *root.parents) if not folder.exists()]
-    path = root / LOCK_NAME
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")
-    except OSError as err:
-        raise InputError(
-            f"--actor {root}: cannot write the bundle ({err.strerror}); give a directory you can write"
-        ) from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # The file may have been removed by the run that held it just before we locked it.
-            if os.fstat(handle.fileno()).st_ino != path.stat().st_ino:
-                raise BlockingIOError
-        except (BlockingIOError, FileNotFoundError):
-            raise InputError(
-                f"--actor {root}: another `talkface personalize` is writing this bundle; wait for it to finish"
-            ) from None
+    with held_lock(
+        root / LOCK_NAME,
+        busy=f"--actor {root}: another `talkface personalize` is writing this bundle; wait for it to finish",
+        cannot_write=f"--actor {root}: cannot write the bundle",
+    ):
         new = not (root / MANIFEST_NAME).exists()  # known only under the lock: the other run may be making it
         for file in (*bundle_files(root), root / REFINE_WORK / CHECKPOINT_NAME):
             remove_stale_temps(file, 0.0)  # none is live: this run holds the bundle
@@ -615,13 +602,11 @@ def writing_bundle(root: Path) -> Iterator[None]:
         except InputError:
             if new:
                 remove_bundle_files(root)
-                path.unlink()
+                (root / LOCK_NAME).unlink()
                 for folder in made:  # deepest first
                     with contextlib.suppress(OSError):  # holds something else: kept
                         folder.rmdir()
             raise
-        finally:
-            path.unlink(missing_ok=True)  # while still locked, so no one locks the removed file
 
 
 def personalize(

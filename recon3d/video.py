@@ -20,6 +20,7 @@ Frames are `(H, W, 3)` uint8 RGB arrays; stacks are `(T, H, W, 3)`; audio is `(N
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import logging
 import math
@@ -382,6 +383,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def held_lock(path: str | os.PathLike, busy: str, cannot_write: str) -> Iterator[None]:
+    """Holds the lock file `path` (made with its folders; an exclusive flock) while the block runs,
+    and removes it at the end. An InputError `busy` where another process holds it, one starting
+    with `cannot_write` where it cannot be made."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+    except OSError as err:
+        raise InputError(f"{cannot_write} ({err.strerror}); give a directory you can write") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The file may have been removed by the run that held it just before we locked it.
+            if os.fstat(handle.fileno()).st_ino != path.stat().st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            raise InputError(busy) from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # while still locked, so no one locks the removed file
 
 
 def check_output(
