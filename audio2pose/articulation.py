@@ -149,9 +149,14 @@ def articulate(
     fps: float = 25.0,
     config: VisemeConfig = VisemeConfig(),
     exp_range: tuple[float, float] | None = None,
+    habits: float = 0.0,
 ) -> np.ndarray:
-    """`(T, K)` expressions whose mouth follows the phones and whose rest is `exp`'s (the network's)."""
+    """`(T, K)` expressions whose mouth follows the phones and whose rest is `exp`'s (the network's).
+    `habits`: the share of `exp`'s own mouth motion about its mean added to the phones' mouth (the
+    actor's habits that no phone says: a breath in a pause, an idle mouth, a smile)."""
     mouth = articulated_exp(viseme_weights(timings, len(exp), fps, config), shapes)
+    if habits:
+        mouth = mouth + habits * (exp - exp.mean(0))
     rest = np.eye(len(projection), dtype=np.float32) - projection
     out = (mouth @ projection.T + exp @ rest.T).astype(exp.dtype)
     return out if exp_range is None else np.clip(out, *exp_range)

@@ -35,7 +35,9 @@ from recon3d.errors import InputError
 from recon3d.video import AUDIO_RATE, read_audio
 
 FLITE_VOICES = ("rms", "awb", "slt")
-"""Flite's built-in 16 kHz voices, most intelligible first (kal is 8 kHz and far less clear)."""
+"""Flite's built-in 16 kHz voices, most intelligible first: those voice matching starts from."""
+FLITE_ALL_VOICES = (*FLITE_VOICES, "kal")
+"""... and its 8 kHz kal, far less clear, but another voice to drive a mouth with."""
 MAX_SENTENCE_CHARS = 300
 """Longer sentences are split at clause punctuation, then at spaces (one synthesizer call each)."""
 SENTENCE_PAUSE = 0.15
@@ -125,8 +127,8 @@ class FliteSynthesizer:
     timeout_per_char: float = ENGINE_TIMEOUT_PER_CHAR
 
     def __post_init__(self) -> None:
-        if self.voice not in FLITE_VOICES:
-            raise InputError(f"unknown flite voice {self.voice!r}; choose one of {', '.join(FLITE_VOICES)}")
+        if self.voice not in FLITE_ALL_VOICES:
+            raise InputError(f"unknown flite voice {self.voice!r}; choose one of {', '.join(FLITE_ALL_VOICES)}")
 
     @property
     def name(self) -> str:

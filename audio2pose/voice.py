@@ -72,6 +72,9 @@ class VoiceConfig:
     """Least voiced speech a voice is learned from."""
     max_seconds: float = 60.0
     """Most of the actor's speech a voice is learned from (Harvest takes about 0.3 s per second)."""
+    match: bool = True
+    """False: no voice is learned and text is said in Flite's default voice as it is (the stage
+    then takes a second instead of about 40: for actors only ever driven by recorded speech)."""
     max_wer_increase: float = 0.05
     """Most matching may raise the recogniser's word error rate on the passage over the same Flite
     voice unmatched (intelligibility is kept, at some cost in similarity)."""

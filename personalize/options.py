@@ -113,6 +113,7 @@ GENERATE_OPTIONS = (
     ConfigOption("pose_amplitude", ("pose_amplitude",)),
     ConfigOption("max_seconds", ("max_seconds",)),
     ConfigOption("articulation", ("articulation",)),
+    ConfigOption("habits", ("habits",)),
     ConfigOption("synthesis", ("synthesis",)),
     ConfigOption("refine", ("refine",)),
 )

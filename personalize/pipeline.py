@@ -273,7 +273,7 @@ def audio2pose(ctx: StageContext) -> dict:
 
 def voice(ctx: StageContext) -> dict:
     source = ctx.config.voice_sample or (None if ctx.info.is_image else ctx.video)
-    speech = None if source is None else read_audio(source, AUDIO_RATE)
+    speech = None if source is None or not ctx.config.voice.match else read_audio(source, AUDIO_RATE)
     model, candidates = learn_voice(speech, ctx.config.voice, ctx.progress)
     model.save(ctx.bundle.path(VOICE))
     if model.target is None:
@@ -497,7 +497,8 @@ def stage_settings(config: PersonalizeConfig, face_model: FaceModel, info: Media
             else {"finetune": asdict(config.finetune)}
         ),
         "voice": {
-            "voice": asdict(config.voice),
+            # `match` only when off, so bundles made before it existed keep their fingerprints.
+            "voice": {k: v for k, v in asdict(config.voice).items() if k != "match" or not v},
             "sample": file_sha256(config.voice_sample) if config.voice_sample else None,
         },
         "refine": {

@@ -124,6 +124,32 @@ def test_tempering_scales_only_the_mouth_about_the_centre(builtin):
     np.testing.assert_array_equal(temper(exp, centre[0], projection, 1.0), exp)
 
 
+def test_habits_add_the_networks_own_mouth_motion_about_its_mean_and_nothing_else(builtin):
+    projection = mouth_projection(builtin)
+    k = len(projection)
+    rng = np.random.default_rng(3)
+    network = rng.standard_normal((40, k)).astype(np.float32)
+    said = timings(("SIL", 0.0, 0.3), ("M", 0.3, 0.4), ("AA", 0.4, 0.9), ("SIL", 0.9, 1.6))
+    shapes = MouthShapes(
+        np.zeros(k, np.float32),
+        np.ones(k, np.float32),
+        np.zeros((len(VISEMES), k), np.float32),
+        9.0,
+        np.zeros(len(VISEMES)),
+    )
+    phones_only = articulate(network, said, shapes, projection)
+    hybrid = articulate(network, said, shapes, projection, habits=0.5)
+    rest = np.eye(k) - projection
+    np.testing.assert_allclose(hybrid @ rest.T, phones_only @ rest.T, atol=1e-5)  # the brows and eyes: the network's
+    expected = 0.5 * (network - network.mean(0)) @ projection.T
+    np.testing.assert_allclose(hybrid - phones_only, expected, atol=1e-5)
+    # A network whose mouth never moves adds nothing.
+    still = np.repeat(network[:1], 40, 0)
+    np.testing.assert_allclose(
+        articulate(still, said, shapes, projection, habits=0.5), articulate(still, said, shapes, projection), atol=1e-6
+    )
+
+
 def test_footage_shapes_articulate_on_the_face_and_are_deterministic(builtin):
     rng = np.random.default_rng(1)
     k = builtin.exp_basis.shape[2]
