@@ -74,6 +74,11 @@ class ArticulationConfig:
     details keep, the rest left to the openness table: all of it follows real held-out speech
     best (mouth r 0.28 against 0.19 with none, LMD 0.0174 against 0.0198, 4 clips), none follows
     the phones of new speech best (openness r 0.72 against 0.59 with ICT-FaceKit); README."""
+    min_open_share: float = 1.0
+    """The open mouth parts the lips at least this share as far as the prior's open mouth (the
+    corpus speakers' mean) does on the actor's face (`open_widely`): an actor who barely parts
+    them in the footage (vox_00098, moustached: his widest tenth of frames at 58% of the prior's)
+    still opens visibly on /a/."""
 
 
 @dataclass(frozen=True)
@@ -149,13 +154,15 @@ def articulate(
     fps: float = 25.0,
     config: VisemeConfig = VisemeConfig(),
     exp_range: tuple[float, float] | None = None,
-    habits: float = 0.0,
+    habits: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """`(T, K)` expressions whose mouth follows the phones and whose rest is `exp`'s (the network's).
-    `habits`: the share of `exp`'s own mouth motion about its mean added to the phones' mouth (the
-    actor's habits that no phone says: a breath in a pause, an idle mouth, a smile)."""
+    `habits` (a number, or one per frame): the share of `exp`'s own mouth motion about its mean
+    added to the phones' mouth (the actor's habits that no phone says: a breath in a pause, an
+    idle mouth, a smile)."""
     mouth = articulated_exp(viseme_weights(timings, len(exp), fps, config), shapes)
-    if habits:
+    habits = np.broadcast_to(np.asarray(habits, np.float32), (len(exp),))[:, None]
+    if habits.any():
         mouth = mouth + habits * (exp - exp.mean(0))
     rest = np.eye(len(projection), dtype=np.float32) - projection
     out = (mouth @ projection.T + exp @ rest.T).astype(exp.dtype)
@@ -301,6 +308,39 @@ def face_model_prior(face_model: FaceModel) -> MouthShapes | None:
     return MouthShapes.load(path) if path.is_file() else None
 
 
+def _mouth_gaps(face_model: FaceModel, id: torch.Tensor, mouths: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Lip gaps of `(N, K)` mouth expressions with the rest of the face at the `(K,)` expression `rest`."""
+    projection = mouth_projection(face_model)
+    faces = mouths @ projection.T + rest @ (np.eye(len(projection), dtype=np.float32) - projection).T
+    if face_model.exp_range is not None:
+        faces = np.clip(faces, *face_model.exp_range)
+    return lip_gaps(face_model, id, faces)
+
+
+def open_widely(
+    shapes: MouthShapes,
+    prior: MouthShapes | None,
+    face_model: FaceModel,
+    id: torch.Tensor,
+    rest: np.ndarray,
+    config: ArticulationConfig = ArticulationConfig(),
+) -> MouthShapes:
+    """The shapes with `open` moved along the prior's opening direction until this face's lips part
+    at least `config.min_open_share` as far as with the prior's open mouth (rest of the face at the
+    `(K,)` expression `rest`); unchanged where they already do, or without a prior."""
+    if prior is None:
+        return shapes
+    floor = config.min_open_share * float(_mouth_gaps(face_model, id, prior.open[None], rest)[0])
+    steps = np.linspace(0.0, 1.5, 31, dtype=np.float32)
+    candidates = shapes.open + steps[:, None] * (prior.open - prior.closed)
+    if face_model.exp_range is not None:
+        candidates = np.clip(candidates, *face_model.exp_range)
+    wide = np.nonzero(_mouth_gaps(face_model, id, candidates, rest) >= floor)[0]
+    # The first step that reaches the floor (the last, widest, where none does).
+    chosen = candidates[wide[0] if len(wide) else -1]
+    return MouthShapes(shapes.closed, chosen, shapes.details, shapes.extreme_count, shapes.counts)
+
+
 def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor, rest: np.ndarray) -> MouthShapes:
     """The shapes with `closed` moved along the opening axis to where this face's lips meet, with
     the rest of the face at the `(K,)` expression `rest` (the actor's mean): a mean of closed
@@ -311,9 +351,5 @@ def settle_closure(shapes: MouthShapes, face_model: FaceModel, id: torch.Tensor,
         # A closed mouth past the range (jawOpen < 0) would be clipped at generate, and openings
         # between it and the open mouth would stay clipped closed longer than the phones say.
         candidates = np.clip(candidates, *face_model.exp_range)
-    projection = mouth_projection(face_model)
-    faces = candidates @ projection.T + rest @ (np.eye(len(projection), dtype=np.float32) - projection).T
-    if face_model.exp_range is not None:
-        faces = np.clip(faces, *face_model.exp_range)
-    closed = candidates[int(np.argmin(lip_gaps(face_model, id, faces)))]
+    closed = candidates[int(np.argmin(_mouth_gaps(face_model, id, candidates, rest)))]
     return MouthShapes(closed, shapes.open, shapes.details, shapes.extreme_count, shapes.counts)

@@ -20,7 +20,7 @@
   (Michelson: (open - closed) / (open + closed) of the mean aperture over open-vowel frames and
   the mean of each bilabial's least aperture); r with the phones' openness
   (`audio2pose.visemes.phone_openness`) at the best lag within +-`MAX_LAG` frames, and that lag
-  (positive: the mouth leads the sound).
+  (positive: the mouth leads the sound), at which the open vowels' frames are read.
 - Voice: speaker similarity is the cosine of two GE2E speaker embeddings (resemblyzer: about
   0.94 for the same voice, 0.59 for different ones); intelligibility is the word error rate of
   PocketSphinx's bundled US-English recogniser against the words that were said.
@@ -140,14 +140,24 @@ MAX_LAG = 5
 
 def articulation_scores(aperture: np.ndarray, timings: PhoneTimings, fps: float = 25.0) -> dict[str, float]:
     """`closure_rate`, `contrast`, `openness_r` and `openness_lag` (frames, + = mouth first) of a
-    `(T,)` aperture series for speech with phone timings.
-    NaN where the speech has no bilabial or no open vowel."""
+    `(T,)` aperture series for speech with phone timings. The open vowels' aperture is read at
+    that lag (a mouth leading the sound by a frame is already closing for the next consonant at
+    the end of a short vowel's sound). NaN where the speech has no bilabial or no open vowel."""
     aperture = np.asarray(aperture, np.float64)
     times = frame_times(len(aperture), fps)
+    openness = phone_openness(timings, len(aperture), fps)
+    lags = range(-MAX_LAG, MAX_LAG + 1)
+    # lag k: the mouth at frame t against the sound at frame t + k.
+    rs = [
+        pearson(aperture[max(0, -k) : len(aperture) - max(0, k)], openness[max(0, k) : len(openness) - max(0, -k)])
+        for k in lags
+    ]
+    best = int(np.argmax(rs))
+    lag = list(lags)[best]
     open_frames = np.zeros(len(aperture), bool)
     for phone in timings.phones:
         if phone.label in OPEN_VOWELS:
-            open_frames |= (times >= phone.start) & (times < phone.end)
+            open_frames |= (times >= phone.start - lag / fps) & (times < phone.end - lag / fps)
     opened = float(aperture[open_frames].mean()) if open_frames.any() else float("nan")
     closed_at = CLOSED_FRACTION * float(np.median(aperture[open_frames])) if open_frames.any() else float("nan")
     least = []
@@ -157,19 +167,11 @@ def articulation_scores(aperture: np.ndarray, timings: PhoneTimings, fps: float 
             if frames.any():
                 least.append(float(aperture[frames].min()))
     closed = float(np.mean(least)) if least else float("nan")
-    openness = phone_openness(timings, len(aperture), fps)
-    lags = range(-MAX_LAG, MAX_LAG + 1)
-    # lag k: the mouth at frame t against the sound at frame t + k.
-    rs = [
-        pearson(aperture[max(0, -k) : len(aperture) - max(0, k)], openness[max(0, k) : len(openness) - max(0, -k)])
-        for k in lags
-    ]
-    best = int(np.argmax(rs))
     return {
         "closure_rate": float(np.mean(np.array(least) <= closed_at)) if least else float("nan"),
         "contrast": (opened - closed) / (opened + closed) if least and open_frames.any() else float("nan"),
         "openness_r": float(rs[best]),
-        "openness_lag": float(list(lags)[best]),
+        "openness_lag": float(lag),
     }
 
 

@@ -210,3 +210,10 @@ def phone_openness(timings: PhoneTimings, num_frames: int, fps: float = 25.0) ->
         overlap = np.clip(np.minimum(hi, phone.end) - np.maximum(lo, phone.start), 0, None)
         total += overlap * OPENNESS[PHONE_VISEMES[phone.label]]
     return total * fps  # uncovered time counts as silence (openness 0)
+
+
+def pause_weights(
+    timings: PhoneTimings, num_frames: int, fps: float = 25.0, config: VisemeConfig = VisemeConfig()
+) -> np.ndarray:
+    """`(T,)` how much each frame is a pause: the silence viseme's weight (1 between phrases, 0 in a word)."""
+    return viseme_weights(timings, num_frames, fps, config)[:, VISEMES.index("sil")]

@@ -42,7 +42,7 @@ from audio2pose.metrics import landmark_aperture
 from audio2pose.model import POSE_AMPLITUDE, Motion
 from audio2pose.phones import PhoneTimings, speech_phones
 from audio2pose.tts import Speech, seconds_past
-from audio2pose.visemes import VisemeConfig
+from audio2pose.visemes import VisemeConfig, pause_weights
 from personalize.bundle import Actor, BackgroundFrames
 from recon3d.crop import CropTransform
 from recon3d.errors import InputError
@@ -94,7 +94,8 @@ class GenerateConfig:
     of the 20 clips it follows the real mouth better than either alone)."""
     habits: float = 0.5
     """With articulation "hybrid": the share of the network's mouth motion about its mean added to
-    the phones' (the actor's breaths, idle mouth and smiles, which no phone says)."""
+    the phones' (the actor's breaths, idle mouth and smiles, which no phone says): throughout for
+    phones recognised from audio, only in pauses for known phones (text, a transcript)."""
     visemes: VisemeConfig = field(default_factory=VisemeConfig)
     """With articulation "phones" or "hybrid": the timing rules (lead, coarticulation, closure holds)."""
     guessed_amplitude: float = 0.75
@@ -276,7 +277,7 @@ def plan_speech(
             VIDEO_FPS,
             config.visemes,
             actor.face_model.exp_range,
-            config.habits if config.articulation == "hybrid" else 0.0,
+            _habits(phones, num_frames, config),
         )
         if phones.source in GUESSED_PHONES:
             exp = temper(exp, filmed.exp.numpy().mean(0), projection, config.guessed_amplitude)
@@ -287,6 +288,18 @@ def plan_speech(
     if config.synthesis == "image":
         plan = dataclasses.replace(plan, mouth=plan_mouths(actor, plan, config.mouth))
     return plan, mode
+
+
+def _habits(phones: PhoneTimings, num_frames: int, config: GenerateConfig) -> float | np.ndarray:
+    """Per frame, the share of the network's mouth motion the articulated mouth takes on: with
+    articulation "hybrid", `config.habits` where the phones are a recogniser's guess (the network
+    hears the speech too: a second opinion); where they are known (text, a transcript) only in the
+    pauses, which no phone shapes (in a word it would only blur known articulation)."""
+    if config.articulation != "hybrid":
+        return 0.0
+    if phones.source in GUESSED_PHONES:
+        return config.habits
+    return config.habits * pause_weights(phones, num_frames, VIDEO_FPS, config.visemes)
 
 
 def plan_mouths(actor: Actor, plan: FramePlan, config: MouthConfig = MouthConfig()) -> np.ndarray:

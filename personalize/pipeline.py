@@ -47,6 +47,7 @@ from audio2pose.articulation import (
     corpus_prior_path,
     face_model_prior,
     footage_shapes,
+    open_widely,
     settle_closure,
     shrink,
     table_prior,
@@ -355,7 +356,9 @@ def articulation(ctx: StageContext) -> dict:
         aperture = mouth_aperture(ctx.face_model, coeffs.id[0], coeffs.exp)
         own = footage_shapes(coeffs.exp.numpy(), aperture, timings, VIDEO_FPS, config)
         source = timings.source
-    shapes = settle_closure(shrink(own, prior, config), ctx.face_model, coeffs.id[0], coeffs.exp.numpy().mean(0))
+    rest = coeffs.exp.numpy().mean(0)
+    shapes = open_widely(shrink(own, prior, config), prior, ctx.face_model, coeffs.id[0], rest, config)
+    shapes = settle_closure(shapes, ctx.face_model, coeffs.id[0], rest)
     shapes.save(ctx.bundle.path(MOUTH))
     log.info(
         "articulation: mouth shapes from %s phones%s",

@@ -126,7 +126,10 @@ def espeak_speech(voice: str, text: str) -> tuple[np.ndarray, PhoneTimings]:
         subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav), text], check=True, capture_output=True, timeout=120)
         audio, rate = librosa.load(wav, sr=None)
     audio = resample_poly(audio, AUDIO_RATE, rate).astype(np.float32)
-    return audio, align_words(audio, transcript_words(text), "transcript")
+    phones = align_words(audio, transcript_words(text), "transcript")
+    if phones is None:
+        raise SystemExit(f"espeak-ng {voice}: PocketSphinx cannot align its speech of {text!r}; choose another voice")
+    return audio, phones
 
 
 def voice_speech(voice: str, text: str) -> tuple[Speech, PhoneTimings]:
@@ -236,21 +239,37 @@ def tracked_aperture(video: Path, actor: Actor, smoothing: SmoothingConfig) -> t
 
 # ---------------------------------------------------------------------------------------- protocols
 def synthetic(args: argparse.Namespace, work: Path) -> list[dict]:
-    speech = {voice: voice_speech(voice, SENTENCES[k % len(SENTENCES)]) for k, voice in enumerate(args.voices)}
+    # Each voice says its own sentence (the same whichever voices are chosen).
+    sentence = {
+        voice: SENTENCES[(VOICES.index(voice) if voice in VOICES else k) % len(SENTENCES)]
+        for k, voice in enumerate(args.voices)
+    }
+    speech = {voice: voice_speech(voice, sentence[voice]) for voice in args.voices}
     actors = [(name, args.clips / f"{name}.mp4", False) for name in args.videos]
     actors += [(name, still(name, args.clips, args.work), True) for name in args.photos]
     rows = []
     for name, source, photo in actors:
         actor, seconds = made_actor(source, work / name.replace(" ", "_"), args)
-        runs = [(voice, said, phones, 1.0) for voice, (said, phones) in speech.items()]
+        runs = [(voice, said, phones, 1.0, sentence[voice]) for voice, (said, phones) in speech.items()]
         if name in args.degraded_actors:
             said, phones = speech[args.voices[0]]
             for kind in DEGRADATIONS:
                 audio, factor = degrade(said.audio, kind)
-                runs.append((f"{args.voices[0]} audio {kind}", np.asarray(audio, np.float32), phones, factor))
+                runs.append(
+                    (
+                        f"{args.voices[0]} audio {kind}",
+                        np.asarray(audio, np.float32),
+                        phones,
+                        factor,
+                        sentence[args.voices[0]],
+                    )
+                )
         for mode in args.articulation:
-            for voice, said, phones, factor in runs:
-                output = work / f"{name.replace(' ', '_')}.{mode}.{voice.replace(' ', '_').replace(':', '-')}.mp4"
+            for voice, said, phones, factor, text in runs:
+                output = (
+                    work
+                    / f"{name.replace(' ', '_')}.{mode}.{voice.replace(' ', '_').replace(':', '-')}.s{SENTENCES.index(text)}.mp4"
+                )
                 if not output.exists():
                     generate(actor, said, output, GenerateConfig(articulation=mode), args.device, progress=False)
                 aperture, _ = tracked_aperture(output, actor, UNSMOOTHED)
