@@ -25,6 +25,8 @@ Real speech (`--real`): each clip's actor learns from its first 60% (WORK/<face 
 and says the last 40%'s real speech; the output and the real tail are tracked as `talkface
 evaluate` tracks them and compared: mouth r (of the inner-lip apertures) and LMD. Cross-driving:
 each actor also says the next clip's held-out speech, scored against that clip's real mouth (r).
+With `--plans-only`, the planned expressions' lip gaps (`audio2pose.articulation.lip_gaps`) are
+scored instead of a video: seconds per clip, for sweeping `--habits`.
 
 Actors are personalized into WORK/<face model>/<name> (resumed when there; the voice stage is
 skipped: it plays no part here); outputs stay in WORK.
@@ -50,13 +52,15 @@ import numpy as np
 import pyworld
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
+from audio2pose.articulation import lip_gaps
+from audio2pose.features import load_speech
 from audio2pose.metrics import articulation_scores, landmark_aperture, mouth_landmark_distance, pearson
 from audio2pose.phones import PhoneTimings, align_words, flite_phones, transcript_words
 from audio2pose.tts import FliteSynthesizer, Speech, sentence_speech
 from audio2pose.voice import VoiceConfig
 from personalize.bundle import Actor
 from personalize.evaluate import EvaluateConfig, heldout_video
-from personalize.generate import GenerateConfig, generate
+from personalize.generate import GenerateConfig, generate, plan_speech
 from personalize.pipeline import PersonalizeConfig, personalize
 from personalize.samples import sample_photo
 from recon3d.facemodels import load_face_model
@@ -271,7 +275,14 @@ def synthetic(args: argparse.Namespace, work: Path) -> list[dict]:
                     / f"{name.replace(' ', '_')}.{mode}.{voice.replace(' ', '_').replace(':', '-')}.s{SENTENCES.index(text)}.mp4"
                 )
                 if not output.exists():
-                    generate(actor, said, output, GenerateConfig(articulation=mode), args.device, progress=False)
+                    generate(
+                        actor,
+                        said,
+                        output,
+                        GenerateConfig(articulation=mode, habits=args.habits),
+                        args.device,
+                        progress=False,
+                    )
                 aperture, _ = tracked_aperture(output, actor, UNSMOOTHED)
                 scores = articulation_scores(aperture, stretched(phones, factor))
                 rows.append(
@@ -302,17 +313,21 @@ def real(args: argparse.Namespace, work: Path) -> list[dict]:
         other = args.videos[(k + 1) % len(args.videos)]
         for mode in args.articulation:
             row = {"clip": name, "articulation": mode}
+            config = GenerateConfig(articulation=mode, habits=args.habits)
+            if args.plans_only:  # the planned expressions' lip gaps: no rendering, no tracking
+                audio, frames = load_speech(tails[name], None, actors[name].audio2pose.config.features)
+                plan, _ = plan_speech(actors[name], audio, frames, config, args.device)
+                gaps = lip_gaps(actors[name].face_model, actors[name].recon.split("cpu").id[0], plan.exp)
+                n = min(len(gaps), len(truth[name][0]))
+                rows.append(
+                    {**row, "habits": args.habits, "plan_mouth_r": round(pearson(gaps[:n], truth[name][0][:n]), 3)}
+                )
+                print(json.dumps(rows[-1]), flush=True)
+                continue
             for said, key in ((name, ""), (other, "cross_")):
                 output = work / f"{name}.{mode}.{'own' if said == name else 'from_' + said}.mp4"
                 if not output.exists():
-                    generate(
-                        actors[name],
-                        tails[said],
-                        output,
-                        GenerateConfig(articulation=mode),
-                        args.device,
-                        progress=False,
-                    )
+                    generate(actors[name], tails[said], output, config, args.device, progress=False)
                 aperture, ibug = tracked_aperture(output, actors[name], SmoothingConfig())
                 real_aperture, real_ibug = truth[said]
                 n = min(len(aperture), len(real_aperture))
@@ -330,9 +345,8 @@ def summarise(rows: list[dict], real_speech: bool) -> dict:
     if real_speech:
         for mode in dict.fromkeys(r["articulation"] for r in rows):
             chosen = [r for r in rows if r["articulation"] == mode]
-            summary[mode] = {
-                k: round(float(np.mean([r[k] for r in chosen])), 3) for k in ("mouth_r", "lmd", "cross_mouth_r")
-            }
+            keys = ("plan_mouth_r",) if "plan_mouth_r" in chosen[0] else ("mouth_r", "lmd", "cross_mouth_r")
+            summary[mode] = {k: round(float(np.mean([r[k] for r in chosen])), 3) for k in keys}
         return summary
     keys = ("closure_rate", "contrast", "openness_r")
     for mode in dict.fromkeys(r["articulation"] for r in rows):
@@ -364,6 +378,8 @@ def main() -> None:
     parser.add_argument("--degraded-actors", nargs="*", default=list(DEGRADED_ACTORS))
     parser.add_argument("--articulation", nargs="*", default=[GenerateConfig.articulation])
     parser.add_argument("--real", action="store_true", help="held-out real speech instead of synthetic")
+    parser.add_argument("--plans-only", action="store_true", help="with --real: score the planned mouths (no video)")
+    parser.add_argument("--habits", type=float, default=GenerateConfig.habits, help="generate's --habits")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()

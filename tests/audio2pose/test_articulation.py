@@ -14,6 +14,7 @@ from audio2pose.articulation import (
     footage_shapes,
     lip_gaps,
     mouth_projection,
+    open_widely,
     settle_closure,
     shrink,
     table_prior,
@@ -90,6 +91,17 @@ def test_scores_reward_a_mouth_that_closes_on_bilabials():
     assert lazy_scores["closure_rate"] == 0.0 and lazy_scores["contrast"] < 0.1
     early = np.roll(good, -2)
     assert articulation_scores(early, said)["openness_lag"] == 2  # the mouth leads by two frames
+
+
+def test_a_leading_mouth_is_not_taken_for_a_closed_one_at_the_end_of_a_short_vowel():
+    # Short open vowels between bilabials: a mouth leading the sound by two frames is closing for
+    # the next bilabial at each vowel's end, which read at the sound would halve the open aperture.
+    said = timings(
+        *[(label, 0.12 * i, 0.12 * (i + 1)) for i, label in enumerate(["M", "AA", "B", "AE", "P", "AA", "M"] * 2)]
+    )
+    mouth = np.roll(phone_openness(said, 42) * 0.2 + 0.004, -2)
+    scores = articulation_scores(mouth, said)
+    assert scores["openness_lag"] == 2 and scores["closure_rate"] == 1.0 and scores["contrast"] > 0.9
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +184,22 @@ def test_footage_shapes_articulate_on_the_face_and_are_deterministic(builtin):
     driven = articulate(np.zeros((25, k), np.float32), new, settled, mouth_projection(builtin))
     scores = articulation_scores(mouth_aperture(builtin, id, torch.from_numpy(driven)), new)
     assert scores["closure_rate"] == 1.0 and scores["contrast"] > 0.6 and scores["openness_r"] > 0.6
+
+
+def test_a_barely_open_mouth_is_opened_as_far_as_the_priors_and_a_wide_one_is_kept(builtin):
+    k = builtin.exp_basis.shape[2]
+    id, rest = torch.zeros(builtin.id_basis.shape[2]), np.zeros(k, np.float32)
+    direction = np.zeros(k, np.float32)
+    direction[0] = -2.5 * builtin.exp_prior_std  # opens the mean face
+    prior = MouthShapes(rest, direction, np.zeros((len(VISEMES), k), np.float32), 100.0, np.zeros(len(VISEMES)))
+    gap = lambda exp: float(lip_gaps(builtin, id, exp[None])[0])  # noqa: E731
+    tight = MouthShapes(rest, 0.3 * direction, prior.details, 9.0, prior.counts)
+    opened = open_widely(tight, prior, builtin, id, rest)
+    assert gap(prior.open) <= gap(opened.open) < 1.1 * gap(prior.open)
+    np.testing.assert_array_equal(opened.closed, tight.closed)
+    wide = MouthShapes(rest, 1.5 * direction, prior.details, 9.0, prior.counts)
+    np.testing.assert_array_equal(open_widely(wide, prior, builtin, id, rest).open, wide.open)
+    assert open_widely(tight, None, builtin, id, rest) is tight
 
 
 def test_shrinking_weighs_the_actor_by_how_often_a_shape_was_seen():

@@ -96,8 +96,18 @@ def test_numbers_are_read_out_and_long_text_is_said_sentence_by_sentence():
 
 
 def test_an_unknown_flite_voice_is_refused():
-    with pytest.raises(InputError, match="unknown flite voice 'bob'; choose one of rms, awb, slt"):
+    with pytest.raises(InputError, match="unknown flite voice 'bob'; choose one of rms, awb, slt, kal"):
         FliteSynthesizer("bob")
+
+
+@requires_flite
+def test_the_8_khz_kal_voice_is_said_at_16_khz_with_its_phones():
+    speech = synthesize_text("Bob paid a man.", FliteSynthesizer("kal"))
+    seconds = len(speech.audio) / AUDIO_RATE
+    assert 0.6 < seconds < 3.0
+    spoken = [p for p in speech.phones.phones if p.label != "SIL"]
+    assert 0.7 * seconds < spoken[-1].end < seconds  # the timings are on the audio's clock (not 2x off)
+    assert [p.label for p in spoken[:3]] == ["B", "AA", "B"]
 
 
 def test_a_plugged_in_engine_is_run_with_its_placeholders(flite, tmp_path):

@@ -108,6 +108,25 @@ def test_an_interrupted_job_resumes_at_the_stage_it_stopped_in(actor_dir, clips,
     assert json.loads((root / MANIFEST_NAME).read_text())["stages"]["refine"]["metrics"]["steps"] == 2
 
 
+def test_voice_matching_can_be_left_out_and_doing_so_reruns_the_voice_stage_and_later_ones(
+    actor_dir, clips, tmp_path, monkeypatch
+):
+    root = tmp_path / "actor"
+    shutil.copytree(actor_dir, root)
+    ran = []
+    for name, run in list(pipeline.STAGE_RUNNERS.items()):
+        monkeypatch.setitem(pipeline.STAGE_RUNNERS, name, lambda ctx, run=run, name=name: ran.append(name) or run(ctx))
+    personalize(clips / ACTOR_CLIP, root, tiny_config(), progress=False)
+    assert ran == []
+    config = tiny_config()
+    config.voice = dataclasses.replace(config.voice, match=False)
+    personalize(clips / ACTOR_CLIP, root, config, progress=False)
+    assert ran == ["voice", "refine", "articulation"]
+    voice = json.loads((root / MANIFEST_NAME).read_text())["stages"]["voice"]["metrics"]
+    assert voice == {"base_voice": "rms", "matched": False}
+    assert Actor.load(root).voice.target is None
+
+
 def test_a_corrupt_or_partial_bundle_is_reported_never_used(actor_dir, tmp_path):
     root = tmp_path / "actor"
     shutil.copytree(actor_dir, root)
