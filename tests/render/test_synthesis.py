@@ -15,7 +15,7 @@ from recon3d.facemodels import load_face_model
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, pose_vertices
 from render.composite import image_to_uint8
-from render.face import paint_mouth
+from render.face import MOUTH_SHADOW, SHADOW_SHARE, paint_mouth
 from render.mouth import MouthConfig, MouthShapes, match_mouths, mouth_shapes
 from render.rasterize import RasterConfig, rasterize
 from render.renderer import render_mesh
@@ -366,3 +366,15 @@ def test_a_slightly_parted_painted_mouth_is_a_dark_gap_its_teeth_show_as_it_open
     image = np.full((40, 60, 3), 150, np.uint8)
     paint_mouth(image, thin)
     assert (image[thin].min(1) > 150).any()
+
+
+def test_a_painted_opening_is_darker_than_dark_painted_lips_around_it():
+    opening = np.zeros((40, 60), bool)
+    opening[20:24, 10:50] = True
+    light, dark = np.full((40, 60, 3), 150, np.uint8), np.full((40, 60, 3), (110, 40, 50), np.uint8)
+    for image in (light, dark):
+        paint_mouth(image, opening)
+    np.testing.assert_array_equal(light[23, 30], MOUTH_SHADOW)  # already darker than 40% of the lips (below the teeth)
+    shadow = dark[23, 30]
+    assert (shadow <= np.array([110, 40, 50]) * SHADOW_SHARE + 0.5).all() and shadow[0] < MOUTH_SHADOW[0]
+    assert (dark[~opening] == (110, 40, 50)).all()
