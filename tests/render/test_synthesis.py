@@ -371,7 +371,7 @@ def test_a_slightly_parted_painted_mouth_is_a_dark_gap_its_teeth_show_as_it_open
 def test_a_painted_opening_is_darker_than_dark_painted_lips_around_it():
     opening = np.zeros((40, 60), bool)
     opening[20:24, 10:50] = True
-    light, dark = np.full((40, 60, 3), 150, np.uint8), np.full((40, 60, 3), (110, 40, 50), np.uint8)
+    light, dark = np.full((40, 60, 3), 200, np.uint8), np.full((40, 60, 3), (110, 40, 50), np.uint8)
     for image in (light, dark):
         paint_mouth(image, opening)
     np.testing.assert_array_equal(light[23, 30], MOUTH_SHADOW)  # already darker than 40% of the lips (below the teeth)
