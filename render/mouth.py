@@ -41,9 +41,12 @@ class MouthConfig:
     """Cost of jumping to another frame than the current one or the next (see module docstring)."""
     min_open_ratio: float = 0.6
     """A frame can lend its interior to a target whose inner-lip opening is at most 1/this of its
-    own and at least this times it (each give or take `closed`)."""
+    own (give or take `closed`) and, unless the target is closed, at least this times it."""
     closed: float = 0.02
-    """Opening (eye-distance units) any frame can lend: about a closed mouth's."""
+    """Opening (eye-distance units) of about a closed mouth, which any frame can lend to. A closed
+    frame does not lend to a parted target: its lips, stretched over the opening, read as closed
+    (at 224 px, planned openings of 0.03-0.06 were re-tracked shut: vox_620900105's r 0.60 against
+    0.63 with them painted)."""
 
     def __post_init__(self) -> None:
         if min(self.pose_weight, self.switch_cost, self.closed) < 0 or not 0 < self.min_open_ratio <= 1:
@@ -91,14 +94,16 @@ def match_mouths(targets: MouthShapes, candidates: MouthShapes, config: MouthCon
         for t in range(len(targets)):
             shape = np.sqrt(((flat - targets.points[t].reshape(1, -1)) ** 2).sum(1) / targets.points.shape[1])
             pose = np.abs(candidates.angle - targets.angle[t]).sum(1)
-            too_closed = candidates.opening < config.min_open_ratio * targets.opening[t] - config.closed
+            too_closed = (targets.opening[t] > config.closed) & (
+                candidates.opening < config.min_open_ratio * targets.opening[t]
+            )
             too_open = candidates.opening > targets.opening[t] / config.min_open_ratio + config.closed
             # A candidate that does not fit costs so much that it is taken only when none fits (then -1).
             yield shape + config.pose_weight * pose + 1e3 * (too_closed | too_open)
 
     path = coherent_path(costs(), config.switch_cost)
     opening = candidates.opening[path]
-    usable = (opening >= config.min_open_ratio * targets.opening - config.closed) & (
+    usable = ((targets.opening <= config.closed) | (opening >= config.min_open_ratio * targets.opening)) & (
         opening <= targets.opening / config.min_open_ratio + config.closed
     )
     return np.where(usable, path, -1)
