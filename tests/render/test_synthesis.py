@@ -280,7 +280,7 @@ def test_mouths_are_matched_by_shape_and_the_choice_does_not_flicker():
 
 def test_a_target_opening_wider_than_any_frame_gets_none():
     candidates = shapes([0.02, 0.05], [0.0, 0.0])
-    result = match_mouths(shapes([0.1, 0.5, 0.0], [0.0, 0.0, 0.0]), candidates)
+    result = match_mouths(shapes([0.08, 0.5, 0.0], [0.0, 0.0, 0.0]), candidates)
     assert result[0] == 1 and result[1] == -1 and result[2] >= 0
     assert (match_mouths(shapes([0.1], [0.0]), shapes([], [])) == -1).all()
 
