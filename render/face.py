@@ -20,9 +20,9 @@ TEETH_ALBEDO = (0.86, 0.84, 0.78)
 MOUTH_SHADOW = (70, 24, 24)
 """RGB of a mouth opening the mesh leaves as a hole: the interior in shadow."""
 SHADOW_SHARE = 0.4
-"""... at most this share of the lips' and skin's own colour around it, channel by channel: on
-dark or painted lips (a painting's maroon) a fixed dark red is hardly darker than the lips, and
-the opening does not read as one."""
+"""An opening painted into the actor's own pixels (`opening_shadow`) is at most this share of the
+lips' and skin's colour around it, channel by channel: on dark or painted lips (a painting's
+maroon) `MOUTH_SHADOW` is hardly darker than the lips, and the opening does not read as one."""
 TEETH_SHADED = (190, 184, 170)
 TEETH_FRACTION = 0.35
 """Upper part of such an opening (per column) painted as the upper teeth."""
@@ -78,18 +78,22 @@ def fill_mouth_hole(image: np.ndarray, coverage: np.ndarray, inner_lips: np.ndar
         coverage[hole] = 1.0
 
 
-def paint_mouth(image: np.ndarray, opening: np.ndarray, teeth_hidden: float = 0.0) -> None:
+def paint_mouth(
+    image: np.ndarray, opening: np.ndarray, teeth_hidden: float = 0.0, shadow: tuple | np.ndarray = MOUTH_SHADOW
+) -> None:
     """Paints the (H, W) bool `opening` of (H, W, 3) uint8 `image`, in place, as a mouth seen from
     the front: per column the upper part the upper teeth, less `teeth_hidden` px of them behind
-    the upper lip, the rest the interior in shadow (`MOUTH_SHADOW`, or darker than what is around
-    it by `SHADOW_SHARE`; one dark colour reads as a black blob)."""
+    the upper lip, the rest the interior in `shadow` (one dark colour reads as a black blob)."""
     rows = np.arange(opening.shape[0])[:, None]
     top = np.where(opening.any(0), opening.argmax(0), 0)
     bottom = np.where(opening.any(0), opening.shape[0] - 1 - opening[::-1].argmax(0), 0)
     teeth = opening & (rows < top + TEETH_FRACTION * (bottom - top + 1) - teeth_hidden)
-    around = image[~opening]  # the lips and skin in the opening's box
-    shadow = np.asarray(MOUTH_SHADOW, np.float64)
-    if len(around):
-        shadow = np.minimum(shadow, SHADOW_SHARE * around.mean(0))
     image[opening] = np.rint(shadow).astype(image.dtype)
     image[teeth] = TEETH_SHADED
+
+
+def opening_shadow(around: np.ndarray) -> np.ndarray:
+    """The colour of a painted mouth interior among the `(N, 3)` colours `around` it (the lips and
+    skin in its box): `MOUTH_SHADOW`, or darker, at most `SHADOW_SHARE` of their mean."""
+    shadow = np.asarray(MOUTH_SHADOW, np.float64)
+    return np.minimum(shadow, SHADOW_SHARE * around.mean(0)) if len(around) else shadow

@@ -38,7 +38,7 @@ from recon3d.facemodel import Coeffs, FaceModel
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera, pose_vertices
 from render.composite import seam_visibility
-from render.face import INNER_LIPS, paint_mouth
+from render.face import INNER_LIPS, opening_shadow, paint_mouth
 from render.rasterize import RasterConfig, interpolate, rasterize
 
 INTERPOLATIONS = {"cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
@@ -436,8 +436,9 @@ class FaceWarper:
                 )
                 lent = _match_light(lent, under, warp.skin[box], self.config.mouth_gain_range)
             else:
-                lent = under.copy()
-                paint_mouth(lent, alpha[box] > 0, self.config.teeth_hidden * self.crop.side)
+                lent, opening = under.copy(), alpha[box] > 0
+                shadow = opening_shadow(lent[~opening])
+                paint_mouth(lent, opening, self.config.teeth_hidden * self.crop.side, shadow)
                 lent = cv2.GaussianBlur(lent, (0, 0), 1.0)  # softened, or it looks cut out
             a = alpha[box][..., None]
             warped[box] = np.clip(np.rint(a * lent + (1 - a) * under), 0, 255).astype(np.uint8)

@@ -15,7 +15,7 @@ from recon3d.facemodels import load_face_model
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, pose_vertices
 from render.composite import image_to_uint8
-from render.face import MOUTH_SHADOW, SHADOW_SHARE, paint_mouth
+from render.face import MOUTH_SHADOW, SHADOW_SHARE, opening_shadow, paint_mouth
 from render.mouth import MouthConfig, MouthShapes, match_mouths, mouth_shapes
 from render.rasterize import RasterConfig, rasterize
 from render.renderer import render_mesh
@@ -373,8 +373,8 @@ def test_a_painted_opening_is_darker_than_dark_painted_lips_around_it():
     opening[20:24, 10:50] = True
     light, dark = np.full((40, 60, 3), 200, np.uint8), np.full((40, 60, 3), (110, 40, 50), np.uint8)
     for image in (light, dark):
-        paint_mouth(image, opening)
-    np.testing.assert_array_equal(light[23, 30], MOUTH_SHADOW)  # already darker than 40% of the lips (below the teeth)
+        paint_mouth(image, opening, shadow=opening_shadow(image[~opening]))
+    np.testing.assert_array_equal(light[23, 30], MOUTH_SHADOW)  # already darker than 40% of the skin (below the teeth)
     shadow = dark[23, 30]
     assert (shadow <= np.array([110, 40, 50]) * SHADOW_SHARE + 0.5).all() and shadow[0] < MOUTH_SHADOW[0]
     assert (dark[~opening] == (110, 40, 50)).all()
