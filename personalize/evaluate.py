@@ -10,7 +10,9 @@ trained on). Then:
    (`personalize.generate.generate`), and that video is tracked again;
 3. metrics (../shared/DESIGN.md "Metrics", `metric_keys()`): head pose (HS, W1, velocity W1 with
    the static-head and replayed-training baselines; the generated poses are the ones `generate`
-   rendered, `GenerateResult.angles`), lip sync (mouth-opening r and LMD of the re-tracked
+   rendered, `GenerateResult.angles`), the eyes (blink rate and duration, the longest half-closed
+   eye, jumps of the eye opening: `audio2pose.blinks.eye_scores`, of the real and the re-tracked
+   generated frames' unsmoothed lids), lip sync (mouth-opening r and LMD of the re-tracked
    generated video against the real frames, with the replayed-training baseline; not with text,
    which says other words), image quality (the actor's face rendered from the real held-out
    coefficients with the actor's albedo, raw and refined, against the real frames inside the face
@@ -46,6 +48,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from audio2pose.blinks import eye_openness, eye_scores
 from audio2pose.metrics import (
     landmark_aperture,
     mouth_landmark_distance,
@@ -57,11 +60,19 @@ from audio2pose.metrics import (
 )
 from audio2pose.voice import speak
 from personalize.bundle import Actor, file_sha256, toolkit_version
-from personalize.generate import GenerateConfig, check_speech, follow_head, generate, predicted_backgrounds
+from personalize.generate import (
+    GenerateConfig,
+    actor_eyes,
+    check_speech,
+    follow_head,
+    generate,
+    predicted_backgrounds,
+)
 from personalize.manifest import ActorEntry
 from personalize.report import REPORT_NAME, Measured, figure_class, write_report, write_summary
 from recon3d.errors import InputError
 from recon3d.fit import FitConfig, model_landmarks
+from recon3d.landmarks import mesh_to_ibug68
 from recon3d.reconstruct import Reconstruction, reconstruct_clip
 from recon3d.track import FaceTrack, TrackConfig, track_video
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, check_output, iter_frames, probe, read_audio, trim_video
@@ -76,7 +87,7 @@ from render.synthesis import FaceWarper
 
 log = logging.getLogger("talkface")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 METRICS_NAME = "metrics.json"
 GENERATED_NAME = "generated.mp4"
 STEPS = ("held-out", "track", "reconstruct", "generate", "re-track", "metrics", "report")
@@ -358,6 +369,7 @@ def heldout_plan(actor: Actor, recon: Reconstruction, config: GenerateConfig) ->
         trained.exp.numpy(),
         actor.face_model.exp_prior_std,
         config,
+        actor_eyes(actor, config.eyes)[0] if config.synthesis == "image" else None,
     )
     mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained), config.mouth)
     return background, mouth
@@ -554,6 +566,9 @@ def measure(
             "lmd": mouth_landmark_distance(track.ibug68, generated_track.ibug68),
             "replay_lmd": mouth_landmark_distance(track.ibug68, train_landmarks),
         }
+    for prefix, tracked in (("", generated_track), ("real_", track)):
+        scores = eye_scores(eye_openness(mesh_to_ibug68(tracked.mesh_raw)), VIDEO_FPS)
+        metrics |= {f"{prefix}{key}": value for key, value in scores.items()}
     image, samples, chosen = _image_metrics(actor, recon, track, heldout, reference, config, device)
     metrics |= image
     metrics |= _video_scores(generated, generated_track, reference, config.identity_frames)

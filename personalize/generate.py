@@ -37,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from audio2pose.articulation import articulate, close_lips, lip_gaps, mouth_projection, temper
+from audio2pose.blinks import BlinkConfig, BlinkStats, blink_stats, eye_openness, plan_eyes, relative_openness
 from audio2pose.features import audio_features, load_speech, num_video_frames
 from audio2pose.metrics import landmark_aperture
 from audio2pose.model import POSE_AMPLITUDE, Motion
@@ -48,8 +49,10 @@ from recon3d.crop import CropTransform
 from recon3d.errors import InputError
 from recon3d.facemodel import Coeffs
 from recon3d.fit import model_landmarks
+from recon3d.landmarks import mesh_to_ibug68
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, check_output
 from render.composite import CompositeConfig, blend, seam_visibility
+from render.eyes import draw_eyes, moved_eyes
 from render.face import INNER_LIPS, FaceRenderer
 from render.keyframes import KeyframeConfig, hold_backgrounds, match_backgrounds
 from render.mouth import MouthConfig, match_mouths, mouth_shapes
@@ -121,6 +124,13 @@ class GenerateConfig:
     refine: bool = True
     """With synthesis="render": refine the rendered faces with the actor's GAN when the bundle has
     one (`refine`)."""
+    eyes: BlinkConfig = field(default_factory=BlinkConfig)
+    """Blinks and gaze, drawn with image synthesis under the predicted pose (a photo's always; in
+    the other pose modes the footage's own eyes play with its frames)."""
+    half_closed_cost: float = 100.0
+    """With image synthesis and the predicted pose: the cost, in degrees of pose mismatch per unit
+    of eye openness below 90% of the actor's open eye, of a background frame (its eyes held half
+    closed look sleepy; blinks are drawn instead)."""
 
     def __post_init__(self) -> None:
         # Refused here, in one line naming the option (`personalize.options.apply_options`), not as
@@ -156,6 +166,11 @@ class FramePlan:
     mouth: np.ndarray | None = None
     """(T,) the actor's frame that lends each frame's mouth interior, -1 where none opens wide
     enough (`render.mouth.match_mouths`); None when the plan is for the face model's render."""
+    closure: np.ndarray | None = None
+    """(T,) lid closure drawn (0 open, 1 shut; `audio2pose.blinks`); None: the eyes are left as
+    the background frames have them."""
+    gaze: np.ndarray | None = None
+    """(T,) gaze drawn, in eye widths aside (with `closure`)."""
 
     @property
     def num_frames(self) -> int:
@@ -177,12 +192,14 @@ def predicted_backgrounds(
     training_exp: np.ndarray,
     exp_std: float,
     config: GenerateConfig,
+    eye_openness: np.ndarray | None = None,
 ) -> np.ndarray:
     """(T,) the actor's frame lending each output frame its background when the output keeps its
     own head pose (mode predicted): for image synthesis, the frame nearest the pose and expression
     (in prior standard deviations), held or played on (`render.keyframes.hold_backgrounds`: a
     still head gets a still background, and the warp starts from the nearest face); for the
-    render, Yi et al.'s keyframes on the pose."""
+    render, Yi et al.'s keyframes on the pose. `eye_openness`: (N,) the training frames' eye
+    openness over the actor's open eye, to steer away from frames with half-closed eyes."""
     if config.synthesis == "image":
         return hold_backgrounds(
             output_degrees,
@@ -191,17 +208,23 @@ def predicted_backgrounds(
             output_exp / exp_std,
             training_exp / exp_std,
             config.background_exp_weight,
+            None if eye_openness is None else config.half_closed_cost * np.clip(0.9 - eye_openness, 0, None),
         )
     return match_backgrounds(output_degrees, training_degrees, config.keyframes).indices
 
 
 def plan_frames(
-    motion: Motion, recon: Coeffs, mode: str, config: GenerateConfig = GenerateConfig(), exp_std: float = 1.0
+    motion: Motion,
+    recon: Coeffs,
+    mode: str,
+    config: GenerateConfig = GenerateConfig(),
+    exp_std: float = 1.0,
+    eye_openness: np.ndarray | None = None,
 ) -> FramePlan:
     """Background indices and poses of every output frame for a pose mode (see `POSE_MODES`).
 
     `recon`: the actor's per-frame coefficients in its video (N frames); `exp_std`: the face
-    model's expression prior deviation."""
+    model's expression prior deviation; `eye_openness`: see `predicted_backgrounds`."""
     recon_angle, recon_trans = recon.angle.cpu().numpy(), recon.trans.cpu().numpy()
     exp = motion.exp.cpu().numpy()
     num_frames = len(exp)
@@ -211,7 +234,7 @@ def plan_frames(
         background = match_backgrounds(motion.angle_degrees(), np.degrees(recon_angle), config.keyframes).indices
     elif mode == "predicted":
         background = predicted_backgrounds(
-            motion.angle_degrees(), np.degrees(recon_angle), exp, recon.exp.cpu().numpy(), exp_std, config
+            motion.angle_degrees(), np.degrees(recon_angle), exp, recon.exp.cpu().numpy(), exp_std, config, eye_openness
         )
     else:
         raise ValueError(f"unknown pose mode {mode!r}; one of {', '.join(POSE_MODES)}")
@@ -284,10 +307,31 @@ def plan_speech(
         exp = close_lips(exp, phones, actor.mouth, actor.face_model, filmed.id[0], VIDEO_FPS, config.visemes)
         motion = dataclasses.replace(motion, exp=torch.from_numpy(exp))
     coeffs = actor.recon.split("cpu")
-    plan = plan_frames(motion, coeffs, mode, config, actor.face_model.exp_prior_std)
+    drawn = config.synthesis == "image" and mode == "predicted"
+    openness, stats = actor_eyes(actor, config.eyes) if drawn else (None, None)
+    plan = plan_frames(motion, coeffs, mode, config, actor.face_model.exp_prior_std, openness)
     if config.synthesis == "image":
         plan = dataclasses.replace(plan, mouth=plan_mouths(actor, plan, config.mouth))
+    eyes = plan_eyes(audio, AUDIO_RATE, num_frames, VIDEO_FPS, stats, config.eyes) if drawn else None
+    if eyes is not None:
+        plan = dataclasses.replace(plan, closure=eyes[0], gaze=eyes[1])
     return plan, mode
+
+
+def actor_eyes(actor: Actor, config: BlinkConfig) -> tuple[np.ndarray, BlinkStats]:
+    """(N,) the actor's frames' eye openness over its open eye, and its blinks and gaze, from the
+    unsmoothed landmarks of its footage."""
+    track = actor.track()
+    raw = mesh_to_ibug68(track.mesh_raw)
+    stats = blink_stats(raw, VIDEO_FPS, track.mesh_raw, config)
+    log.info(
+        "eyes: %.0f blinks a minute of %.1f frames (%s), gaze spread %.3f eye widths",
+        stats.rate,
+        stats.frames,
+        stats.source,
+        stats.gaze,
+    )
+    return relative_openness(eye_openness(raw)), stats
 
 
 def _habits(phones: PhoneTimings, num_frames: int, config: GenerateConfig) -> float | np.ndarray:
@@ -363,6 +407,13 @@ def generate(
         # Frames whose lips close further than the background frame's did: its filmed opening is
         # filled before they are warped together (the fit's lip rims may lie inside it).
         closing = lip_gaps(actor.face_model, coeffs.id[0], plan.exp) < landmark_aperture(filmed_lips)[plan.background]
+        eyes = (
+            None
+            if plan.closure is None
+            else functools.partial(
+                moved_eyes, actor.face_model.subset("landmarks").to(device), recon.camera, recon.crop
+            )
+        )
     else:
         renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
         if config.refine and actor.refiner:
@@ -380,7 +431,7 @@ def generate(
         for first in range(0, num_frames, config.batch_frames):
             batch = np.arange(first, min(first + config.batch_frames, num_frames))
             made = (
-                _synthesize_batch(frames, closed_frames, closing, warper, plan, batch, coeffs)
+                _synthesize_batch(frames, closed_frames, closing, warper, plan, batch, coeffs, filmed_lips, eyes)
                 if config.synthesis == "image"
                 else _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device)
             )
@@ -411,11 +462,15 @@ def _synthesize_batch(
     plan: FramePlan,
     batch: np.ndarray,
     coeffs: Coeffs,
+    tracked: np.ndarray,
+    eyes: Callable[[Coeffs, Coeffs, np.ndarray], np.ndarray] | None,
 ) -> list[tuple[np.ndarray, float]]:
     """The batch's output frames made from the actor's own pixels (`render.synthesis`), each with
     the seam visibility along the face's outline in the warped window; where no frame lends the
     mouth and the (T,) `closing` says the lips close further than the background frame's, the
-    background frame is `closed_frames`' (its opening filled with lip)."""
+    background frame is `closed_frames`' (its opening filled with lip). With the plan's blinks and
+    gaze, `eyes` (`render.eyes.moved_eyes` bound to the actor) moves the (N, 68, 2) `tracked`
+    landmarks' eyes to each output frame, where the lids are drawn."""
     background, mouth = plan.background[batch], plan.mouth[batch]
     filmed = coeffs[torch.from_numpy(background)]
     target = dataclasses.replace(
@@ -425,6 +480,7 @@ def _synthesize_batch(
         trans=torch.from_numpy(plan.trans[batch]),
     )
     warps = warper.warps(target, filmed, coeffs[torch.from_numpy(np.maximum(mouth, 0))])
+    drawn = None if eyes is None else eyes(filmed, target, tracked[background])
     x0, y0, x1, y1 = warper.window
     made = []
     for k, warp in enumerate(warps):
@@ -433,6 +489,8 @@ def _synthesize_batch(
             frame = warper.compose(frames[index], frames[int(mouth[k])], warp)
         else:
             frame = warper.compose(closed_frames(index) if closing[batch[k]] else frames[index], None, warp)
+        if drawn is not None:
+            draw_eyes(frame, drawn[k], plan.closure[batch[k]], plan.gaze[batch[k]])
         made.append((frame, warp.seam(frame[y0:y1, x0:x1])))
     return made
 

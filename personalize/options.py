@@ -116,6 +116,8 @@ GENERATE_OPTIONS = (
     ConfigOption("habits", ("habits",)),
     ConfigOption("synthesis", ("synthesis",)),
     ConfigOption("refine", ("refine",)),
+    ConfigOption("blinks", ("eyes.blinks",), metavar="auto|off|RATE"),
+    ConfigOption("seed", ("eyes.seed",), help="seed of the blink and gaze draws"),
 )
 """`talkface generate`'s settings."""
 
@@ -123,6 +125,7 @@ EVALUATE_OPTIONS = (
     ConfigOption("pose_mode", ("generate.pose_mode",)),
     ConfigOption("articulation", ("generate.articulation",)),
     ConfigOption("synthesis", ("generate.synthesis",)),
+    ConfigOption("blinks", ("generate.eyes.blinks",), metavar="auto|off|RATE"),
     ConfigOption("face_model", ("face_model",)),
 )
 """`talkface evaluate`'s settings."""

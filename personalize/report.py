@@ -199,6 +199,13 @@ POSE_ROWS = [
 POSE_COLUMNS = [("generated", ""), ("baseline: still head", "static_"), ("baseline: training replayed", "replay_")]
 MOUTH_ROWS = [("mouth-opening r (higher is better)", "mouth_r"), ("LMD (lower is better)", "lmd")]
 MOUTH_COLUMNS = [("generated", ""), ("baseline: training replayed", "replay_")]
+EYE_ROWS = [
+    ("blinks a minute", "blink_rate"),
+    ("blink duration, ms", "blink_ms"),
+    ("longest half-closed eye, ms", "half_closed_ms"),
+    ("eye-opening jumps a minute", "eye_steps"),
+]
+EYE_COLUMNS = [("generated", ""), ("real held-out frames", "real_")]
 IMAGE_ROWS = [
     ("PSNR, dB", "psnr"),
     ("SSIM", "ssim"),
@@ -293,6 +300,10 @@ def write_report(folder: Path, record: dict, measured: Measured) -> None:
         "units)." + (" Not measured: the text says other words than the real frames." if text else "") + "</p>",
         _table_html(*_grid(metrics, MOUTH_ROWS, MOUTH_COLUMNS)),
         _image("mouth_aperture.png"),
+        "<h2>Eyes</h2>",
+        '<p class="note">Eye aspect ratio of the unsmoothed mediapipe lids, both eyes, over the open eye (its 80th '
+        "percentile): a blink is a run below 55%; a run below 75% for over 400 ms is an eye held half closed.</p>",
+        _table_html(*_grid(metrics, EYE_ROWS, EYE_COLUMNS)),
         "<h2>Image, driven by the real coefficients</h2>",
         "<p class=\"note\">The actor's face made at each held-out frame's reconstructed coefficients, against the "
         "real frame inside the face box, at the video's resolution: synthesized from the actor's training frames "
@@ -336,6 +347,8 @@ SUMMARY_COLUMNS = [
     ("mouth r", "mouth_r"),
     ("mouth r replay", "replay_mouth_r"),
     ("LMD", "lmd"),
+    ("blinks/min", "blink_rate"),
+    ("blinks/min real", "real_blink_rate"),
     ("PSNR synthesized", "psnr_synthesized"),
     ("PSNR render", "psnr_raw"),
     ("PSNR refined", "psnr_refined"),

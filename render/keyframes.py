@@ -293,6 +293,7 @@ def hold_backgrounds(
     output_features: np.ndarray | None = None,
     training_features: np.ndarray | None = None,
     feature_weight: float = 0.0,
+    frame_costs: np.ndarray | None = None,
 ) -> np.ndarray:
     """(T,) training frame per output frame for a face warped to its pose anyway (image-based
     synthesis): the frame nearest its pose (L1 over pitch, yaw, roll, degrees; plus
@@ -301,7 +302,8 @@ def hold_backgrounds(
     plays on for free and jumps at a cost of `switch_degrees`. Unlike the keyframes'
     interpolation, a still head gets a still background, and the background never plays faster
     than the video or backwards (a walk through the training frames shows their own motion as
-    flicker)."""
+    flicker). Optional (N,) `frame_costs` (degrees) are added to each training frame's cost
+    every frame it lends (a frame whose eyes are half closed: held, they look sleepy)."""
     output, training = (
         _check_poses(output_degrees, "output_degrees"),
         _check_poses(training_degrees, "training_degrees"),
@@ -313,6 +315,8 @@ def hold_backgrounds(
             cost = np.abs(training - pose).sum(1)
             if use_features:
                 cost = cost + feature_weight * np.sqrt(((training_features - output_features[t]) ** 2).mean(1))
+            if frame_costs is not None:
+                cost = cost + frame_costs
             yield cost
 
     return coherent_path(costs(), switch_degrees)

@@ -1,0 +1,140 @@
+"""Eyelids and gaze drawn into a finished frame: a blink, a saccade, on any actor's own pixels.
+
+Each eye is handled in its own frame of reference: u along the line from one corner to the other,
+v across it (down the face). The tracked lids, through the corners and two points each, are
+curves U(u) (upper) and L(u) (lower). Closing by `closure` c moves the upper lid's edge down to
+E = U + c k (L - U) and the lower one up to L - c (1 - k) (L - U): shut (c = 1), they meet a
+little above the lower lid (`LID_MEETING` k), as real lids do. What lies between the edge and
+the brow is the upper lid's own skin, stretched down with its lashes at its edge (a backward warp,
+column by column, pinned `LID_SKIN` eye widths above the lid); the eyeball between the edges stays
+where it is and the lid covers it. Nothing moves past the corners or beyond the pinned band, so
+the rest of the frame is unchanged. Gaze moves the eyeball's pixels between the lids sideways,
+most at the eye's centre and none at its corners and lids.
+
+One warp for every actor: a video actor's eyes are whatever frame lends the face (steered to
+frames with open eyes: `render.keyframes.hold_backgrounds`' `frame_costs`), a photo's are its
+one frame's, and both blink the same way. Retrieving a blink from another frame of the footage
+would bring that frame's head pose and light with it, for two or three frames.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from audio2pose.blinks import EYES_IBUG
+from recon3d.crop import CropTransform
+from recon3d.facemodel import Coeffs, FaceModel
+from recon3d.fit import model_landmarks
+from render.camera import PerspectiveCamera
+
+LID_MEETING = 0.8
+"""Where shut lids meet, as a fraction of the way from the upper lid to the lower."""
+LID_SKIN = 0.6
+"""Height (eye widths) above the upper lid over which its skin stretches as it closes."""
+LID_MARGIN = 0.03
+"""How far (eye widths) past the tracked lids, at the eye's middle, the eyeball is taken to reach."""
+BELOW_LID = 0.35
+"""Height (eye widths) below the lower lid over which its skin stretches as it rises."""
+
+
+def _lid_curve(lid: np.ndarray, width: float, margin: float):
+    """v(u) of a lid through both corners ((0, 0) and (width, 0)) and its two (2, 2) (u, v)
+    points: the cubic s (1 - s) (a + b s), s = u / width (an almond, its peak where the points
+    put it), pushed `margin` px further from the corner line at its middle (the tracked points
+    sit on the lid's inner edge, and a shut lid must cover the eyeball's rim too)."""
+    s = np.clip(lid[:, 0] / width, 1e-3, 1 - 1e-3)
+    base = s * (1 - s)
+    a, b = np.linalg.lstsq(np.stack([base, base * s], 1), lid[:, 1], rcond=None)[0]
+    sign = 1.0 if lid[:, 1].mean() >= 0 else -1.0
+
+    def curve(u: np.ndarray) -> np.ndarray:
+        t = u / width
+        return t * (1 - t) * (a + b * t + sign * 4 * margin)
+
+    return curve
+
+
+def eye_warp(eye: np.ndarray, closure: float, gaze: float, shape: tuple[int, int]):
+    """The backward warp of one eye: ((rows, cols) slices of the box it changes, (h, w, 2)
+    float32 maps into the frame for cv2.remap), or None when nothing changes. `eye`: (6, 2)
+    frame pixels in iBUG order (a corner, two upper-lid points, the other corner, two lower-lid
+    points); `closure` 0 (open) to 1 (shut); `gaze` in eye widths, + towards the second corner."""
+    a, b = eye[0].astype(np.float64), eye[3].astype(np.float64)
+    width = float(np.linalg.norm(b - a))
+    if width < 2 or (closure <= 0 and gaze == 0):
+        return None
+    eu = (b - a) / width
+    ev = np.array([-eu[1], eu[0]])
+    local = (eye - a) @ np.stack([eu, ev], 1)  # (6, 2) u, v
+    margin = LID_MARGIN * width
+    upper, lower = _lid_curve(local[[1, 2]], width, margin), _lid_curve(local[[4, 5]], width, margin)
+    top, bottom = LID_SKIN * width, BELOW_LID * width
+    # The box: the eye's extent along u, from the pinned band above to the one below.
+    v_min, v_max = min(local[:, 1].min(), 0) - top - 2, max(local[:, 1].max(), 0) + bottom + 2
+    box_local = np.array([[-2, v_min], [width + 2, v_min], [width + 2, v_max], [-2, v_max]])
+    box_frame = a + box_local @ np.stack([eu, ev])
+    height, frame_width = shape
+    x0, y0 = np.floor(box_frame.min(0)).astype(int)
+    x1, y1 = np.ceil(box_frame.max(0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, frame_width), min(y1, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    rel = np.stack([xs - a[0], ys - a[1]], -1)
+    u, v = rel @ eu, rel @ ev
+    inside = (u > 0) & (u < width)
+    uc = np.clip(u, 0, width)
+    up, low = upper(uc), lower(uc)
+    up, low = np.minimum(up, low), np.maximum(up, low)
+    gap = low - up
+    edge = up + closure * LID_MEETING * gap
+    raised = low - closure * (1 - LID_MEETING) * gap
+    pin_top, pin_bottom = up - top, low + bottom
+    src_u, src_v = u.copy(), v.copy()
+    lid = inside & (v >= pin_top) & (v < edge)
+    src_v[lid] = (pin_top + (v - pin_top) * (up - pin_top) / np.maximum(edge - pin_top, 1e-6))[lid]
+    below = inside & (v >= raised) & (v < pin_bottom)
+    src_v[below] = (pin_bottom - (pin_bottom - v) * (pin_bottom - low) / np.maximum(pin_bottom - raised, 1e-6))[below]
+    ball = inside & (v >= edge) & (v < raised)
+    if gaze and ball.any():
+        # Most at the centre, none at the corners or at the lid edges.
+        across = np.clip(np.minimum(v - edge, raised - v) / np.maximum(0.25 * gap, 1e-6), 0, 1)
+        src_u[ball] = (u - gaze * width * np.sin(np.pi * uc / width) * across)[ball]
+    maps = a + src_u[..., None] * eu + src_v[..., None] * ev
+    return (slice(y0, y1), slice(x0, x1)), maps.astype(np.float32)
+
+
+def draw_eyes(frame: np.ndarray, eyes: np.ndarray, closure: float, gaze: float = 0.0) -> np.ndarray:
+    """`frame` (H, W, 3) uint8 with its eyes ((2, 6, 2) frame pixels, `eye_warp`'s order) closed
+    by `closure` and looking `gaze` eye widths aside; changed in place and returned."""
+    if closure <= 0 and gaze == 0:
+        return frame
+    source = frame.copy()
+    for eye in eyes:
+        warp = eye_warp(eye, float(np.clip(closure, 0, 1)), gaze, frame.shape[:2])
+        if warp is None:
+            continue
+        box, maps = warp
+        frame[box] = cv2.remap(source, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return frame
+
+
+@torch.no_grad()
+def moved_eyes(
+    landmark_model: FaceModel,
+    camera: PerspectiveCamera,
+    crop: CropTransform,
+    filmed: Coeffs,
+    target: Coeffs,
+    tracked: np.ndarray,
+) -> np.ndarray:
+    """(B, 2, 6, 2) frame pixels: the eyes (`EYES_IBUG`) of the (B, 68, 2) landmarks `tracked` in
+    frames fitted with `filmed`, moved as the face model's eye landmarks move from `filmed` to
+    `target` (where the warp that makes the output frame carries them). `landmark_model`: the
+    face model's `subset("landmarks")`; `camera` and `crop`: the actor's."""
+    eyes = np.r_[EYES_IBUG[0], EYES_IBUG[1]]
+    before = crop.crop_to_frame(model_landmarks(landmark_model, filmed, camera).cpu().numpy()[:, eyes])
+    after = crop.crop_to_frame(model_landmarks(landmark_model, target, camera).cpu().numpy()[:, eyes])
+    return (tracked[:, eyes, :2] + after - before).reshape(-1, 2, 6, 2)
