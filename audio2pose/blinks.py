@@ -37,10 +37,11 @@ OPEN_PERCENTILE = 80
 PRIOR_RATE = 17.0
 """Blinks a minute for an actor whose footage shows too few: the median of the 20 shared clips'
 (docs/eyes.md); Bentivoglio et al. 1997 (Mov. Disord. 12) measured 17 at rest and 26 in conversation."""
-RATE_RANGE = (8.0, 40.0)
+RATE_RANGE = (8.0, 36.0)
 """The rates (blinks a minute) a learned rate is kept within: a few seconds of footage count a
 squint or a tracker's slip as a blink (hdtf_aoc_8s: 10 in 8 s). Adults in conversation blink
-26 +- 16 times a minute (Bentivoglio et al. 1997)."""
+26 +- 16 times a minute (Bentivoglio et al. 1997); the top leaves room for the draws' spread
+under 40 a minute."""
 PRIOR_FRAMES = 3.0
 """... and frames (at 25 fps) below `BLINK_THRESHOLD` per blink: the shared clips' median (docs/eyes.md)."""
 PRIOR_GAZE = 0.03
@@ -209,8 +210,10 @@ def speech_pauses(audio: np.ndarray, sample_rate: int, num_frames: int, fps: flo
 def blink_profile(frames: float) -> np.ndarray:
     """Lid closure (0 open, 1 shut) per frame of one blink about `frames` frames below the
     threshold: closing in one frame, shut, then opening more slowly (lids fall faster than they
-    rise: Evinger et al. 1991, Invest. Ophthalmol. Vis. Sci. 32)."""
-    shut = max(int(round(frames)) - 1, 1)
+    rise: Evinger et al. 1991, Invest. Ophthalmol. Vis. Sci. 32). Shut for at least two frames
+    (80 ms): footage at 25 fps catches a blink's trough in one frame or two, and a lid shut for
+    one frame reads as a flicker."""
+    shut = max(int(round(frames)) - 1, 2)
     return np.r_[0.45, np.ones(shut), 0.7, 0.35, 0.12].astype(np.float32)
 
 

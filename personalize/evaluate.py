@@ -369,7 +369,7 @@ def heldout_plan(actor: Actor, recon: Reconstruction, config: GenerateConfig) ->
         trained.exp.numpy(),
         actor.face_model.exp_prior_std,
         config,
-        actor_eyes(actor, config.eyes)[0] if config.synthesis == "image" else None,
+        actor_eyes(actor.track(), config.eyes)[0] if config.synthesis == "image" else None,
     )
     mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained), config.mouth)
     return background, mouth

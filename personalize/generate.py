@@ -38,9 +38,10 @@ from tqdm import tqdm
 
 from audio2pose.articulation import articulate, close_lips, lip_gaps, mouth_projection, temper
 from audio2pose.blinks import BlinkConfig, BlinkStats, blink_stats, eye_openness, plan_eyes, relative_openness
+from audio2pose.brows import brow_direction, brow_heights, brow_stats, emphasis, plan_brows
 from audio2pose.features import audio_features, load_speech, num_video_frames
 from audio2pose.metrics import landmark_aperture
-from audio2pose.model import POSE_AMPLITUDE, Motion
+from audio2pose.model import Motion, window_spread
 from audio2pose.phones import PhoneTimings, speech_phones
 from audio2pose.tts import Speech, seconds_past
 from audio2pose.visemes import VisemeConfig, pause_weights
@@ -50,6 +51,7 @@ from recon3d.errors import InputError
 from recon3d.facemodel import Coeffs
 from recon3d.fit import model_landmarks
 from recon3d.landmarks import mesh_to_ibug68
+from recon3d.track import FaceTrack
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, check_output
 from render.composite import CompositeConfig, blend, seam_visibility
 from render.eyes import draw_eyes, moved_eyes
@@ -71,6 +73,9 @@ POSE_MODES: tuple[str, ...] = ("reassign", "predicted", "source")
 and background agree exactly. predicted: the network's pose; the background frame's head is warped
 to follow it. source: dubbing: the actor video's own frames and head motion in order (ping-pong
 looped for longer speech), only the expression follows the new speech."""
+PHOTO_POSE_AMPLITUDE = 0.9
+"""A photo actor's head pose spread, in units of the general model's (a photo has no footage to
+measure): the mean over the 20 shared clips of `window_spread` at their held-out lengths."""
 RIGID_LANDMARKS = np.r_[17:48]
 """Brows, nose and eyes: the landmarks that move with the head, not the jaw (for warping)."""
 
@@ -82,8 +87,10 @@ class GenerateConfig:
     (always for a photo actor); reassign (Yi et al.): the matched real frame's; source (dubbing):
     the actor video's own frames and head motion in order. predicted has the best head-pose
     similarity on the shared clips, its seams as faint as the others' (README, end-to-end benchmark)."""
-    pose_amplitude: float = POSE_AMPLITUDE
-    """Spread of the predicted head pose in units of the actor's own (`audio2pose.model.restyle_pose`)."""
+    pose_amplitude: float | None = None
+    """Spread of the predicted head pose in units of the actor's own (`audio2pose.model.restyle_pose`)
+    (default: the spread of a stretch of the actor's footage as long as the speech,
+    `audio2pose.model.window_spread`; for a photo `PHOTO_POSE_AMPLITUDE`)."""
     max_seconds: float = 600.0
     """Longest speech accepted; longer input is an error, not a truncated video."""
     min_speech_rms: float = 1e-3
@@ -124,6 +131,9 @@ class GenerateConfig:
     refine: bool = True
     """With synthesis="render": refine the rendered faces with the actor's GAN when the bundle has
     one (`refine`)."""
+    brows: bool = True
+    """Raise the brows on the speech's emphasis (loudness and pitch peaks), at the actor's own
+    rate and height (`audio2pose.brows`)."""
     eyes: BlinkConfig = field(default_factory=BlinkConfig)
     """Blinks and gaze, drawn with image synthesis under the predicted pose (a photo's always; in
     the other pose modes the footage's own eyes play with its frames)."""
@@ -136,7 +146,7 @@ class GenerateConfig:
         # Refused here, in one line naming the option (`personalize.options.apply_options`), not as
         # a traceback deep in the frame planning (a NaN pose) or a silently mirrored head (< 0).
         for what, value in (
-            ("the pose amplitude", self.pose_amplitude),
+            ("the pose amplitude", 0.0 if self.pose_amplitude is None else self.pose_amplitude),
             ("the minimum speech RMS", self.min_speech_rms),
             ("the guessed phones' amplitude", self.guessed_amplitude),
             ("the network's share of the mouth", self.habits),
@@ -288,7 +298,7 @@ def plan_speech(
     network = actor.audio2pose.to(device)
     mode = "predicted" if actor.is_photo else config.pose_mode
     features = audio_features(audio, num_frames, network.config.features, progress)
-    motion = network.predict(features, config.pose_amplitude)
+    motion = network.predict(features, pose_amplitude(actor, num_frames, config))
     if config.articulation != "network":
         phones = phones if phones is not None else speech_phones(audio, progress=progress)
         projection, filmed = mouth_projection(actor.face_model), actor.recon.split("cpu")
@@ -306,9 +316,14 @@ def plan_speech(
             exp = temper(exp, filmed.exp.numpy().mean(0), projection, config.guessed_amplitude)
         exp = close_lips(exp, phones, actor.mouth, actor.face_model, filmed.id[0], VIDEO_FPS, config.visemes)
         motion = dataclasses.replace(motion, exp=torch.from_numpy(exp))
+    track = actor.track()
+    if config.brows:
+        motion = dataclasses.replace(
+            motion, exp=motion.exp + torch.from_numpy(planned_brows(actor, track, audio, num_frames))
+        )
     coeffs = actor.recon.split("cpu")
     drawn = config.synthesis == "image" and mode == "predicted"
-    openness, stats = actor_eyes(actor, config.eyes) if drawn else (None, None)
+    openness, stats = actor_eyes(track, config.eyes) if drawn else (None, None)
     plan = plan_frames(motion, coeffs, mode, config, actor.face_model.exp_prior_std, openness)
     if config.synthesis == "image":
         plan = dataclasses.replace(plan, mouth=plan_mouths(actor, plan, config.mouth))
@@ -318,10 +333,18 @@ def plan_speech(
     return plan, mode
 
 
-def actor_eyes(actor: Actor, config: BlinkConfig) -> tuple[np.ndarray, BlinkStats]:
+def planned_brows(actor: Actor, track: FaceTrack, audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """(T, K) expression offsets: the brow raises on the speech's emphasis (`audio2pose.brows`)
+    at the rate and height of the actor's tracked footage `track`."""
+    stats = brow_stats(brow_heights(mesh_to_ibug68(track.mesh_raw)), VIDEO_FPS)
+    lift = plan_brows(emphasis(audio, AUDIO_RATE, num_frames, VIDEO_FPS), VIDEO_FPS, stats)
+    log.info("brows: %.0f raises a minute of %.3f eye widths (%s)", stats.rate, stats.height, stats.source)
+    return lift[:, None] * brow_direction(actor.face_model)[None]
+
+
+def actor_eyes(track: FaceTrack, config: BlinkConfig) -> tuple[np.ndarray, BlinkStats]:
     """(N,) the actor's frames' eye openness over its open eye, and its blinks and gaze, from the
-    unsmoothed landmarks of its footage."""
-    track = actor.track()
+    unsmoothed landmarks of its tracked footage."""
     raw = mesh_to_ibug68(track.mesh_raw)
     stats = blink_stats(raw, VIDEO_FPS, track.mesh_raw, config)
     log.info(
@@ -332,6 +355,18 @@ def actor_eyes(actor: Actor, config: BlinkConfig) -> tuple[np.ndarray, BlinkStat
         stats.gaze,
     )
     return relative_openness(eye_openness(raw)), stats
+
+
+def pose_amplitude(actor: Actor, num_frames: int, config: GenerateConfig) -> float | torch.Tensor:
+    """`config.pose_amplitude`, or by default (None) per pose coefficient the spread of a stretch
+    of `num_frames` of the actor's footage (`PHOTO_POSE_AMPLITUDE` for a photo)."""
+    if config.pose_amplitude is not None:
+        return config.pose_amplitude
+    if actor.is_photo:
+        return PHOTO_POSE_AMPLITUDE
+    recon = actor.recon.split("cpu")
+    pose = torch.cat([recon.angle, recon.trans], -1).numpy()
+    return torch.from_numpy(window_spread(pose, num_frames)).float()
 
 
 def _habits(phones: PhoneTimings, num_frames: int, config: GenerateConfig) -> float | np.ndarray:

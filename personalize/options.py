@@ -116,6 +116,7 @@ GENERATE_OPTIONS = (
     ConfigOption("habits", ("habits",)),
     ConfigOption("synthesis", ("synthesis",)),
     ConfigOption("refine", ("refine",)),
+    ConfigOption("brows", ("brows",)),
     ConfigOption("blinks", ("eyes.blinks",), metavar="auto|off|RATE"),
     ConfigOption("seed", ("eyes.seed",), help="seed of the blink and gaze draws"),
 )

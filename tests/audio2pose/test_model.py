@@ -15,6 +15,7 @@ from audio2pose.model import (
     motion_loss,
     restyle_pose,
     target_statistics,
+    window_spread,
 )
 from recon3d.errors import InputError
 from recon3d.facemodels import load_face_model
@@ -156,3 +157,13 @@ def test_long_speech_is_predicted_a_chunk_of_frames_at_a_time_as_at_once(monkeyp
         torch.testing.assert_close(model.denormalize(model.eval()(features[None])[0]), whole)  # one pass
     monkeypatch.setattr(audio2pose.model, "PREDICT_CHUNK_FRAMES", 7)  # 4 chunks, the last of 4 frames
     torch.testing.assert_close(model.predict(features, pose_amplitude=None).targets(), whole)
+
+
+def test_window_spread_is_how_much_less_a_short_stretch_of_footage_sweeps():
+    t = np.arange(500)
+    pose = np.stack([np.sin(2 * np.pi * t / 500), np.sin(2 * np.pi * t / 20), np.zeros(500)], 1)
+    short, whole = window_spread(pose, 50), window_spread(pose, 500)
+    # A tenth of a slow sway sweeps a fraction of its range; a fast one sweeps all of it in any window.
+    assert short[0] < 0.4 and short[1] == pytest.approx(1.0, abs=0.05)
+    assert short[2] == 1.0 and np.array_equal(whole, np.ones(3))
+    assert window_spread(pose, 250)[0] > short[0]

@@ -14,12 +14,17 @@ import pytest
 import torch
 from scipy.io import wavfile
 
+from audio2pose.blinks import eye_openness, find_blinks, runs
+from audio2pose.features import load_speech
 from audio2pose.general import general_model_path
+from personalize.bundle import Actor
 from personalize.cli import build_parser, main
+from personalize.generate import GenerateConfig, plan_speech
 from personalize.samples import sample_photo, sample_speech
 from recon3d.errors import InputError
+from recon3d.landmarks import mesh_to_ibug68
 from recon3d.reconstruct import Reconstruction
-from recon3d.track import FaceTrack
+from recon3d.track import FaceTrack, TrackConfig, track_video
 from recon3d.video import probe, read_audio, read_frames
 from tests.conftest import encode_video, numbered_frames
 from tests.personalize.conftest import ACTOR_CLIP
@@ -230,6 +235,12 @@ def test_personalize_then_generate_the_default_photo_and_speech(tmp_path, flite)
     assert sharpness(frames) > 0.5 * sharpness(photo) and sharpness(frames) > 1.5 * sharpness(read_frames(rendered))
     assert np.abs(np.diff(frames[:, 150:200, 200:290].astype(np.float32), axis=0)).mean() > 0.3
     rendered.unlink()
+    # The photo blinks (its lids drawn shut, as the tracker sees them) where the plan shuts them.
+    audio, num_frames = load_speech(sample_speech(), None)
+    planned = runs(plan_speech(Actor.load(actor), audio, num_frames, GenerateConfig())[0].closure > 0.5)
+    seen = find_blinks(eye_openness(mesh_to_ibug68(track_video(video, TrackConfig(), progress=False).mesh_raw)))
+    assert len(planned) >= 1 and len(seen) == len(planned)
+    assert all(abs(start - s) <= 2 for (start, _), (s, _) in zip(planned, seen))
 
 
 @pytest.mark.parametrize("case", ["no_actor", pytest.param("silent_audio", marks=pytest.mark.e2e)])

@@ -12,9 +12,11 @@ import pytest
 import torch
 from scipy.io import wavfile
 
+from audio2pose.blinks import BlinkConfig, runs
+from audio2pose.features import load_speech
 from audio2pose.model import Motion
 from personalize.bundle import MANIFEST_NAME, Actor
-from personalize.generate import GenerateConfig, check_speech, generate, ping_pong, plan_frames
+from personalize.generate import GenerateConfig, check_speech, generate, ping_pong, plan_frames, plan_speech
 from personalize.samples import sample_speech
 from recon3d.errors import InputError
 from recon3d.facemodel import CoeffLayout
@@ -239,3 +241,17 @@ def test_speech_over_the_limit_is_said_to_the_tenth_of_a_second(seconds, limit, 
     assert str(refused.value) == (
         f"speech.wav: the speech is {said} s long, the limit is {limit:g} s; split it, or raise --max-seconds"
     )
+
+
+def test_the_eyes_blink_as_asked_and_the_same_seed_gives_the_same_eyes(actor):
+    audio, num_frames = load_speech(sample_speech(), None)
+    config = GenerateConfig(articulation="network", eyes=BlinkConfig(blinks="40"))
+    plan, _ = plan_speech(actor, audio, num_frames, config)
+    again, _ = plan_speech(actor, audio, num_frames, config)
+    assert np.array_equal(plan.closure, again.closure) and np.array_equal(plan.gaze, again.gaze)
+    planned = runs(plan.closure > 0.5)
+    assert len(planned) >= 2
+    other, _ = plan_speech(actor, audio, num_frames, dataclasses.replace(config, eyes=BlinkConfig(blinks="40", seed=7)))
+    assert not np.array_equal(plan.closure, other.closure)
+    for changed in ({"eyes": BlinkConfig(blinks="off")}, {"pose_mode": "source"}):
+        assert plan_speech(actor, audio, num_frames, dataclasses.replace(config, **changed))[0].closure is None
