@@ -41,7 +41,7 @@ from audio2pose.blinks import BlinkConfig, BlinkStats, blink_stats, eye_openness
 from audio2pose.brows import brow_direction, brow_heights, brow_stats, emphasis, plan_brows
 from audio2pose.features import audio_features, load_speech, num_video_frames
 from audio2pose.metrics import landmark_aperture
-from audio2pose.model import Motion, window_spread
+from audio2pose.model import Motion, match_speed, window_spread
 from audio2pose.phones import PhoneTimings, speech_phones
 from audio2pose.tts import Speech, seconds_past
 from audio2pose.visemes import VisemeConfig, pause_weights
@@ -299,6 +299,14 @@ def plan_speech(
     mode = "predicted" if actor.is_photo else config.pose_mode
     features = audio_features(audio, num_frames, network.config.features, progress)
     motion = network.predict(features, pose_amplitude(actor, num_frames, config))
+    if not actor.is_photo:  # a photo has no footage whose speed to match
+        filmed = actor.recon.split("cpu")
+        pose = match_speed(
+            torch.cat([motion.angle, motion.trans], -1).cpu().numpy(),
+            torch.cat([filmed.angle, filmed.trans], -1).numpy(),
+        )
+        pose = torch.from_numpy(pose).to(motion.angle)
+        motion = dataclasses.replace(motion, angle=pose[:, :3], trans=pose[:, 3:])
     if config.articulation != "network":
         phones = phones if phones is not None else speech_phones(audio, progress=progress)
         projection, filmed = mouth_projection(actor.face_model), actor.recon.split("cpu")

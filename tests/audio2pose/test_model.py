@@ -12,6 +12,7 @@ from audio2pose.model import (
     AudioToPose,
     AudioToPoseConfig,
     LossWeights,
+    match_speed,
     motion_loss,
     restyle_pose,
     target_statistics,
@@ -167,3 +168,17 @@ def test_window_spread_is_how_much_less_a_short_stretch_of_footage_sweeps():
     assert short[0] < 0.4 and short[1] == pytest.approx(1.0, abs=0.05)
     assert short[2] == 1.0 and np.array_equal(whole, np.ones(3))
     assert window_spread(pose, 250)[0] > short[0]
+
+
+def test_match_speed_slows_a_jittery_head_to_the_actors_pace_and_keeps_its_spread():
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    reference = np.stack([np.sin(2 * np.pi * t / 100), 0.5 * np.sin(2 * np.pi * t / 80)], 1)
+    jittery = np.stack([np.sin(2 * np.pi * t / 90), np.zeros(400)], 1) + 0.3 * rng.standard_normal((400, 2))
+    slowed = match_speed(jittery, reference)
+    assert np.all(np.diff(slowed, axis=0).std(0) < np.diff(jittery, axis=0).std(0) / 2)
+    assert np.allclose(slowed.std(0), jittery.std(0)) and np.allclose(slowed.mean(0), jittery.mean(0))
+    # The slow sway is kept: it still follows the original's.
+    assert np.corrcoef(slowed[:, 0], np.sin(2 * np.pi * t / 90))[0, 1] > 0.9
+    calm = 0.01 * reference
+    assert np.array_equal(match_speed(calm, reference), calm)
