@@ -46,7 +46,7 @@ PRIOR_FRAMES = 3.0
 """... and frames (at 25 fps) below `BLINK_THRESHOLD` per blink: the shared clips' median (docs/eyes.md)."""
 PRIOR_GAZE = 0.03
 """Spread (standard deviation, in eye widths) of the horizontal gaze for an actor whose footage
-shows no irises to measure: the shared clips' median (docs/eyes.md)."""
+shows no irises to measure: about the shared clips' median, 0.027 (docs/eyes.md)."""
 EYES_IBUG = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47))
 """iBUG indices of each eye: a corner, two upper-lid points, the other corner, two lower-lid points."""
 IRISES_MESH = (468, 473)

@@ -29,10 +29,11 @@ BROWS_IBUG = np.r_[17:27]
 RAISE_HEIGHT, RAISE_PROMINENCE = 0.02, 0.015
 """A raise in footage: the brows at least this far (eye-corner distances) above their median
 height, and this far above the frames around."""
-PRIOR_RATE = 20.0
-"""Raises a minute for an actor whose footage shows too few: about the shared clips' median (docs/eyes.md)."""
-PRIOR_HEIGHT = 0.03
-"""... and their height, in eye-corner distances (docs/eyes.md)."""
+PRIOR_RATE = 30.0
+"""Raises a minute for an actor whose footage shows too few: the median of the 16 shared clips
+that show two or more (docs/eyes.md)."""
+PRIOR_HEIGHT = 0.04
+"""... and their height, in eye-corner distances: their median, 0.042 (docs/eyes.md)."""
 RAISE_SECONDS = (0.15, 0.25, 0.35)
 """A raise's rise, hold and fall (s)."""
 
