@@ -37,11 +37,11 @@ OPEN_PERCENTILE = 80
 PRIOR_RATE = 17.0
 """Blinks a minute for an actor whose footage shows too few: the median of the 20 shared clips'
 (docs/eyes.md); Bentivoglio et al. 1997 (Mov. Disord. 12) measured 17 at rest and 26 in conversation."""
-RATE_RANGE = (8.0, 36.0)
+RATE_RANGE = (8.0, 32.0)
 """The rates (blinks a minute) a learned rate is kept within: a few seconds of footage count a
 squint or a tracker's slip as a blink (hdtf_aoc_8s: 10 in 8 s). Adults in conversation blink
 26 +- 16 times a minute (Bentivoglio et al. 1997); the top leaves room for the draws' spread
-under 40 a minute."""
+(16 s drawn at 36 a minute showed 41 on two actors) under 40 a minute."""
 PRIOR_FRAMES = 3.0
 """... and frames (at 25 fps) below `BLINK_THRESHOLD` per blink: the shared clips' median (docs/eyes.md)."""
 PRIOR_GAZE = 0.03

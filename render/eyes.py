@@ -35,6 +35,9 @@ LID_SKIN = 0.6
 """Height (eye widths) above the upper lid over which its skin stretches as it closes."""
 LID_MARGIN = 0.03
 """How far (eye widths) past the tracked lids, at the eye's middle, the eyeball is taken to reach."""
+LID_LIGHT = 0.6
+"""How much of the difference between the cheek under the eye and the lid's stretched skin is
+made up on a shut lid."""
 BELOW_LID = 0.35
 """Height (eye widths) below the lower lid over which its skin stretches as it rises."""
 
@@ -58,7 +61,8 @@ def _lid_curve(lid: np.ndarray, width: float, margin: float):
 
 def eye_warp(eye: np.ndarray, closure: float, gaze: float, shape: tuple[int, int]):
     """The backward warp of one eye: ((rows, cols) slices of the box it changes, (h, w, 2)
-    float32 maps into the frame for cv2.remap), or None when nothing changes. `eye`: (6, 2)
+    float32 maps into the frame for cv2.remap, (h, w) float32 weight of the lid's skin now over
+    the eyeball, (h, w) bool the cheek under the eye), or None when nothing changes. `eye`: (6, 2)
     frame pixels in iBUG order (a corner, two upper-lid points, the other corner, two lower-lid
     points); `closure` 0 (open) to 1 (shut); `gaze` in eye widths, + towards the second corner."""
     a, b = eye[0].astype(np.float64), eye[3].astype(np.float64)
@@ -103,7 +107,13 @@ def eye_warp(eye: np.ndarray, closure: float, gaze: float, shape: tuple[int, int
         across = np.clip(np.minimum(v - edge, raised - v) / np.maximum(0.25 * gap, 1e-6), 0, 1)
         src_u[ball] = (u - gaze * width * np.sin(np.pi * uc / width) * across)[ball]
     maps = a + src_u[..., None] * eu + src_v[..., None] * ev
-    return (slice(y0, y1), slice(x0, x1)), maps.astype(np.float32)
+    # The lid's skin over the eyeball, fading in below where the open lid was and out above its
+    # lashes; and the cheek just under the eye, lit as the lid is.
+    fade = np.maximum(0.1 * width, 1.0)
+    cover = inside & (v < edge) & (v > up - fade)
+    lit = np.clip((v - up + fade) / (2 * fade), 0, 1) * np.clip((edge - v) / np.maximum(0.3 * (edge - up), 1.0), 0, 1)
+    cheek = inside & (np.abs(uc - width / 2) < width / 4) & (v > low + 0.1 * width) & (v < low + 0.3 * width)
+    return (slice(y0, y1), slice(x0, x1)), maps.astype(np.float32), (lit * cover).astype(np.float32), cheek
 
 
 def draw_eyes(frame: np.ndarray, eyes: np.ndarray, closure: float, gaze: float = 0.0) -> np.ndarray:
@@ -116,8 +126,14 @@ def draw_eyes(frame: np.ndarray, eyes: np.ndarray, closure: float, gaze: float =
         warp = eye_warp(eye, float(np.clip(closure, 0, 1)), gaze, frame.shape[:2])
         if warp is None:
             continue
-        box, maps = warp
-        frame[box] = cv2.remap(source, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        box, maps, lid, cheek = warp
+        warped = cv2.remap(source, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        if closure > 0 and lid.any() and cheek.any():
+            # The skin stretched over the eye comes from the socket under the brow, in shadow; a
+            # shut lid bulges out into the light as the eyeball did (dark, it reads as an open eye).
+            lift = np.clip(warped[cheek].mean(0) - warped[lid > 0.5].mean(0), 0, None) if (lid > 0.5).any() else 0
+            warped += (LID_LIGHT * closure * lid)[..., None] * lift
+        frame[box] = np.clip(np.rint(warped), 0, 255).astype(np.uint8)
     return frame
 
 
