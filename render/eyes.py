@@ -33,6 +33,11 @@ LID_MEETING = 0.8
 """Where shut lids meet, as a fraction of the way from the upper lid to the lower."""
 LID_SKIN = 0.6
 """Height (eye widths) above the upper lid over which its skin stretches as it closes."""
+BROWS_IBUG = ((17, 18, 19, 20, 21), (22, 23, 24, 25, 26))
+"""iBUG indices of the brow above each eye of `EYES_IBUG`."""
+BROW_CLEARANCE = 0.7
+"""The upper lid's stretched skin reaches at most this fraction of the way up to the brow (the
+brow stays put; stretched, it bends down into the lid)."""
 LID_MARGIN = 0.03
 """How far (eye widths) past the tracked lids, at the eye's middle, the eyeball is taken to reach."""
 LID_LIGHT = 0.6
@@ -64,7 +69,9 @@ def eye_warp(eye: np.ndarray, closure: float, gaze: float, shape: tuple[int, int
     float32 maps into the frame for cv2.remap, (h, w) float32 weight of the lid's skin now over
     the eyeball, (h, w) bool the cheek under the eye), or None when nothing changes. `eye`: (6, 2)
     frame pixels in iBUG order (a corner, two upper-lid points, the other corner, two lower-lid
-    points); `closure` 0 (open) to 1 (shut); `gaze` in eye widths, + towards the second corner."""
+    points), optionally followed by the brow's points (the lid's skin stretches from below them);
+    `closure` 0 (open) to 1 (shut); `gaze` in eye widths, + towards the second corner."""
+    eye, brow = eye[:6], eye[6:]
     a, b = eye[0].astype(np.float64), eye[3].astype(np.float64)
     width = float(np.linalg.norm(b - a))
     if width < 2 or (closure <= 0 and gaze == 0):
@@ -75,6 +82,13 @@ def eye_warp(eye: np.ndarray, closure: float, gaze: float, shape: tuple[int, int
     margin = LID_MARGIN * width
     upper, lower = _lid_curve(local[[1, 2]], width, margin), _lid_curve(local[[4, 5]], width, margin)
     top, bottom = LID_SKIN * width, BELOW_LID * width
+    if len(brow):
+        # The lowest brow point over the eye (between its corners), from the lid's middle.
+        over = (brow - a) @ np.stack([eu, ev], 1)
+        inside_corners = (over[:, 0] >= 0) & (over[:, 0] <= width)
+        lowest = over[inside_corners if inside_corners.any() else slice(None), 1].max()
+        clearance = float(upper(np.array([width / 2]))[0] - lowest)
+        top = min(top, max(BROW_CLEARANCE * clearance, 0.1 * width))
     # The box: the eye's extent along u, from the pinned band above to the one below.
     v_min, v_max = min(local[:, 1].min(), 0) - top - 2, max(local[:, 1].max(), 0) + bottom + 2
     box_local = np.array([[-2, v_min], [width + 2, v_min], [width + 2, v_max], [-2, v_max]])
@@ -117,7 +131,7 @@ def eye_warp(eye: np.ndarray, closure: float, gaze: float, shape: tuple[int, int
 
 
 def draw_eyes(frame: np.ndarray, eyes: np.ndarray, closure: float, gaze: float = 0.0) -> np.ndarray:
-    """`frame` (H, W, 3) uint8 with its eyes ((2, 6, 2) frame pixels, `eye_warp`'s order) closed
+    """`frame` (H, W, 3) uint8 with its eyes ((2, 6 or 11, 2) frame pixels, `eye_warp`'s order) closed
     by `closure` and looking `gaze` eye widths aside; changed in place and returned."""
     if closure <= 0 and gaze == 0:
         return frame
@@ -146,11 +160,11 @@ def moved_eyes(
     target: Coeffs,
     tracked: np.ndarray,
 ) -> np.ndarray:
-    """(B, 2, 6, 2) frame pixels: the eyes (`EYES_IBUG`) of the (B, 68, 2) landmarks `tracked` in
-    frames fitted with `filmed`, moved as the face model's eye landmarks move from `filmed` to
-    `target` (where the warp that makes the output frame carries them). `landmark_model`: the
-    face model's `subset("landmarks")`; `camera` and `crop`: the actor's."""
-    eyes = np.r_[EYES_IBUG[0], EYES_IBUG[1]]
-    before = crop.crop_to_frame(model_landmarks(landmark_model, filmed, camera).cpu().numpy()[:, eyes])
-    after = crop.crop_to_frame(model_landmarks(landmark_model, target, camera).cpu().numpy()[:, eyes])
-    return (tracked[:, eyes, :2] + after - before).reshape(-1, 2, 6, 2)
+    """(B, 2, 11, 2) frame pixels: each eye (`EYES_IBUG`) then its brow (`BROWS_IBUG`) of the
+    (B, 68, 2) landmarks `tracked` in frames fitted with `filmed`, moved as the face model's
+    landmarks move from `filmed` to `target` (where the warp that makes the output frame carries
+    them). `landmark_model`: the face model's `subset("landmarks")`; `camera` and `crop`: the actor's."""
+    points = np.r_[EYES_IBUG[0], BROWS_IBUG[0], EYES_IBUG[1], BROWS_IBUG[1]]
+    before = crop.crop_to_frame(model_landmarks(landmark_model, filmed, camera).cpu().numpy()[:, points])
+    after = crop.crop_to_frame(model_landmarks(landmark_model, target, camera).cpu().numpy()[:, points])
+    return (tracked[:, points, :2] + after - before).reshape(-1, 2, 11, 2)

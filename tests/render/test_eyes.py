@@ -68,6 +68,20 @@ def test_a_shut_eye_hides_the_eyeball_and_nothing_else_changes():
     )
 
 
+def test_the_lid_stretches_from_below_the_brow_and_the_brow_stays_put():
+    image, eyes = synthetic_face()
+    brow_y = 100 - 18 - 12  # 12 px above the lids' top: inside the 0.6-eye-width band (36 px)
+    for x0 in (60, 180):
+        cv2.line(image, (x0, brow_y), (x0 + 60, brow_y), (60, 40, 30), 3)
+    brows = np.stack([np.stack([np.linspace(x0, x0 + 60, 5), np.full(5, brow_y + 1.0)], 1) for x0 in (60.0, 180.0)])
+    with_brows = draw_eyes(image.copy(), np.concatenate([eyes, brows], 1), 1.0)
+    band = np.s_[brow_y - 3 : brow_y + 4, 60:240]
+    assert np.array_equal(with_brows[band], image[band])
+    assert bright(with_brows).sum() <= 4  # and the eye still shuts
+    without = draw_eyes(image.copy(), eyes, 1.0)
+    assert not np.array_equal(without[band], image[band])  # a band past the brow bends it
+
+
 def test_closing_is_gradual_and_open_changes_nothing():
     image, eyes = synthetic_face()
     assert np.array_equal(draw_eyes(image.copy(), eyes, 0.0), image)
@@ -97,9 +111,10 @@ def test_eyes_move_with_the_face_models_landmarks():
     filmed = model.layout.zeros(2)
     tracked = np.random.default_rng(0).uniform(50, 200, (2, 68, 2))
     same = moved_eyes(model, CAMERA, crop, filmed, filmed, tracked)
-    assert np.allclose(same.reshape(2, 12, 2), tracked[:, 36:48])
+    assert np.allclose(same[:, :, :6].reshape(2, 12, 2), tracked[:, 36:48])
+    assert np.allclose(same[:, :, 6:].reshape(2, 10, 2), tracked[:, 17:27])
     turned = dataclasses.replace(filmed, angle=torch.tensor([[0.0, 0.2, 0.0], [0.0, 0.2, 0.0]]))
     moved = moved_eyes(model, CAMERA, crop, filmed, turned, tracked)
     # Turned by 0.2 rad, the eyes move sideways by several pixels; both frames alike.
-    shift = (moved.reshape(2, 12, 2) - tracked[:, 36:48])[..., 0]
+    shift = (moved[:, :, :6].reshape(2, 12, 2) - tracked[:, 36:48])[..., 0]
     assert np.abs(shift).mean() > 5 and np.allclose(shift[0], shift[1])
