@@ -39,7 +39,8 @@ BROW_CLEARANCE = 0.7
 """The upper lid's stretched skin reaches at most this fraction of the way up to the brow (the
 brow stays put; stretched, it bends down into the lid)."""
 LID_MARGIN = 0.03
-"""How far (eye widths) past the tracked lids, at the eye's middle, the eyeball is taken to reach."""
+"""How far (eye widths, at least a pixel) past the tracked lids, at the eye's middle, the eyeball is
+taken to reach."""
 LID_LIGHT = 0.6
 """How much of the difference between the cheek under the eye and the lid's stretched skin is
 made up on a shut lid."""
@@ -79,7 +80,7 @@ def eye_warp(eye: np.ndarray, closure: float, gaze: float, shape: tuple[int, int
     eu = (b - a) / width
     ev = np.array([-eu[1], eu[0]])
     local = (eye - a) @ np.stack([eu, ev], 1)  # (6, 2) u, v
-    margin = LID_MARGIN * width
+    margin = max(LID_MARGIN * width, 1.0)
     upper, lower = _lid_curve(local[[1, 2]], width, margin), _lid_curve(local[[4, 5]], width, margin)
     top, bottom = LID_SKIN * width, BELOW_LID * width
     if len(brow):
