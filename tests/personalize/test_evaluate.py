@@ -212,7 +212,11 @@ def test_evaluate_writes_a_complete_report_of_the_unseen_tail(report, heldout_ac
     assert (video.width, video.height) == (224, 224) and video.has_audio
     metrics = record["metrics"]
     unmeasured = [key for key, value in metrics.items() if value is None]
-    assert unmeasured == ["speaker_similarity", "speaker_similarity_unmatched"]  # no --text
+    # No --text; a blink's length only where there is a blink (this actor's downcast eyes show none).
+    no_blinks = [f"{p}blink_ms" for p in ("", "real_") if metrics[f"{p}blink_rate"] == 0]
+    assert sorted(unmeasured) == sorted([*no_blinks, "speaker_similarity", "speaker_similarity_unmatched"])
+    for prefix in ("", "real_"):
+        assert metrics[f"{prefix}blink_rate"] >= 0 and metrics[f"{prefix}half_closed_ms"] >= 0
     for key in ("hs", "static_hs", "replay_hs"):
         assert 0 <= metrics[key] <= 1
     assert -1 <= metrics["mouth_r"] <= 1 and 0 < metrics["lmd"] < 0.5
