@@ -1,6 +1,6 @@
 """Phone-driven mouth motion: viseme weights -> the face model's expression coefficients.
 
-The audio2pose network cannot learn articulation from ten seconds of an actor (README, audio2pose
+The audio2pose network cannot learn articulation from ten seconds of an actor (docs/benchmarks.md, audio2pose
 benchmark: mouth r 0.19); phones carry it. A frame's mouth is
 
     closed + openness(t) (open - closed) + sum_v w_v(t) detail_v
@@ -73,7 +73,7 @@ class ArticulationConfig:
     """How much of how far the actor opens each viseme (in their decoded, aligned footage) the
     details keep, the rest left to the openness table: all of it follows real held-out speech
     best (mouth r 0.28 against 0.19 with none, LMD 0.0174 against 0.0198, 4 clips), none follows
-    the phones of new speech best (openness r 0.72 against 0.59 with ICT-FaceKit); README."""
+    the phones of new speech best (openness r 0.72 against 0.59 with ICT-FaceKit); docs/benchmarks.md."""
     min_open_share: float = 1.0
     """The open mouth parts the lips at least this share as far as the prior's open mouth (the
     corpus speakers' mean) does on the actor's face (`open_widely`): an actor who barely parts

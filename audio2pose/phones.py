@@ -73,7 +73,7 @@ SPHINX_FRAME = 0.010
 """Seconds per PocketSphinx frame."""
 PIECE_SECONDS = 30.0
 """Longest speech decoded as one utterance: PocketSphinx's search takes memory and time that grow
-faster than the utterance (10 minutes at once: 164 s and 370 MB; in 30 s pieces: see README)."""
+faster than the utterance (10 minutes at once: 164 s and 370 MB; in 30 s pieces: see docs/benchmarks.md)."""
 FLITE_PHONES = {"ax": "AH", "pau": SILENCE}
 """Flite's US phones are CMU's in lower case, but for schwa and the pause."""
 TRANSCRIPT_MATCH = 0.5

@@ -123,7 +123,7 @@ class VisemeConfig:
     lead: float = 0.06
     """Seconds the mouth leads the sound (20-120 ms measured)."""
     spread: float = 0.04
-    """Seconds of each phone's dominance tail (coarticulation reach; 30-80 ms measured, README)."""
+    """Seconds of each phone's dominance tail (coarticulation reach; 30-80 ms measured, docs/benchmarks.md)."""
     closure_hold: int = 2
     """Fewest frames a bilabial closure is held."""
     labiodental_weight: float = 0.8

@@ -97,7 +97,7 @@ class TrackCommand:
 
 
 FACE_MODEL_HELP = (
-    "face model: 'default' (ICT-FaceKit if installed, see README, else the built-in one), 'ict', 'builtin', "
+    "face model: 'default' (ICT-FaceKit if installed, see docs/design.md, else the built-in one), 'ict', 'builtin', "
     "a FaceXModel folder, a BFM_model_front.mat or a converted .npz"
 )
 
@@ -107,7 +107,7 @@ class ReconstructCommand:
     """Fit the 3D face model to every frame of a video: coefficients, albedo, an overlay to check.
 
     Writes OUTPUT/coeffs.npz (per-frame coefficients in the face model's layout, camera, crop,
-    per-vertex albedo, per-frame landmark error and PSNR; see README) and OUTPUT/overlay.mp4 (the
+    per-vertex albedo, per-frame landmark error and PSNR; see docs/commands.md) and OUTPUT/overlay.mp4 (the
     fitted face rendered over the frames, with the audio).
     """
 
@@ -300,7 +300,7 @@ class PersonalizeCommand:
     """Learn an actor from a video (or a photo): face, albedo, lighting, talking style, backgrounds.
 
     Runs the stages ingest, track, reconstruct, albedo, audio2pose, voice, refine and articulation
-    into the actor bundle ACTOR (a directory; see README, "Actor bundles"). Rerunning skips the
+    into the actor bundle ACTOR (a directory; see docs/commands.md, "Actor bundles"). Rerunning skips the
     stages that finished with the same inputs, so an interrupted job resumes. A photo is a
     one-shot actor: its head motion and expression come from the general audio2pose model
     (scripts/setup.sh trains the built-in face model's from a corpus of talking-head clips). The
@@ -451,7 +451,7 @@ class EvaluateCommand:
     video; default: where `personalize --end` stopped learning). The actor says the held-out speech
     (or --text) into REPORT/generated.mp4, which is compared with the real frames: head-pose
     similarity with its baselines, lip sync, image quality driven by the real coefficients,
-    identity, and with --text the voice (see README). With --batch MANIFEST --actors ROOT, every
+    identity, and with --text the voice (see docs/commands.md). With --batch MANIFEST --actors ROOT, every
     actor of the manifest is evaluated into REPORT/<name>/ (finished reports are kept) and the
     mean, min and max of every metric go into REPORT/summary.{json,md,html}.
     """

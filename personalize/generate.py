@@ -86,7 +86,7 @@ class GenerateConfig:
     """Where the head pose comes from. predicted: the network's, the real frame warped to follow it
     (always for a photo actor); reassign (Yi et al.): the matched real frame's; source (dubbing):
     the actor video's own frames and head motion in order. predicted has the best head-pose
-    similarity on the shared clips, its seams as faint as the others' (README, end-to-end benchmark)."""
+    similarity on the shared clips, its seams as faint as the others' (docs/benchmarks.md, end-to-end benchmark)."""
     pose_amplitude: float | None = None
     """Spread of the predicted head pose in units of the actor's own (`audio2pose.model.restyle_pose`)
     (default: the spread of a stretch of the actor's footage as long as the speech,
@@ -111,12 +111,12 @@ class GenerateConfig:
     guessed_amplitude: float = 0.75
     """With phones recognised from the audio (no text, no transcript), some of them wrong: how far
     the mouth moves from the actor's mean, in units of its full articulation (closures are still
-    closed). On held-out real speech 0.75 keeps mouth r and lowers LMD below the network's (README)."""
+    closed). On held-out real speech 0.75 keeps mouth r and lowers LMD below the network's (docs/benchmarks.md)."""
     synthesis: Synthesis = "image"
     """How the face is made. image: the actor's own frames warped to the new expression and pose
     at the video's resolution (`render.synthesis`); render: the face model rendered with the
     actor's albedo at the crop's size and blended in (refined when the bundle has a refiner),
-    softer than the video (README, image-based synthesis)."""
+    softer than the video (docs/design.md, image-based synthesis)."""
     warp: SynthesisConfig = field(default_factory=SynthesisConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
     background_switch: float = 10.0

@@ -14,7 +14,7 @@ Stages, each a function of the ones before it (`STAGES`, in order):
 | articulation | mouth.npz | the actor's mouth per viseme (`audio2pose.articulation`), from their aligned speech |
 
 A video actor's network is trained on its own speech and reconstruction (from scratch: on the 20
-shared clips that beat fine-tuning the general model, see README). A photo is a one-shot actor:
+shared clips that beat fine-tuning the general model, see docs/benchmarks.md). A photo is a one-shot actor:
 one frame, no speech, so its network is the corpus-trained general model
 (`audio2pose.general`) with the photo's own expression and pose as the mean. Its voice is learned
 from `voice_sample` when one is given, else text is said in the default Flite voice unmatched.
@@ -136,7 +136,7 @@ class PersonalizeConfig:
     """Settings of the per-actor job (recorded in the bundle's manifest)."""
 
     face_model: str = "default"
-    """Face model: 'default' (ICT-FaceKit if installed, see README, else the built-in one), 'ict',
+    """Face model: 'default' (ICT-FaceKit if installed, see docs/design.md, else the built-in one), 'ict',
     'builtin', a FaceXModel folder, a BFM_model_front.mat or a converted .npz
     (`recon3d.facemodels.load_face_model`)."""
     crop_size: int = 256
@@ -157,7 +157,7 @@ class PersonalizeConfig:
     """Fine-tuning of the refinement GAN (the CPU preset, `ACTOR_REFINE`, is 1000 steps; `talkface
     personalize` raises the size to 256 on a GPU); 0 steps, the default: no refinement. Only
     `generate --synthesis render` uses a refiner: on the default image synthesis it blurs the
-    face (README, image-based synthesis)."""
+    face (docs/design.md, image-based synthesis)."""
     refine_init: str | None = None
     """A general refiner (`talkface pretrain refine`) to fine-tune from; default: from scratch."""
     articulation: ArticulationConfig = field(default_factory=ArticulationConfig)

@@ -431,7 +431,7 @@ def write_summary(folder: Path, rows: list[dict]) -> dict:
         _table_html(*per_actor),
         "<h2>Every metric</h2>",
         _table_html(*full),
-        '<p class="note">Metrics as in each report\'s metrics.json (README: talkface evaluate).</p>',
+        '<p class="note">Metrics as in each report\'s metrics.json (docs/commands.md: talkface evaluate).</p>',
     ]
     with atomic_path(folder / f"{SUMMARY_NAME}.html") as tmp:
         tmp.write_text(_page(title, "\n".join(page)), encoding="utf-8")

@@ -26,7 +26,7 @@ from refine.train import RefineTrainConfig
 ACTOR_REFINE = RefineTrainConfig(
     network=NetworkConfig(size=128, base_channels=16), memory=MemoryConfig(slots=256), steps=1000
 )
-"""The CPU preset of per-actor fine-tuning (README: refinement benchmark): a 16-channel U-Net at
+"""The CPU preset of per-actor fine-tuning (docs/benchmarks.md: refinement benchmark): a 16-channel U-Net at
 128 pixels, a memory of 256 slots (one actor's frames; Yi et al.'s 30,000 serve a corpus)."""
 GPU_REFINE_SIZE = 256
 """Default size on a GPU, as Yi et al.'s."""

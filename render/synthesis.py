@@ -69,7 +69,7 @@ class SynthesisConfig:
     side (2 px at 512)."""
     interpolation: str = "cubic"
     """How the frames are resampled through the warp: "cubic", or "lanczos" (sharper, 3x the
-    time; README, image-based synthesis)."""
+    time; docs/design.md, image-based synthesis)."""
     contact_width: float = 0.003
     """Width, as a fraction of the crop side (1.5 px at 512; at least 1), of the shadow painted where the inner
     lips meet when no frame lends its mouth (see `FaceWarper.compose`)."""

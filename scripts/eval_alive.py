@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from eval_articulation import made_actor, still
+from eval_articulation import add_actor_arguments, made_actor, still
 
 from audio2pose.blinks import BlinkConfig, eye_openness, eye_scores, find_blinks
 from audio2pose.features import load_speech
@@ -143,15 +143,10 @@ def _pose_row(measured: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--work", type=Path, default=Path("out/articulation"))
-    parser.add_argument("--face-model", default="builtin")
-    parser.add_argument("--videos", nargs="*", help="clips (default: all)")
-    parser.add_argument("--photos", nargs="*", default=list(EYE_PHOTOS))
+    add_actor_arguments(parser, list(EYE_PHOTOS))
     parser.add_argument("--blinks", default=BlinkConfig.blinks, help="generate's --blinks")
     parser.add_argument("--head", action="store_true", help="head motion on held-out speech instead of the eyes")
     parser.add_argument("--amplitudes", nargs="*", type=float, default=[0.5], help="with --head: fixed amplitudes too")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     args.clips = args.data / "clips"
     if args.videos is None:

@@ -382,21 +382,27 @@ def summarise(rows: list[dict], real_speech: bool) -> dict:
     return summary
 
 
+def add_actor_arguments(parser: argparse.ArgumentParser, photos: list[str]) -> None:
+    """The options of the benchmarks that make actors of the shared clips and stills (this one's
+    and `eval_alive`'s): where, with which face model, which actors, the JSON out, the device."""
+    parser.add_argument("--work", type=Path, default=Path("out/articulation"))
+    parser.add_argument("--face-model", default="builtin")
+    parser.add_argument("--videos", nargs="*", help="clips (default: all)")
+    parser.add_argument("--photos", nargs="*", default=photos)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--device", default="cpu")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=Path, default=Path("../shared/data/clips"))
-    parser.add_argument("--work", type=Path, default=Path("out/articulation"))
-    parser.add_argument("--face-model", default="builtin")
-    parser.add_argument("--videos", nargs="*", help="clips (default: all in --clips)")
-    parser.add_argument("--photos", nargs="*", default=list(PHOTOS))
+    add_actor_arguments(parser, list(PHOTOS))
     parser.add_argument("--voices", nargs="*", default=list(VOICES))
     parser.add_argument("--degraded-actors", nargs="*", default=list(DEGRADED_ACTORS))
     parser.add_argument("--articulation", nargs="*", default=[GenerateConfig.articulation])
     parser.add_argument("--real", action="store_true", help="held-out real speech instead of synthetic")
     parser.add_argument("--plans-only", action="store_true", help="with --real: score the planned mouths (no video)")
     parser.add_argument("--habits", type=float, default=GenerateConfig.habits, help="generate's --habits")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     args.videos = args.videos if args.videos is not None else sorted(p.stem for p in args.clips.glob("*.mp4"))
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

@@ -106,7 +106,7 @@ def test_ict_expressions_act_as_named(ict):
 
 def test_ict_is_converted_once_then_read_from_the_cache(ict, ict_folder, home):
     _, convert_s, cached_s = ict
-    print(f"ICT-FaceKit: convert {convert_s:.2f} s, cached load {cached_s:.3f} s")  # timings: README
+    print(f"ICT-FaceKit: convert {convert_s:.2f} s, cached load {cached_s:.3f} s")  # timings: docs/benchmarks.md
     (cache,) = (home / "cache").glob("ict-*.npz")
     written = cache.stat().st_mtime_ns
     load_ict(ict_folder)
