@@ -28,6 +28,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -58,7 +59,7 @@ from render.eyes import draw_eyes, moved_eyes
 from render.face import INNER_LIPS, FaceRenderer
 from render.keyframes import KeyframeConfig, hold_backgrounds, match_backgrounds
 from render.mouth import MouthConfig, match_mouths, mouth_shapes
-from render.synthesis import FaceWarper, SynthesisConfig, fill_opening
+from render.synthesis import FaceWarper, FrameWarp, SynthesisConfig, fill_opening
 from render.warp import similarity_transform, warp_near
 
 log = logging.getLogger("talkface")
@@ -97,6 +98,10 @@ class GenerateConfig:
     """Quietest speech accepted (RMS of [-1, 1] samples, about -60 dBFS)."""
     batch_frames: int = 16
     """Frames rendered and composited together (bounds memory)."""
+    batch_pixels: int = 3_000_000
+    """Image synthesis warps at most this many window pixels together (and at most `batch_frames`
+    frames): a 720p actor's 16 frames at a time took 25 s to say 8 s, 4 at a time 21 s (the
+    larger tensors are mapped and unmapped anew each batch)."""
     articulation: Articulation = "hybrid"
     """Where the mouth's motion comes from. phones: the speech's phones, as visemes on the actor's
     own mouth shapes; network: the audio2pose network's expression as it is; hybrid: the phones,
@@ -159,6 +164,8 @@ class GenerateConfig:
             raise ValueError(f"the longest speech is a finite number of seconds > 0, not {self.max_seconds}")
         if self.batch_frames < 1:
             raise ValueError(f"frames are made at least 1 at a time, not {self.batch_frames}")
+        if self.batch_pixels < 1:
+            raise ValueError(f"at least 1 pixel is warped at a time, not {self.batch_pixels}")
 
 
 @dataclass(frozen=True)
@@ -471,17 +478,29 @@ def generate(
             closed_frames = functools.lru_cache(maxsize=32)(
                 lambda index: fill_opening(frames[index], filmed_lips[index, INNER_LIPS], grow)
             )
-        for first in range(0, num_frames, config.batch_frames):
-            batch = np.arange(first, min(first + config.batch_frames, num_frames))
-            made = (
-                _synthesize_batch(frames, closed_frames, closing, warper, plan, batch, coeffs, filmed_lips, eyes)
-                if config.synthesis == "image"
-                else _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device)
-            )
-            for frame, seam in made:
-                writer.write(frame)
-                seams.append(seam)
-            bar.update(len(batch))
+        step = config.batch_frames
+        if config.synthesis == "image":
+            step = max(1, min(step, config.batch_pixels // math.prod(warper.window_size)))
+        batches = [np.arange(first, min(first + step, num_frames)) for first in range(0, num_frames, step)]
+        # Image synthesis: the next batch's warps (torch, cv2 and numpy, which let go of the GIL)
+        # are made in a second thread while this batch is composed and encoded; one thread
+        # left most of the second core idle.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            image = config.synthesis == "image"
+            warp = functools.partial(_warp_batch, warper, plan, coeffs, filmed_lips, eyes) if image else None
+            pending = pool.submit(warp, batches[0]) if image else None
+            for i, batch in enumerate(batches):
+                if pending is not None:
+                    warped = pending.result()
+                    if i + 1 < len(batches):
+                        pending = pool.submit(warp, batches[i + 1])
+                    made = _compose_warped(frames, closed_frames, closing, warper, plan, batch, *warped)
+                else:
+                    made = _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device)
+                for frame, seam in made:
+                    writer.write(frame)
+                    seams.append(seam)
+                bar.update(len(batch))
     bar.close()
     seam = float(np.nanmean(seams)) if np.isfinite(seams).any() else float("nan")
     result = GenerateResult(output, num_frames, time.perf_counter() - start, mode, seam, plan.angle)
@@ -497,23 +516,17 @@ def generate(
     return result
 
 
-def _synthesize_batch(
-    frames: BackgroundFrames,
-    closed_frames: Callable[[int], np.ndarray],
-    closing: np.ndarray,
+def _warp_batch(
     warper: FaceWarper,
     plan: FramePlan,
-    batch: np.ndarray,
     coeffs: Coeffs,
     tracked: np.ndarray,
     eyes: Callable[[Coeffs, Coeffs, np.ndarray], np.ndarray] | None,
-) -> list[tuple[np.ndarray, float]]:
-    """The batch's output frames made from the actor's own pixels (`render.synthesis`), each with
-    the seam visibility along the face's outline in the warped window; where no frame lends the
-    mouth and the (T,) `closing` says the lips close further than the background frame's, the
-    background frame is `closed_frames`' (its opening filled with lip). With the plan's blinks and
-    gaze, `eyes` (`render.eyes.moved_eyes` bound to the actor) moves the (N, 68, 2) `tracked`
-    landmarks' eyes to each output frame, where the lids are drawn."""
+    batch: np.ndarray,
+) -> tuple[list[FrameWarp], np.ndarray | None]:
+    """The batch's warps of the actor's own pixels (`render.synthesis`) and, with the plan's blinks
+    and gaze, the (N, 68, 2) `tracked` landmarks' eyes moved to each output frame by `eyes`
+    (`render.eyes.moved_eyes` bound to the actor), where the lids are to be drawn."""
     background, mouth = plan.background[batch], plan.mouth[batch]
     filmed = coeffs[torch.from_numpy(background)]
     target = dataclasses.replace(
@@ -523,7 +536,24 @@ def _synthesize_batch(
         trans=torch.from_numpy(plan.trans[batch]),
     )
     warps = warper.warps(target, filmed, coeffs[torch.from_numpy(np.maximum(mouth, 0))])
-    drawn = None if eyes is None else eyes(filmed, target, tracked[background])
+    return warps, None if eyes is None else eyes(filmed, target, tracked[background])
+
+
+def _compose_warped(
+    frames: BackgroundFrames,
+    closed_frames: Callable[[int], np.ndarray],
+    closing: np.ndarray,
+    warper: FaceWarper,
+    plan: FramePlan,
+    batch: np.ndarray,
+    warps: list[FrameWarp],
+    drawn: np.ndarray | None,
+) -> list[tuple[np.ndarray, float]]:
+    """The batch's output frames from its `_warp_batch` warps and eyes, each with the seam
+    visibility along the face's outline in the warped window; where no frame lends the mouth and
+    the (T,) `closing` says the lips close further than the background frame's, the background
+    frame is `closed_frames`' (its opening filled with lip)."""
+    background, mouth = plan.background[batch], plan.mouth[batch]
     x0, y0, x1, y1 = warper.window
     made = []
     for k, warp in enumerate(warps):

@@ -168,11 +168,12 @@ def window_camera(
 
 
 def fill_smooth(values: Tensor, known: Tensor, coarse: int = 4) -> Tensor:
-    """(B, C, H, W): a smooth field through the (B, C, H, W) `values` where (B, 1, H, W) `known`
-    is 1, filling the rest (push-pull: weighted means up an image pyramid, then each level's gaps
-    filled from the coarser one, bilinearly). The pyramid starts `coarse` times smaller than the
-    image, so the field follows the known values at that scale (not exactly at each pixel); the
-    full-size levels would be most of the work. Frames with nothing known come back as zeros."""
+    """(B, C, H / coarse, W / coarse) (rounded up): a smooth field through the (B, C, H, W)
+    `values` where (B, 1, H, W) `known` is 1, filling the rest (push-pull: weighted means up an
+    image pyramid, then each level's gaps filled from the coarser one, bilinearly), `coarse` times
+    smaller than the image: it follows the known values at that scale (not exactly at each pixel),
+    and is brought to full size (bilinearly) where it is used, a frame at a time: the full-size
+    levels would be most of the work. Frames with nothing known come back as zeros."""
     pyramid = []
     total = F.avg_pool2d(values * known, coarse, ceil_mode=True)
     weight = F.avg_pool2d(known, coarse, ceil_mode=True)
@@ -190,7 +191,7 @@ def fill_smooth(values: Tensor, known: Tensor, coarse: int = 4) -> Tensor:
         # A cell half covered is as good as known: its mean is that of known neighbours.
         confidence = (2 * weight).clamp(max=1.0)
         filled = confidence * mean + (1 - confidence) * up
-    return F.interpolate(filled, size=values.shape[-2:], mode="bilinear", align_corners=False)
+    return filled
 
 
 def falloff_weight(face: np.ndarray, distance: float) -> np.ndarray:
@@ -316,9 +317,11 @@ class FaceWarper:
         )
         self.model = face.to(device)
         self.faces = torch.cat([faces.cpu(), cap]).to(device)
-        # Per triangle: 0 skin, 1 lips, 2 the opening's cap.
-        self.labels = torch.cat([mouth_triangles(face, faces).long(), torch.full((size,), 2)]).to(device)
-        self.upper_lip = torch.cat([upper_lip_triangles(face, faces), torch.zeros(size, dtype=torch.bool)]).to(device)
+        # Per triangle: its label (0 skin, 1 lips, 2 the opening's cap), plus 4 on the upper lip
+        # (one table, so one per-pixel gather).
+        labels = torch.cat([mouth_triangles(face, faces).long(), torch.full((size,), 2)])
+        upper_lip = torch.cat([upper_lip_triangles(face, faces), torch.zeros(size, dtype=torch.bool)])
+        self.codes = (labels + 4 * upper_lip.long()).to(device)
         self.loop = self.loop.to(device)
         self.crop, self.config = crop, config
         self.window = synthesis_window(crop, config.margin)
@@ -365,24 +368,25 @@ class FaceWarper:
         num_vertices = self.model.num_vertices
         # The cap's vertices sample the mouth frame in the background channels too.
         positions[:, num_vertices:, :2] = positions[:, num_vertices:, 2:]
-        sampled = interpolate(positions, fragments, self.faces).permute(0, 3, 1, 2)  # (B, 4, h, w)
+        sampled = interpolate(positions, fragments, self.faces)  # (B, h, w, 4)
         covered = fragments.tri_ids >= 0
-        label = torch.where(covered, self.labels[fragments.tri_ids.clamp(min=0)], -1)
+        code = self.codes[fragments.tri_ids.clamp(min=0)]
+        label = torch.where(covered, code % 4, -1)
         face = covered & (label < 2)
         ys, xs = torch.meshgrid(
             torch.arange(height, device=self.device), torch.arange(width, device=self.device), indexing="ij"
         )
-        grid = torch.stack([xs, ys]).to(sampled.dtype) + 0.5  # pixel centres, window pixels
-        exact = sampled[:, :2] - grid
-        filled = fill_smooth(exact, face[:, None].to(sampled.dtype))
+        grid = torch.stack([xs, ys], -1).to(sampled.dtype) + 0.5  # pixel centres, window pixels
+        exact = sampled[..., :2] - grid
+        coarse = fill_smooth(exact.permute(0, 3, 1, 2), face[:, None].to(sampled.dtype)).permute(0, 2, 3, 1)
         x0, y0 = self.window[:2]
         # Window pixel centres (j + 0.5) -> cv2's frame coordinates (pixel centres at integers);
         # (h, w, 2) per frame, as cv2.remap takes its maps.
-        offset = grid.new_tensor([x0 - 0.5, y0 - 0.5])[:, None, None]
-        as_maps = lambda field: field.permute(0, 2, 3, 1).contiguous().float().cpu().numpy()  # noqa: E731
-        exact, filled, grid = as_maps(exact), as_maps(filled), as_maps((grid + offset)[None])[0]
-        mouth_maps = as_maps(sampled[:, 2:] + offset[None])
-        upper_lip = covered & self.upper_lip[fragments.tri_ids.clamp(min=0)]
+        offset = grid.new_tensor([x0 - 0.5, y0 - 0.5])
+        as_maps = lambda field: field.contiguous().float().cpu().numpy()  # noqa: E731
+        exact, coarse, grid = as_maps(exact), as_maps(coarse), as_maps(grid + offset)
+        mouth_maps = as_maps(sampled[..., 2:] + offset)
+        upper_lip = covered & (code >= 4)
         upper, lower = upper_lip.cpu().numpy(), (covered & (label == 1) & ~upper_lip).cpu().numpy()
         face, label = face.cpu().numpy(), label.cpu().numpy()
         side = self.crop.side
@@ -395,7 +399,7 @@ class FaceWarper:
             solid = _without_holes(face[k])
             inside = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
             ease = np.clip(inside * (1.0 / max(self.config.outline_band * side, 1.0)), 0, 1) * face[k]
-            displacement = filled[k]
+            displacement = cv2.resize(coarse[k], (width, height), interpolation=cv2.INTER_LINEAR)
             displacement += ease[..., None] * (exact[k] - displacement)
             displacement *= falloff_weight(solid, self.config.falloff * side)[..., None]
             displacement += grid
