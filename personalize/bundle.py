@@ -33,7 +33,6 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,6 +43,7 @@ import numpy as np
 from audio2pose.articulation import MouthShapes
 from audio2pose.model import AudioToPose
 from audio2pose.voice import VoiceModel
+from personalize import toolkit_version
 from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.facemodels import load_face_model
@@ -126,13 +126,6 @@ MANIFEST_SCHEMA = {
 }
 """JSON Schema of `manifest.json` (format version 2). File names are relative to the bundle and
 may not leave it; `checksum` is `manifest_checksum` of the rest."""
-
-
-def toolkit_version() -> str:
-    try:
-        return version("talkface")
-    except PackageNotFoundError:  # running from a source tree that was not pip-installed
-        return "0+unknown"
 
 
 def file_sha256(path: str | os.PathLike | BinaryIO) -> str:

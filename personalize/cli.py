@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import errno
 import inspect
+import itertools
 import logging
 import math
 import re
@@ -22,12 +23,8 @@ import sys
 import textwrap
 import typing
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
 
-from personalize.commands import COMMANDS
-from personalize.manifest import option_type
-from personalize.options import option_help, option_kind
-from recon3d.errors import InputError
+from personalize import toolkit_version
 
 log = logging.getLogger("talkface")
 
@@ -51,6 +48,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def _add_settings(parser: argparse.ArgumentParser, field: str, meta: dict) -> None:
     """An option per `personalize.options` option of a settings class, collected into the
     command's dict `field` (only those given: the rest keep the settings' or the preset's value)."""
+    from personalize.manifest import option_type
+    from personalize.options import option_help, option_kind
+
     settings = meta["settings"]
     presets = meta["defaults"] or {"": settings()}
     for setting in meta["options"]:
@@ -69,6 +69,8 @@ def _add_settings(parser: argparse.ArgumentParser, field: str, meta: dict) -> No
 
 
 def _add_command(subparsers, name: str, command: type) -> None:
+    from personalize.manifest import option_type
+
     doc = (command.__doc__ or "").strip()
     parser = subparsers.add_parser(name, help=doc.splitlines()[0], description=doc, formatter_class=_HelpFormatter)
     hints = typing.get_type_hints(command)
@@ -116,14 +118,13 @@ def _add_command(subparsers, name: str, command: type) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    try:
-        toolkit_version = version("talkface")
-    except PackageNotFoundError:
-        toolkit_version = "unknown"
+    # The commands' settings come with the stages' modules (torch, mediapipe: seconds to import).
+    from personalize.commands import COMMANDS
+
     parser = argparse.ArgumentParser(
         prog="talkface", description="Audio-driven talking-face reenactment with 3D morphable face models."
     )
-    parser.add_argument("--version", action="version", version=f"talkface {toolkit_version}")
+    parser.add_argument("--version", action="version", version=f"talkface {toolkit_version()}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     _add_commands(parser, COMMANDS)
@@ -192,12 +193,26 @@ def terminate_as_interrupt() -> Iterator[None]:
 def check_finite(args: dict) -> None:
     """Refuses a NaN or infinite number in a command's own options before any work (argparse's
     float takes them; settings options are checked by `personalize.options.apply_options`)."""
+    from recon3d.errors import InputError
+
     for key, value in args.items():
         if "." not in key and isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"--{key.replace('_', '-')} {value}: give a finite number")
 
 
+def answer_version(argv: list[str]) -> None:
+    """`talkface --version` (before any command) is answered before the commands are imported."""
+    leading = itertools.takewhile(lambda arg: arg.startswith("-"), argv)
+    if "--version" in leading:
+        print(f"talkface {toolkit_version()}")
+        raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    answer_version(argv)
+    from recon3d.errors import InputError
+
     args = vars(build_parser().parse_args(argv))
     quiet, verbose = args.pop("quiet"), args.pop("verbose")
     logging.basicConfig(

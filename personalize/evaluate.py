@@ -59,7 +59,8 @@ from audio2pose.metrics import (
     velocity_w1,
 )
 from audio2pose.voice import speak
-from personalize.bundle import Actor, file_sha256, toolkit_version
+from personalize import toolkit_version
+from personalize.bundle import Actor, file_sha256
 from personalize.generate import (
     GenerateConfig,
     actor_eyes,

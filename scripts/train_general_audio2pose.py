@@ -31,7 +31,7 @@ from audio2pose.metrics import mouth_aperture
 from audio2pose.model import AudioToPose
 from audio2pose.phones import speech_phones
 from audio2pose.train import PretrainAudio2PoseConfig, pretrain_audio2pose
-from personalize.bundle import toolkit_version
+from personalize import toolkit_version
 from recon3d.corpus import CorpusCache
 from recon3d.facemodels import load_face_model
 from recon3d.facemodels.paths import talkface_home

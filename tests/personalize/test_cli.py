@@ -50,6 +50,19 @@ def test_help_lists_only_working_commands():
     assert sorted(_subcommands(commands["jobs"])) == ["run"]
 
 
+def test_version_is_answered_before_the_commands_are_imported():
+    # torch, mediapipe and the rest take seconds to import; --version needs none of them.
+    code = (
+        "import sys\nfrom personalize.cli import main\n"
+        "try:\n    main(['-q', '--version'])\nexcept SystemExit as stop:\n    assert stop.code == 0\n"
+        "heavy = {'torch', 'mediapipe', 'cv2', 'personalize.commands'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("talkface ") and len(done.stdout.split()) == 2
+
+
 def test_every_option_states_its_default_once():
     parsers = dict(_subcommands(build_parser()))
     for group in ("pretrain", "jobs"):
