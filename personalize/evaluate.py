@@ -83,7 +83,7 @@ from refine.identity import identity_features, identity_similarity
 from refine.metrics import evenly_spaced, face_box, face_metrics, sharpness
 from render.composite import blend
 from render.face import FaceRenderer
-from render.mouth import match_mouths, mouth_shapes
+from render.mouth import match_mouths, mouth_landmarks
 from render.synthesis import FaceWarper
 
 log = logging.getLogger("talkface")
@@ -372,7 +372,9 @@ def heldout_plan(actor: Actor, recon: Reconstruction, config: GenerateConfig) ->
         config,
         actor_eyes(actor.track(), config.eyes)[0] if config.synthesis == "image" else None,
     )
-    mouth = match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, trained), config.mouth)
+    mouth = match_mouths(
+        mouth_landmarks(actor.face_model, target), mouth_landmarks(actor.face_model, trained), config.mouth
+    )
     return background, mouth
 
 

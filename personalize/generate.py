@@ -58,7 +58,7 @@ from render.composite import CompositeConfig, blend, seam_visibility
 from render.eyes import draw_eyes, moved_eyes
 from render.face import INNER_LIPS, FaceRenderer
 from render.keyframes import KeyframeConfig, hold_backgrounds, match_backgrounds
-from render.mouth import MouthConfig, match_mouths, mouth_shapes
+from render.mouth import MouthConfig, match_mouths, mouth_landmarks
 from render.synthesis import FaceWarper, FrameWarp, SynthesisConfig, fill_opening
 from render.warp import similarity_transform, warp_near
 
@@ -402,7 +402,7 @@ def plan_mouths(actor: Actor, plan: FramePlan, config: MouthConfig = MouthConfig
     target = dataclasses.replace(
         coeffs[torch.from_numpy(plan.background)], exp=torch.from_numpy(plan.exp), angle=torch.from_numpy(plan.angle)
     )
-    return match_mouths(mouth_shapes(actor.face_model, target), mouth_shapes(actor.face_model, coeffs), config)
+    return match_mouths(mouth_landmarks(actor.face_model, target), mouth_landmarks(actor.face_model, coeffs), config)
 
 
 def speech_timings(

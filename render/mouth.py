@@ -54,7 +54,7 @@ class MouthConfig:
 
 
 @dataclass(frozen=True)
-class MouthShapes:
+class MouthLandmarks:
     """Mouth shapes of a sequence of frames."""
 
     points: np.ndarray
@@ -69,7 +69,7 @@ class MouthShapes:
 
 
 @torch.no_grad()
-def mouth_shapes(model: FaceModel, coeffs: Coeffs) -> MouthShapes:
+def mouth_landmarks(model: FaceModel, coeffs: Coeffs) -> MouthLandmarks:
     """The mouth shapes of frames with coefficients `coeffs` (id, exp and angle are used)."""
     landmarks = model.subset("landmarks")
     coeffs = coeffs.to(landmarks.mean_shape.device)
@@ -80,10 +80,12 @@ def mouth_shapes(model: FaceModel, coeffs: Coeffs) -> MouthShapes:
     opening = (points[:, upper] - points[:, lower]).norm(dim=-1).mean(1)
     mouth = points[:, MOUTH]
     mouth = mouth - mouth.mean(1, keepdim=True)
-    return MouthShapes(mouth.numpy().astype(np.float32), opening.numpy(), coeffs.angle.cpu().double().numpy())
+    return MouthLandmarks(mouth.numpy().astype(np.float32), opening.numpy(), coeffs.angle.cpu().double().numpy())
 
 
-def match_mouths(targets: MouthShapes, candidates: MouthShapes, config: MouthConfig = MouthConfig()) -> np.ndarray:
+def match_mouths(
+    targets: MouthLandmarks, candidates: MouthLandmarks, config: MouthConfig = MouthConfig()
+) -> np.ndarray:
     """(T,) int64: per target frame the candidate frame that lends its mouth interior, or -1 where
     no candidate opens wide enough (see the module docstring)."""
     if len(candidates) == 0:

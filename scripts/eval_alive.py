@@ -68,8 +68,7 @@ def eyes(args: argparse.Namespace, work: Path) -> tuple[list[dict], dict]:
             source = args.clips / f"{name}.mp4" if name in args.videos else still(name, args.clips, work)
             actor = Actor.load(bundle, args.face_model) if bundle.is_dir() else made_actor(source, bundle, args)[0]
             output = work / f"{name.replace(' ', '_')}.eyes-{args.blinks}.mp4"
-            if not output.exists():
-                generate(actor, speech, output, config, args.device, progress=False)
+            generate(actor, speech, output, config, args.device, progress=False)  # never a stale one
             track = track_video(output, TrackConfig(crop_size=actor.recon.crop.size), progress=False)
             row = {"actor": name, "photo": actor.is_photo, **scores(track.mesh_raw)}
             if not actor.is_photo:

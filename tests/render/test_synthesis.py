@@ -11,30 +11,17 @@ import pytest
 import torch
 
 from recon3d.crop import CropTransform
-from recon3d.facemodels import load_face_model
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, pose_vertices
 from render.composite import image_to_uint8
 from render.face import MOUTH_SHADOW, SHADOW_SHARE, opening_shadow, paint_mouth
-from render.mouth import MouthConfig, MouthShapes, match_mouths, mouth_shapes
 from render.rasterize import RasterConfig, rasterize
 from render.renderer import render_mesh
 from render.synthesis import FaceWarper, boundary_loops, fill_opening, fill_smooth, inside_polygon, mouth_loop
+from tests.render.conftest import neutral, opening_exp
 
 CROP = CropTransform(x0=30.0, y0=12.0, side=200.0, size=128, frame_width=280, frame_height=250)
 CAMERA = PerspectiveCamera.deep3d(128)
-
-
-@pytest.fixture(scope="module")
-def builtin():
-    return load_face_model("builtin")
-
-
-def neutral(model, count: int = 1, **changes):
-    coeffs = model.layout.zeros(count)
-    return dataclasses.replace(
-        coeffs, **{k: torch.as_tensor(v, dtype=torch.float32).expand(count, -1).clone() for k, v in changes.items()}
-    )
 
 
 def window_grid(warper: FaceWarper) -> np.ndarray:
@@ -43,24 +30,6 @@ def window_grid(warper: FaceWarper) -> np.ndarray:
     x0, y0 = warper.window[:2]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     return np.stack([xs + x0, ys + y0], -1)
-
-
-def opening_exp(model) -> torch.Tensor:
-    """An expression that opens the mouth: the expression mode that parts the inner lips most (the
-    upper one up, the lower down; a mode that pushes them through each other does not count), at
-    3 std."""
-
-    def parting(coeffs) -> np.ndarray:
-        lips = model.landmarks(model.shape(coeffs.id, coeffs.exp))
-        return (lips[:, [61, 62, 63], 1] - lips[:, [67, 66, 65], 1]).mean(1).numpy()
-
-    shapes = parting(neutral(model, model.layout.exp_dim, exp=torch.eye(model.layout.exp_dim)))
-    base = parting(neutral(model))[0]
-    mode = int(np.argmax(np.abs(shapes - base)))
-    sign = 1.0 if shapes[mode] > base else -1.0
-    exp = torch.zeros(model.layout.exp_dim)
-    exp[mode] = 3.0 * sign * model.exp_prior_std
-    return exp
 
 
 def test_the_warp_of_a_face_onto_itself_is_the_identity(builtin):
@@ -232,13 +201,6 @@ def test_the_ict_facekit_model_warps_exactly(ict_model):
     assert warper.warps(opened, coeffs, opened)[0].opening_alpha.sum() > 20
 
 
-def shapes(openings, offsets) -> MouthShapes:
-    """Mouth shapes that differ by a shift of every point along x, with the given openings."""
-    points = np.zeros((len(openings), 20, 3), np.float32)
-    points[..., 0] = np.asarray(offsets, np.float32)[:, None]
-    return MouthShapes(points, np.asarray(openings, np.float64), np.zeros((len(openings), 3)))
-
-
 def test_points_inside_a_polygon():
     square = torch.tensor([[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]]])
     points = torch.tensor([[[1.0, 1.5], [3.5, 2.0], [5.0, 2.0], [-1.0, -1.0], [2.0, 3.9]]])
@@ -265,51 +227,6 @@ def test_ict_facekit_lips_do_not_cover_its_open_mouth(ict_model):
     pixels = torch.stack([xs, ys], -1).reshape(1, -1, 2).float() + 0.5
     inside = inside_polygon(pixels, contour)[0].reshape(height, width)
     assert inside.sum() > 50 and (inside & on_lips).sum() < 0.04 * inside.sum()
-
-
-def test_mouths_are_matched_by_shape_and_the_choice_does_not_flicker():
-    candidates = shapes([0.1, 0.3, 0.1, 0.3], [0.0, 0.5, 0.01, 0.52])
-    free = MouthConfig(switch_cost=0.0)
-    targets = shapes([0.1, 0.3, 0.1], [0.0, 0.52, 0.01])
-    assert match_mouths(targets, candidates, free).tolist() == [0, 3, 2]
-    # Targets flickering between two near-identical frames of the video: one stays chosen.
-    wobble = shapes([0.1] * 8, [0.0, 0.01] * 4)
-    assert len(set(match_mouths(wobble, candidates).tolist())) == 1
-    assert len(set(match_mouths(wobble, candidates, free).tolist())) == 2
-    # Moving on to the next frame of the video is free, as staying is.
-    assert match_mouths(shapes([0.1, 0.3], [0.0, 0.5]), candidates).tolist() == [0, 1]
-
-
-def test_a_target_opening_wider_than_any_frame_gets_none():
-    candidates = shapes([0.02, 0.05], [0.0, 0.0])
-    result = match_mouths(shapes([0.08, 0.5, 0.0], [0.0, 0.0, 0.0]), candidates)
-    assert result[0] == 1 and result[1] == -1 and result[2] >= 0
-    assert (match_mouths(shapes([0.1], [0.0]), shapes([], [])) == -1).all()
-
-
-def test_a_closed_target_takes_a_closed_frame_however_the_path_would_rather_stay():
-    """An open frame's interior squeezed between lips that should meet reads as a parted mouth
-    (ICT-FaceKit vox_741400104 closed on 0.67-0.85 of its p/b/m, 0.91-1.00 with closed lenders)."""
-    candidates = shapes([0.08, 0.0], [0.0, 0.5])  # frame 1 closed, and its shape otherwise far
-    targets = shapes([0.08, 0.08, 0.0, 0.0, 0.08], [0.0, 0.0, 0.0, 0.0, 0.0])
-    assert match_mouths(targets, candidates).tolist() == [0, 0, 1, 1, 0]
-    assert match_mouths(shapes([0.0], [0.0]), shapes([0.08], [0.0])).tolist() == [-1]  # none closed: none lends
-
-
-def test_mouth_shapes_measure_the_opening(builtin):
-    closed, open_ = neutral(builtin), neutral(builtin, exp=opening_exp(builtin))
-    measured = mouth_shapes(
-        builtin,
-        dataclasses.replace(
-            closed,
-            **{
-                k: torch.cat([getattr(closed, k), getattr(open_, k)])
-                for k in ("id", "exp", "tex", "angle", "gamma", "trans")
-            },
-        ),
-    )
-    assert measured.points.shape == (2, 20, 3)
-    assert measured.opening[1] > measured.opening[0] + 0.05
 
 
 def test_closed_lips_painted_without_a_lender_meet_in_a_shadow(builtin):
