@@ -44,6 +44,8 @@ MFCC_CHUNK_ROWS = 1000
 """MFCC rows computed at a time (10 s of speech)."""
 PREEMPHASIS = 0.97
 """python_speech_features' pre-emphasis coefficient (its default)."""
+MIN_SPEECH_RMS = 1e-3
+"""Quietest speech (RMS of [-1, 1] samples, about -60 dBFS): below it is silence."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,11 @@ class FeatureConfig:
     @property
     def num_columns(self) -> int:
         return self.num_cepstra + (len(PHONES) + 1 if self.phones else 0)
+
+
+def speech_rms(audio: np.ndarray) -> float:
+    """RMS of [-1, 1] samples (0 for none): what `MIN_SPEECH_RMS` is compared with."""
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
 
 
 def num_video_frames(num_samples: int, sample_rate: int = AUDIO_RATE, fps: float = VIDEO_FPS) -> int:

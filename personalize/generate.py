@@ -40,7 +40,7 @@ from tqdm import tqdm
 from audio2pose.articulation import articulate, close_lips, lip_gaps, mouth_projection, temper
 from audio2pose.blinks import BlinkConfig, BlinkStats, blink_stats, eye_openness, plan_eyes, relative_openness
 from audio2pose.brows import brow_direction, brow_heights, brow_stats, emphasis, plan_brows
-from audio2pose.features import audio_features, load_speech, num_video_frames
+from audio2pose.features import MIN_SPEECH_RMS, audio_features, load_speech, num_video_frames, speech_rms
 from audio2pose.metrics import landmark_aperture
 from audio2pose.model import Motion, match_speed, window_spread
 from audio2pose.phones import PhoneTimings, speech_phones
@@ -94,7 +94,7 @@ class GenerateConfig:
     `audio2pose.model.window_spread`; for a photo `PHOTO_POSE_AMPLITUDE`)."""
     max_seconds: float = 600.0
     """Longest speech accepted; longer input is an error, not a truncated video."""
-    min_speech_rms: float = 1e-3
+    min_speech_rms: float = MIN_SPEECH_RMS
     """Quietest speech accepted (RMS of [-1, 1] samples, about -60 dBFS)."""
     batch_frames: int = 16
     """Frames rendered and composited together (bounds memory)."""
@@ -284,7 +284,7 @@ def check_speech(path: Path | str, audio: np.ndarray, config: GenerateConfig) ->
             f"{config.max_seconds:g} s; "
             "split it, or raise --max-seconds"
         )
-    rms = float(np.sqrt(np.mean(np.square(audio))))
+    rms = speech_rms(audio)
     if rms < config.min_speech_rms:
         raise InputError(f"{path}: the speech is silent (RMS {rms:.1e}); give a recording with speech in it")
 

@@ -52,6 +52,7 @@ from audio2pose.articulation import (
     shrink,
     table_prior,
 )
+from audio2pose.features import MIN_SPEECH_RMS, speech_rms
 from audio2pose.general import general_model_path, load_general_model
 from audio2pose.metrics import landmark_aperture, mouth_aperture
 from audio2pose.model import AudioToPose, target_statistics
@@ -145,7 +146,7 @@ class PersonalizeConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     min_seconds: float = 2.0
     """Shortest video accepted: the talking style is learned from at least this much speech."""
-    min_speech_rms: float = 1e-3
+    min_speech_rms: float = MIN_SPEECH_RMS
     """Quietest soundtrack accepted (RMS of [-1, 1] samples, about -60 dBFS): below it is silence."""
     frame_quality: int = 95
     """JPEG quality of the stored background frames."""
@@ -550,7 +551,7 @@ def _check_speech(path: Path, info: MediaInfo, config: PersonalizeConfig, what: 
             f"speech: give a {what} with sound" + (" (or a photo for a one-shot actor)" if what == "video" else "")
         )
     audio = read_audio(path, AUDIO_RATE)
-    rms = float(np.sqrt(np.mean(np.square(audio)))) if len(audio) else 0.0
+    rms = speech_rms(audio)
     if rms < config.min_speech_rms:
         raise InputError(f"{path}: the soundtrack is silent (RMS {rms:.1e}); give a {what} of the actor speaking")
 

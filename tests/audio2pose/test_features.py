@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from audio2pose import features
-from audio2pose.features import PHONES, FeatureConfig, audio_features, load_speech, mfcc_rows, num_video_frames
+from audio2pose.features import (
+    MIN_SPEECH_RMS,
+    PHONES,
+    FeatureConfig,
+    audio_features,
+    load_speech,
+    mfcc_rows,
+    num_video_frames,
+    speech_rms,
+)
 from recon3d.errors import InputError
 from tests.conftest import encode_video, numbered_frames
 
@@ -180,3 +189,10 @@ def test_the_same_speech_gets_the_same_features_whatever_came_before(shared_data
     before = audio_features(audio, frames)
     audio_features(*load_speech(other))
     np.testing.assert_array_equal(audio_features(audio, frames), before)
+
+
+def test_speech_rms_of_a_tone_silence_and_nothing():
+    tone = 0.5 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000).astype(np.float32)
+    assert speech_rms(tone) == pytest.approx(0.5 / np.sqrt(2), rel=1e-4)
+    assert speech_rms(np.zeros(16000, np.float32)) == 0 < MIN_SPEECH_RMS
+    assert speech_rms(np.zeros(0, np.float32)) == 0
