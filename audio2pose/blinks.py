@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon3d.landmarks import mesh_to_ibug68
+from recon3d.landmarks import EYES_IBUG, mesh_to_ibug68
 
 BLINK_THRESHOLD = 0.55
 """A frame is closed when its eye openness is below this fraction of the open eye."""
@@ -47,8 +47,6 @@ PRIOR_FRAMES = 3.0
 PRIOR_GAZE = 0.03
 """Spread (standard deviation, in eye widths) of the horizontal gaze for an actor whose footage
 shows no irises to measure: about the shared clips' median, 0.027 (docs/eyes.md)."""
-EYES_IBUG = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47))
-"""iBUG indices of each eye: a corner, two upper-lid points, the other corner, two lower-lid points."""
 IRISES_MESH = (468, 473)
 """mediapipe's iris centres (refined mesh), in the order of `EYES_IBUG`."""
 

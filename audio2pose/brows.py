@@ -24,8 +24,8 @@ import pyworld
 from scipy.signal import find_peaks
 
 from recon3d.facemodel import FaceModel
+from recon3d.landmarks import BROWS_IBUG, EYES_IBUG
 
-BROWS_IBUG = np.r_[17:27]
 RAISE_HEIGHT, RAISE_PROMINENCE = 0.02, 0.015
 """A raise in footage: the brows at least this far (eye-corner distances) above their median
 height, and this far above the frames around."""
@@ -56,7 +56,7 @@ def brow_direction(model: FaceModel, lift: float = 1.0) -> np.ndarray:
     mean = model.landmarks(model.mean_shape[None])[0].double().cpu().numpy()
     eyes = float(np.linalg.norm(mean[36] - mean[45]))
     target = np.zeros((68, 3))
-    target[BROWS_IBUG, 1] = lift * eyes
+    target[np.ravel(BROWS_IBUG), 1] = lift * eyes
     a, b = basis.reshape(-1, basis.shape[2]), target.reshape(-1)
     gram = a.T @ a
     d = np.linalg.solve(gram + 1e-3 * np.trace(gram) / len(gram) * np.eye(len(gram)), a.T @ b)
@@ -67,7 +67,9 @@ def brow_heights(ibug68: np.ndarray) -> np.ndarray:
     """(T,) how high the brows sit above the eyes in (T, 68, 2) tracked landmarks (image y
     down), in eye-corner distances."""
     eyes = np.linalg.norm(ibug68[:, 36, :2] - ibug68[:, 45, :2], axis=-1)
-    return (ibug68[:, 36:48, 1].mean(1) - ibug68[:, BROWS_IBUG, 1].mean(1)) / np.maximum(eyes, 1e-6)
+    return (ibug68[:, np.ravel(EYES_IBUG), 1].mean(1) - ibug68[:, np.ravel(BROWS_IBUG), 1].mean(1)) / np.maximum(
+        eyes, 1e-6
+    )
 
 
 def brow_stats(heights: np.ndarray, fps: float, min_raises: int = 2) -> BrowStats:

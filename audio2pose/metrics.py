@@ -40,13 +40,11 @@ from scipy.stats import wasserstein_distance
 from audio2pose.phones import PhoneTimings
 from audio2pose.visemes import BILABIALS, OPEN_VOWELS, frame_times, phone_openness
 from recon3d.facemodel import FaceModel
-from recon3d.landmarks import EYE_OUTER_CORNERS_IBUG, INNER_LIP_PAIRS_IBUG
+from recon3d.landmarks import EYE_OUTER_CORNERS_IBUG, INNER_LIP_PAIRS_IBUG, MOUTH_IBUG
 from recon3d.video import AUDIO_RATE
 
 ANGLE_NAMES = ("pitch", "yaw", "roll")
 HS_SCALE_DEGREES = 10.0
-MOUTH_IBUG = np.arange(48, 68)
-"""iBUG indices of the outer and inner lips."""
 
 
 def landmark_aperture(ibug68: np.ndarray) -> np.ndarray:

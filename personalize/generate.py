@@ -51,12 +51,12 @@ from recon3d.crop import CropTransform
 from recon3d.errors import InputError
 from recon3d.facemodel import Coeffs
 from recon3d.fit import model_landmarks
-from recon3d.landmarks import mesh_to_ibug68
+from recon3d.landmarks import INNER_LIPS_IBUG, RIGID_IBUG, mesh_to_ibug68
 from recon3d.track import FaceTrack
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, check_output
 from render.composite import CompositeConfig, blend, seam_visibility
 from render.eyes import draw_eyes, moved_eyes
-from render.face import INNER_LIPS, FaceRenderer
+from render.face import FaceRenderer
 from render.keyframes import KeyframeConfig, hold_backgrounds, match_backgrounds
 from render.mouth import MouthConfig, match_mouths, mouth_landmarks
 from render.synthesis import FaceWarper, FrameWarp, SynthesisConfig, fill_opening
@@ -77,8 +77,6 @@ looped for longer speech), only the expression follows the new speech."""
 PHOTO_POSE_AMPLITUDE = 0.9
 """A photo actor's head pose spread, in units of the general model's (a photo has no footage to
 measure): the mean over the 20 shared clips of `window_spread` at their held-out lengths."""
-RIGID_LANDMARKS = np.r_[17:48]
-"""Brows, nose and eyes: the landmarks that move with the head, not the jaw (for warping)."""
 
 
 @dataclass
@@ -476,7 +474,7 @@ def generate(
             # Background frames with their opening filled with lip, for closing lips no frame lends
             # (cached: a photo actor has one frame).
             closed_frames = functools.lru_cache(maxsize=32)(
-                lambda index: fill_opening(frames[index], filmed_lips[index, INNER_LIPS], grow)
+                lambda index: fill_opening(frames[index], filmed_lips[index, INNER_LIPS_IBUG], grow)
             )
         step = config.batch_frames
         if config.synthesis == "image":
@@ -623,7 +621,7 @@ def _compose_batch(
 
 def follow_head(frame: np.ndarray, crop: CropTransform, filmed: np.ndarray, rendered: np.ndarray) -> np.ndarray:
     """The frame with its head moved from the `filmed` to the `rendered` landmarks (crop pixels)."""
-    source, target = crop.crop_to_frame(filmed[RIGID_LANDMARKS]), crop.crop_to_frame(rendered[RIGID_LANDMARKS])
+    source, target = crop.crop_to_frame(filmed[RIGID_IBUG]), crop.crop_to_frame(rendered[RIGID_IBUG])
     matrix = similarity_transform(source, target)
     center = tuple(source.mean(0))
     return warp_near(frame, matrix, center, radius=crop.side * 0.6)

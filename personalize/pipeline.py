@@ -86,6 +86,7 @@ from recon3d.errors import InputError
 from recon3d.facemodel import FaceModel
 from recon3d.facemodels import load_face_model
 from recon3d.fit import FitConfig
+from recon3d.landmarks import EYE_OUTER_CORNERS_IBUG, MOUTH_CORNERS_IBUG, OUTER_LIPS_IBUG
 from recon3d.reconstruct import Reconstruction, fit_clip, load_crops, refine_albedo
 from recon3d.track import FaceTrack, TrackConfig, track_video
 from recon3d.video import (
@@ -401,7 +402,10 @@ def mouth_detail(frames: zipfile.ZipFile, face_track: FaceTrack) -> float:
     for t in np.unique(np.linspace(0, count - 1, MOUTH_FRAMES).round().astype(int)):
         grey = cv2.imdecode(np.frombuffer(frames.read(frame_name(int(t))), np.uint8), cv2.IMREAD_GRAYSCALE)
         points = face_track.ibug68[t]
-        details.append(_spread(grey, points[48:60]) / max(_spread(grey, points[[36, 45, 48, 54]]), 1.0))
+        details.append(
+            _spread(grey, points[OUTER_LIPS_IBUG])
+            / max(_spread(grey, points[[*EYE_OUTER_CORNERS_IBUG, *MOUTH_CORNERS_IBUG]]), 1.0)
+        )
     return float(np.median(details))
 
 

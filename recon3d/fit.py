@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from recon3d.facemodel import Coeffs, FaceModel
+from recon3d.landmarks import INNER_LIPS_IBUG
 from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera, pose_vertices, project
 from render.renderer import RenderOutput, render_mesh
 from render.shading import sh_shading, vertex_normals
@@ -38,7 +39,7 @@ log = logging.getLogger("talkface")
 
 LANDMARK_WEIGHTS = torch.ones(68)
 LANDMARK_WEIGHTS[28:31] = 20.0  # nose ridge: fixes the pose
-LANDMARK_WEIGHTS[60:68] = 20.0  # inner lips: fixes the mouth opening
+LANDMARK_WEIGHTS[INNER_LIPS_IBUG] = 20.0  # inner lips: fixes the mouth opening
 
 
 @dataclass

@@ -113,6 +113,18 @@ EYE_OUTER_CORNERS_IBUG = (36, 45)
 """iBUG indices of the two outer eye corners, whose distance normalises landmark errors."""
 INNER_LIP_PAIRS_IBUG = ((61, 67), (62, 66), (63, 65))
 """iBUG indices of the upper and lower inner-lip points facing each other (mouth aperture)."""
+EYES_IBUG = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47))
+"""iBUG indices of each eye: a corner, two upper-lid points, the other corner, two lower-lid points."""
+BROWS_IBUG = ((17, 18, 19, 20, 21), (22, 23, 24, 25, 26))
+"""iBUG indices of the brow above each eye of `EYES_IBUG`, from its outer end."""
+MOUTH_IBUG = slice(48, 68)
+"""iBUG indices of the lips: the outer contour (`OUTER_LIPS_IBUG`), then the inner one."""
+OUTER_LIPS_IBUG = slice(48, 60)
+INNER_LIPS_IBUG = slice(60, 68)
+"""iBUG indices of the inner-lip contour: its polygon is the mouth opening."""
+MOUTH_CORNERS_IBUG = (48, 54)
+RIGID_IBUG = slice(17, 48)
+"""iBUG indices the jaw and lips do not move: brows, nose and eyes."""
 
 
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:

@@ -23,18 +23,16 @@ import cv2
 import numpy as np
 import torch
 
-from audio2pose.blinks import EYES_IBUG
 from recon3d.crop import CropTransform
 from recon3d.facemodel import Coeffs, FaceModel
 from recon3d.fit import model_landmarks
+from recon3d.landmarks import BROWS_IBUG, EYES_IBUG
 from render.camera import PerspectiveCamera
 
 LID_MEETING = 0.8
 """Where shut lids meet, as a fraction of the way from the upper lid to the lower."""
 LID_SKIN = 0.6
 """Height (eye widths) above the upper lid over which its skin stretches as it closes."""
-BROWS_IBUG = ((17, 18, 19, 20, 21), (22, 23, 24, 25, 26))
-"""iBUG indices of the brow above each eye of `EYES_IBUG`."""
 BROW_CLEARANCE = 0.7
 """The upper lid's stretched skin reaches at most this fraction of the way up to the brow (the
 brow stays put; stretched, it bends down into the lid)."""

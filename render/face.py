@@ -9,6 +9,7 @@ import torch
 
 from recon3d.facemodel import Coeffs, FaceModel
 from recon3d.fit import model_landmarks, render_fit
+from recon3d.landmarks import INNER_LIPS_IBUG
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera
 from render.composite import image_to_uint8
@@ -26,8 +27,6 @@ maroon) `MOUTH_SHADOW` is hardly darker than the lips, and the opening does not 
 TEETH_SHADED = (190, 184, 170)
 TEETH_FRACTION = 0.35
 """Upper part of such an opening (per column) painted as the upper teeth."""
-INNER_LIPS = slice(60, 68)
-"""iBUG-68 inner-lip landmarks: their polygon is the mouth opening."""
 
 
 class FaceRenderer:
@@ -56,7 +55,7 @@ class FaceRenderer:
         images = image_to_uint8(out.image)
         coverage = out.mask[:, 0].cpu().numpy()
         for image, covered, points in zip(images, coverage, landmarks):
-            fill_mouth_hole(image, covered, points[INNER_LIPS])
+            fill_mouth_hole(image, covered, points[INNER_LIPS_IBUG])
         return images, coverage, landmarks
 
 

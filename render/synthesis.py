@@ -35,10 +35,12 @@ from torch import Tensor
 
 from recon3d.crop import CropTransform
 from recon3d.facemodel import Coeffs, FaceModel
+from recon3d.facemodels.geometry import points_in_polygon
+from recon3d.landmarks import INNER_LIPS_IBUG, OUTER_LIPS_IBUG
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, camera_to_screen, model_to_camera, pose_vertices
 from render.composite import seam_visibility
-from render.face import INNER_LIPS, opening_shadow, paint_mouth
+from render.face import opening_shadow, paint_mouth
 from render.rasterize import RasterConfig, interpolate, rasterize
 
 INTERPOLATIONS = {"cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
@@ -124,7 +126,7 @@ def mouth_loop(model: FaceModel, faces: Tensor) -> Tensor:
     """(L,) long: the boundary loop of `faces` that rims the mouth opening (the loop nearest the
     inner-lip landmarks in the mean shape). ValueError if the mesh has none (a closed mouth)."""
     mean = model.mean_shape.cpu()
-    inner = model.landmarks(mean)[INNER_LIPS]
+    inner = model.landmarks(mean)[INNER_LIPS_IBUG]
     span = float((inner[:, 0].max() - inner[:, 0].min()).clamp(min=1e-6))
     best, distance = None, float("inf")
     for loop in boundary_loops(faces.cpu()):
@@ -245,27 +247,16 @@ class FrameWarp:
         return seam_visibility(window[box], self.face[box].astype(np.float32))
 
 
-def inside_polygon(points: Tensor, polygon: Tensor) -> Tensor:
-    """(B, N) bool: which of the (B, N, 2) `points` lie inside the (B, M, 2) closed `polygon`
-    (crossing number: a horizontal ray crosses its edges an odd number of times)."""
-    a, b = polygon[:, None], polygon.roll(-1, 1)[:, None]  # (B, 1, M, 2): edges a -> b
-    x, y = points[..., :1], points[..., 1:]  # (B, N, 1)
-    straddles = (a[..., 1] > y) != (b[..., 1] > y)
-    dy = b[..., 1] - a[..., 1]
-    crossing_x = a[..., 0] + (y - a[..., 1]) * (b[..., 0] - a[..., 0]) / torch.where(dy == 0, torch.ones_like(dy), dy)
-    return ((straddles & (x < crossing_x)).sum(-1) % 2) == 1
-
-
 def mouth_triangles(model: FaceModel, faces: Tensor, grow: float = 1.15) -> Tensor:
     """(F,) bool: the triangles of `faces` on the lips, i.e. inside the outer-lip landmarks'
     contour (grown by `grow` about its centre) of the mean shape seen from the front."""
     mean = model.mean_shape.cpu()
-    lips = model.landmarks(mean)[48:60]
+    lips = model.landmarks(mean)[OUTER_LIPS_IBUG]
     centre = lips.mean(0)
     contour = centre[:2] + grow * (lips[:, :2] - centre[:2])
     # Only the front of the head: a model that wraps around has vertices behind the lips too.
     front = mean[:, 2] > lips[:, 2].min() - 0.3
-    inside = inside_polygon(mean[None, :, :2], contour[None])[0] & front
+    inside = torch.from_numpy(points_in_polygon(mean[:, :2].numpy(), contour.numpy())) & front
     return inside[faces.cpu()].all(1)
 
 

@@ -33,6 +33,7 @@ import torch
 
 from personalize.bundle import Actor
 from personalize.evaluate import EvaluateConfig, evaluate, heldout_plan, heldout_video, read_report
+from recon3d.landmarks import RIGID_IBUG
 from recon3d.reconstruct import reconstruct_clip
 from recon3d.track import TrackConfig, track_video
 from recon3d.video import iter_frames
@@ -42,13 +43,11 @@ from refine.metrics import evenly_spaced, face_box, frame_difference, psnr, shar
 from render.synthesis import FaceWarper
 
 STILL_FRAMES = 25
-RIGID = np.r_[17:48]
-"""Brows, nose and eyes: head motion without the jaw."""
 
 
 def still_window(points: np.ndarray, length: int) -> slice:
     """The `length` consecutive frames whose rigid landmarks (T, 68, 2) move least."""
-    motion = np.abs(np.diff(points[:, RIGID], axis=0)).sum((1, 2))
+    motion = np.abs(np.diff(points[:, RIGID_IBUG], axis=0)).sum((1, 2))
     length = min(length, len(points))
     totals = np.convolve(motion, np.ones(max(length - 1, 1)), mode="valid")
     start = int(np.argmin(totals))

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from recon3d.landmarks import BROWS_IBUG, EYES_IBUG, OUTER_LIPS_IBUG
+
 ORIGIN_BEHIND_NOSE_TIP = 1.0
 """Decimetres from the nose tip back to the model origin, about the head's centre."""
 
@@ -151,11 +153,9 @@ def skin_vertices(vertices: np.ndarray, faces: np.ndarray, candidates: np.ndarra
     inside = facing & points_in_polygon(xy, outline)
     band = np.array([0.0, 0.07 * d])
     excluded = [
-        _scaled(lm[48:60], 1.15, 1.15),
-        _scaled(lm[36:42], 1.3, 2.0),
-        _scaled(lm[42:48], 1.3, 2.0),
-        np.concatenate([lm[17:22] + band, lm[21:16:-1] - band]),
-        np.concatenate([lm[22:27] + band, lm[26:21:-1] - band]),
+        _scaled(lm[OUTER_LIPS_IBUG], 1.15, 1.15),
+        *(_scaled(lm[list(eye)], 1.3, 2.0) for eye in EYES_IBUG),
+        *(np.concatenate([lm[list(brow)] + band, lm[list(brow[::-1])] - band]) for brow in BROWS_IBUG),
     ]
     for polygon in excluded:
         inside &= ~points_in_polygon(xy, polygon)

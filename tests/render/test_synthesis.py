@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from recon3d.crop import CropTransform
+from recon3d.facemodels.geometry import points_in_polygon
 from recon3d.reconstruct import front_faces
 from render.camera import PerspectiveCamera, pose_vertices
 from render.composite import image_to_uint8
 from render.face import MOUTH_SHADOW, SHADOW_SHARE, opening_shadow, paint_mouth
 from render.rasterize import RasterConfig, rasterize
 from render.renderer import render_mesh
-from render.synthesis import FaceWarper, boundary_loops, fill_opening, fill_smooth, inside_polygon, mouth_loop
+from render.synthesis import FaceWarper, boundary_loops, fill_opening, fill_smooth, mouth_loop
 from tests.render.conftest import neutral, opening_exp
 
 CROP = CropTransform(x0=30.0, y0=12.0, side=200.0, size=128, frame_width=280, frame_height=250)
@@ -201,14 +202,6 @@ def test_the_ict_facekit_model_warps_exactly(ict_model):
     assert warper.warps(opened, coeffs, opened)[0].opening_alpha.sum() > 20
 
 
-def test_points_inside_a_polygon():
-    square = torch.tensor([[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]]])
-    points = torch.tensor([[[1.0, 1.5], [3.5, 2.0], [5.0, 2.0], [-1.0, -1.0], [2.0, 3.9]]])
-    assert inside_polygon(points, square)[0].tolist() == [True, True, False, False, True]
-    notch = torch.tensor([[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [2.0, 1.0], [0.0, 4.0]]])  # not convex
-    assert inside_polygon(torch.tensor([[[2.0, 3.0], [2.0, 0.5]]]), notch)[0].tolist() == [False, True]
-
-
 def test_ict_facekit_lips_do_not_cover_its_open_mouth(ict_model):
     """Seen from the front with the jaw open, the face mesh's lips stay outside its inner-lip
     landmarks' polygon: ICT-FaceKit's lips roll inward, and with the landmarks on their front (its
@@ -224,8 +217,8 @@ def test_ict_facekit_lips_do_not_cover_its_open_mouth(ict_model):
     on_lips = (triangles >= 0) & (warper.codes[triangles.clamp(min=0)] % 4 == 1)
     contour = screen[:, warper.model.landmark_idx[60:68], :2]
     ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    pixels = torch.stack([xs, ys], -1).reshape(1, -1, 2).float() + 0.5
-    inside = inside_polygon(pixels, contour)[0].reshape(height, width)
+    pixels = torch.stack([xs, ys], -1).reshape(-1, 2).float() + 0.5
+    inside = torch.from_numpy(points_in_polygon(pixels.numpy(), contour[0].numpy())).reshape(height, width)
     assert inside.sum() > 50 and (inside & on_lips).sum() < 0.04 * inside.sum()
 
 
