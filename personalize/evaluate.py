@@ -61,14 +61,8 @@ from audio2pose.metrics import (
 from audio2pose.voice import speak
 from personalize import toolkit_version
 from personalize.bundle import Actor, file_sha256
-from personalize.generate import (
-    GenerateConfig,
-    actor_eyes,
-    check_speech,
-    follow_head,
-    generate,
-    predicted_backgrounds,
-)
+from personalize.frames import follow_head
+from personalize.generate import GenerateConfig, actor_eyes, check_speech, generate, predicted_backgrounds
 from personalize.manifest import ActorEntry
 from personalize.report import REPORT_NAME, Measured, figure_class, write_report, write_summary
 from recon3d.errors import InputError

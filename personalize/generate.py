@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,21 +45,19 @@ from audio2pose.model import Motion, match_speed, window_spread
 from audio2pose.phones import PhoneTimings, speech_phones
 from audio2pose.tts import Speech, seconds_past
 from audio2pose.visemes import VisemeConfig, pause_weights
-from personalize.bundle import Actor, BackgroundFrames
-from recon3d.crop import CropTransform
+from personalize.bundle import Actor
+from personalize.frames import FramePlan, compose_batch, compose_warped, warp_batch
 from recon3d.errors import InputError
 from recon3d.facemodel import Coeffs
-from recon3d.fit import model_landmarks
-from recon3d.landmarks import INNER_LIPS_IBUG, RIGID_IBUG, mesh_to_ibug68
+from recon3d.landmarks import INNER_LIPS_IBUG, mesh_to_ibug68
 from recon3d.track import FaceTrack
 from recon3d.video import AUDIO_RATE, VIDEO_FPS, VideoWriter, check_output
-from render.composite import CompositeConfig, blend, seam_visibility
-from render.eyes import draw_eyes, moved_eyes
+from render.composite import CompositeConfig
+from render.eyes import moved_eyes
 from render.face import FaceRenderer
 from render.keyframes import KeyframeConfig, hold_backgrounds, match_backgrounds
 from render.mouth import MouthConfig, match_mouths, mouth_landmarks
-from render.synthesis import FaceWarper, FrameWarp, SynthesisConfig, fill_opening
-from render.warp import similarity_transform, warp_near
+from render.synthesis import FaceWarper, SynthesisConfig, fill_opening
 
 log = logging.getLogger("talkface")
 
@@ -164,32 +161,6 @@ class GenerateConfig:
             raise ValueError(f"frames are made at least 1 at a time, not {self.batch_frames}")
         if self.batch_pixels < 1:
             raise ValueError(f"at least 1 pixel is warped at a time, not {self.batch_pixels}")
-
-
-@dataclass(frozen=True)
-class FramePlan:
-    """Per output frame: the background frame and the face's coefficients."""
-
-    background: np.ndarray
-    """(T,) index into the actor's frames."""
-    exp: np.ndarray
-    """(T, exp_dim) expression."""
-    angle: np.ndarray
-    """(T, 3) pitch, yaw, roll in radians."""
-    trans: np.ndarray
-    """(T, 3) translation."""
-    mouth: np.ndarray | None = None
-    """(T,) the actor's frame that lends each frame's mouth interior, -1 where none opens wide
-    enough (`render.mouth.match_mouths`); None when the plan is for the face model's render."""
-    closure: np.ndarray | None = None
-    """(T,) lid closure drawn (0 open, 1 shut; `audio2pose.blinks`); None: the eyes are left as
-    the background frames have them."""
-    gaze: np.ndarray | None = None
-    """(T,) gaze drawn, in eye widths aside (with `closure`)."""
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.background)
 
 
 def ping_pong(num_frames: int, length: int) -> np.ndarray:
@@ -464,8 +435,9 @@ def generate(
         )
     else:
         renderer = FaceRenderer(actor.face_model, recon.albedo, recon.camera, device)
-        if config.refine and actor.refiner:
-            actor.refiner.to(device)
+        refiner = actor.refiner if config.refine else None
+        if refiner:
+            refiner.to(device)
     bar = tqdm(total=num_frames, desc="generate", unit="frame", disable=not progress)
     seams = []
     with actor.frames() as frames, VideoWriter(output, VIDEO_FPS, audio, AUDIO_RATE) as writer:
@@ -485,16 +457,18 @@ def generate(
         # left most of the second core idle.
         with ThreadPoolExecutor(max_workers=1) as pool:
             image = config.synthesis == "image"
-            warp = functools.partial(_warp_batch, warper, plan, coeffs, filmed_lips, eyes) if image else None
+            warp = functools.partial(warp_batch, warper, plan, coeffs, filmed_lips, eyes) if image else None
             pending = pool.submit(warp, batches[0]) if image else None
             for i, batch in enumerate(batches):
                 if pending is not None:
                     warped = pending.result()
                     if i + 1 < len(batches):
                         pending = pool.submit(warp, batches[i + 1])
-                    made = _compose_warped(frames, closed_frames, closing, warper, plan, batch, *warped)
+                    made = compose_warped(frames, closed_frames, closing, warper, plan, batch, *warped)
                 else:
-                    made = _compose_batch(actor, frames, renderer, plan, batch, coeffs, mode, config, device)
+                    made = compose_batch(
+                        frames, recon.crop, renderer, refiner, plan, batch, coeffs, mode, config.composite
+                    )
                 for frame, seam in made:
                     writer.write(frame)
                     seams.append(seam)
@@ -512,116 +486,3 @@ def generate(
         seam,
     )
     return result
-
-
-def _warp_batch(
-    warper: FaceWarper,
-    plan: FramePlan,
-    coeffs: Coeffs,
-    tracked: np.ndarray,
-    eyes: Callable[[Coeffs, Coeffs, np.ndarray], np.ndarray] | None,
-    batch: np.ndarray,
-) -> tuple[list[FrameWarp], np.ndarray | None]:
-    """The batch's warps of the actor's own pixels (`render.synthesis`) and, with the plan's blinks
-    and gaze, the (N, 68, 2) `tracked` landmarks' eyes moved to each output frame by `eyes`
-    (`render.eyes.moved_eyes` bound to the actor), where the lids are to be drawn."""
-    background, mouth = plan.background[batch], plan.mouth[batch]
-    filmed = coeffs[torch.from_numpy(background)]
-    target = dataclasses.replace(
-        filmed,
-        exp=torch.from_numpy(plan.exp[batch]),
-        angle=torch.from_numpy(plan.angle[batch]),
-        trans=torch.from_numpy(plan.trans[batch]),
-    )
-    warps = warper.warps(target, filmed, coeffs[torch.from_numpy(np.maximum(mouth, 0))])
-    return warps, None if eyes is None else eyes(filmed, target, tracked[background])
-
-
-def _compose_warped(
-    frames: BackgroundFrames,
-    closed_frames: Callable[[int], np.ndarray],
-    closing: np.ndarray,
-    warper: FaceWarper,
-    plan: FramePlan,
-    batch: np.ndarray,
-    warps: list[FrameWarp],
-    drawn: np.ndarray | None,
-) -> list[tuple[np.ndarray, float]]:
-    """The batch's output frames from its `_warp_batch` warps and eyes, each with the seam
-    visibility along the face's outline in the warped window; where no frame lends the mouth and
-    the (T,) `closing` says the lips close further than the background frame's, the background
-    frame is `closed_frames`' (its opening filled with lip)."""
-    background, mouth = plan.background[batch], plan.mouth[batch]
-    x0, y0, x1, y1 = warper.window
-    made = []
-    for k, warp in enumerate(warps):
-        index = int(background[k])
-        if mouth[k] >= 0:
-            frame = warper.compose(frames[index], frames[int(mouth[k])], warp)
-        else:
-            frame = warper.compose(closed_frames(index) if closing[batch[k]] else frames[index], None, warp)
-        if drawn is not None:
-            draw_eyes(frame, drawn[k], plan.closure[batch[k]], plan.gaze[batch[k]])
-        made.append((frame, warp.seam(frame[y0:y1, x0:x1])))
-    return made
-
-
-def _compose_batch(
-    actor: Actor,
-    frames: BackgroundFrames,
-    renderer: FaceRenderer,
-    plan: FramePlan,
-    batch: np.ndarray,
-    coeffs: Coeffs,
-    mode: str,
-    config: GenerateConfig,
-    device: torch.device,
-) -> list[tuple[np.ndarray, float]]:
-    """The batch's full-size output frames, each with the seam visibility of its blended crop."""
-    refiner = actor.refiner if config.refine else None
-    # The refiner sees each frame with its neighbours: the batch's edge frames' are made too.
-    half = refiner.window // 2 if refiner else 0
-    made = np.clip(np.arange(batch[0] - half, batch[-1] + half + 1), 0, plan.num_frames - 1)
-    background = plan.background[made]
-    face = dataclasses.replace(
-        coeffs[torch.from_numpy(background)],
-        exp=torch.from_numpy(plan.exp[made]),
-        angle=torch.from_numpy(plan.angle[made]),
-        trans=torch.from_numpy(plan.trans[made]),
-    ).to(device)
-    images, coverage, landmarks = renderer.render(face)
-    crop = actor.recon.crop
-    if mode == "predicted":
-        # Where the background frame's head is, to move it to the rendered one.
-        filmed = coeffs[torch.from_numpy(background)].to(device)
-        with torch.no_grad():
-            filmed_landmarks = model_landmarks(renderer.landmark_model, filmed, renderer.camera).cpu().numpy()
-    full, crops, alphas = [], [], []
-    for k, index in enumerate(background):
-        frame = frames[int(index)]
-        if mode == "predicted":
-            frame = follow_head(frame, crop, filmed_landmarks[k], landmarks[k])
-        blended, alpha = blend(images[k], crop.crop(frame), coverage[k], config.composite)
-        full.append(frame)
-        crops.append(blended)
-        alphas.append(alpha)
-    middle = slice(half, len(made) - half)
-    full, crops, alphas = full[middle], np.stack(crops), alphas[middle]
-    if refiner:
-        refined, face_alphas = refiner.refine(crops, coverage[middle])
-        alphas = [np.maximum(alpha, face) for alpha, face in zip(alphas, face_alphas)]
-        crops = refined
-    else:
-        crops = crops[middle]
-    return [
-        (crop.paste(image, frame, alpha), seam_visibility(image, alpha))
-        for image, frame, alpha in zip(crops, full, alphas)
-    ]
-
-
-def follow_head(frame: np.ndarray, crop: CropTransform, filmed: np.ndarray, rendered: np.ndarray) -> np.ndarray:
-    """The frame with its head moved from the `filmed` to the `rendered` landmarks (crop pixels)."""
-    source, target = crop.crop_to_frame(filmed[RIGID_IBUG]), crop.crop_to_frame(rendered[RIGID_IBUG])
-    matrix = similarity_transform(source, target)
-    center = tuple(source.mean(0))
-    return warp_near(frame, matrix, center, radius=crop.side * 0.6)

@@ -46,6 +46,7 @@ class FaceRenderer:
         self.faces = front_faces(self.model)
         self.landmark_model = self.model.subset("landmarks")
         self.camera = camera
+        self.device = torch.device(device)
 
     @torch.no_grad()
     def render(self, coeffs: Coeffs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -21,7 +21,6 @@ from personalize.samples import sample_speech
 from recon3d.errors import InputError
 from recon3d.facemodel import CoeffLayout
 from recon3d.video import probe, read_audio, read_frames
-from render.face import fill_mouth_hole
 from render.synthesis import FaceWarper
 from tests.personalize.test_pipeline import speech_like
 
@@ -76,20 +75,6 @@ def test_pose_modes_take_the_pose_from_where_they_say():
     assert ((steps == 0) | (steps == 1)).mean() > 0.9
     mismatch = lambda plan: np.abs(np.degrees(recon_angle[plan.background] - plan.angle)).sum(1).mean()  # noqa: E731
     assert mismatch(held) < mismatch(predicted)
-
-
-def test_the_mouth_hole_is_filled_and_other_holes_stay_open():
-    coverage = np.zeros((64, 64), np.float32)
-    coverage[10:54, 10:54] = 1
-    coverage[40:46, 24:40] = 0  # the mouth opening
-    coverage[20:24, 18:26] = 0  # an eye
-    image = np.full((64, 64, 3), 200, np.uint8)
-    lips = np.array([[26, 43], [32, 41], [38, 43], [32, 45]], np.float32)
-    fill_mouth_hole(image, coverage, lips)
-    assert coverage[40:46, 24:40].all()
-    # Upper teeth in the top of the opening, the dark interior below them.
-    assert (image[40, 30] > 150).all() and (image[45, 30] < 100).all()
-    assert not coverage[20:24, 18:26].any() and not coverage[:10].any()
 
 
 @pytest.fixture(scope="module")
