@@ -107,8 +107,9 @@ class ReconstructCommand:
     """Fit the 3D face model to every frame of a video: coefficients, albedo, an overlay to check.
 
     Writes OUTPUT/coeffs.npz (per-frame coefficients in the face model's layout, camera, crop,
-    per-vertex albedo, per-frame landmark error and PSNR; see docs/commands.md) and OUTPUT/overlay.mp4 (the
-    fitted face rendered over the frames, with the audio).
+    per-vertex albedo, per-frame landmark error and PSNR; see docs/commands.md), OUTPUT/overlay.mp4 (the
+    fitted face rendered over the frames, with the audio) and OUTPUT/face.ply and face.glb (the fitted
+    face at a neutral expression with its albedo, for a mesh viewer).
     """
 
     video: Path | None = field(

@@ -1,4 +1,5 @@
-"""Files a person (or a later stage) reads after tracking: the crop video and a landmark preview."""
+"""Files a person (or a later stage) reads: the crop video and a landmark preview after tracking,
+the fitted face as a mesh after reconstruction."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import trimesh
 from tqdm import tqdm
 
 from recon3d.landmarks import landmark_box
@@ -26,6 +28,17 @@ _IBUG_CONTOURS = (
     (48, 60, True),
     (60, 68, True),
 )
+
+
+def write_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray) -> Path:
+    """Writes a (V, 3) `vertices`, (F, 3) `faces` mesh with (V, 3) `colours` in [0, 1] as its vertex
+    colours, as PLY or binary glTF by `path`'s suffix (.ply, .glb; trimesh), atomically."""
+    path = Path(path)
+    rgb = np.rint(np.clip(colours, 0, 1) * 255).astype(np.uint8)
+    mesh = trimesh.Trimesh(vertices, faces, vertex_colors=rgb, process=False)  # keep the model's vertex order
+    with atomic_path(path) as tmp:
+        mesh.export(tmp, file_type=path.suffix[1:].lower())
+    return path
 
 
 def draw_landmarks(frame: np.ndarray, ibug68: np.ndarray, confidence: float, detected: bool = True) -> np.ndarray:

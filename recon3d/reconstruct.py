@@ -22,7 +22,7 @@ from tqdm import tqdm
 from recon3d.albedo import albedo_to_tex, detailed_albedo
 from recon3d.crop import CropTransform
 from recon3d.errors import InputError
-from recon3d.export import write_image
+from recon3d.export import write_image, write_mesh
 from recon3d.facemodel import COEFF_NAMES, CoeffLayout, Coeffs, FaceModel
 from recon3d.fit import ClipFitter, ClipObservations, FitConfig, landmark_error, model_landmarks, psnr, render_fit
 from recon3d.regressor import CoeffRegressor
@@ -315,8 +315,9 @@ def export_reconstruction(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> list[Path]:
-    """Writes overlay.mp4 (or overlay.png for a photo; see `overlay_frames`) and coeffs.npz (last:
-    it marks completion)."""
+    """Writes overlay.mp4 (or overlay.png for a photo; see `overlay_frames`), the fitted face at a
+    neutral expression with its albedo as vertex colours (face.ply and face.glb, to open in a mesh
+    viewer), and coeffs.npz (last: it marks completion)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -338,5 +339,10 @@ def export_reconstruction(
                     frames, total=recon.num_frames, desc="overlay", unit="frame", disable=not progress, leave=False
                 ):
                     writer.write(frame)
+    coeffs = recon.split(model.faces.device)
+    with torch.no_grad():
+        neutral = model.shape(coeffs.id[:1], torch.zeros_like(coeffs.exp[:1]))[0].cpu().numpy()
+    for name in ("face.ply", "face.glb"):
+        paths.append(write_mesh(out_dir / name, neutral, model.faces.cpu().numpy(), recon.albedo))
     recon.save(out_dir / "coeffs.npz")
     return [*paths, out_dir / "coeffs.npz"]

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import trimesh
 from scipy.io import wavfile
 
 from audio2pose.blinks import eye_openness, find_blinks, runs
@@ -22,6 +23,7 @@ from personalize.cli import build_parser, main
 from personalize.generate import GenerateConfig, plan_speech
 from personalize.samples import sample_photo, sample_speech
 from recon3d.errors import InputError
+from recon3d.facemodels import load_face_model
 from recon3d.landmarks import mesh_to_ibug68
 from recon3d.reconstruct import Reconstruction
 from recon3d.track import FaceTrack, TrackConfig, track_video
@@ -166,8 +168,15 @@ TINY_RECONSTRUCT = [
 def test_reconstruct_default_photo(tmp_path):
     out = tmp_path / "out"
     assert main(["-q", "reconstruct", "-o", str(out), *TINY_RECONSTRUCT]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["coeffs.npz", "overlay.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["coeffs.npz", "face.glb", "face.ply", "overlay.png"]
     recon = Reconstruction.load(out / "coeffs.npz")
+    # The fitted face as a mesh a viewer opens: the model's vertices, in its order, with the albedo.
+    model = load_face_model("builtin")
+    for name in ("face.ply", "face.glb"):
+        mesh = trimesh.load(out / name, force="mesh", process=False)
+        assert mesh.vertices.shape == (model.num_vertices, 3) and len(mesh.faces) == model.num_faces
+        colours = mesh.visual.vertex_colors[:, :3] / 255.0
+        np.testing.assert_allclose(colours, recon.albedo, atol=1 / 255 + 1e-6)
     assert recon.num_frames == 1 and recon.face_model == "mediapipe-builtin" and recon.crop.size == 128
     assert recon.landmark_error[0] < 0.1  # 50 landmark steps: ~0.05 of the eye distance
     photo = probe(out / "overlay.png")
