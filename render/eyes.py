@@ -39,8 +39,10 @@ brow stays put; stretched, it bends down into the lid)."""
 LID_MARGIN = 0.03
 """How far (eye widths, at least a pixel) past the tracked lids, at the eye's middle, the eyeball is
 taken to reach."""
-CORNER_MARGIN = 0.1
-"""How far (eye widths, at least a pixel) past each tracked corner the lids are taken to meet."""
+CORNER_MARGIN = (0.1, 1.0, 2.0)
+"""How far past each tracked corner the lids are taken to meet: a tenth of the eye width, at least
+1 and at most 2 px (the tracker's corners sit a pixel or two inside the eye's; further out on a
+large eye, the shut lid's stretched skin spread past the eye)."""
 LID_LIGHT = 0.6
 """How much of the difference between the cheek under the eye and the lid's stretched skin is
 made up on a shut lid."""
@@ -78,9 +80,10 @@ def eye_warp(eye: np.ndarray, closure: float, gaze: float, shape: tuple[int, int
     if width < 2 or (closure <= 0 and gaze == 0):
         return None
     eu = (b - a) / width
-    # The lids meet a little past the tracked corners (which sit inside the eye's, most at small
-    # sizes: left uncovered, the eyeball's dark corner read as an open eye).
-    corner = max(CORNER_MARGIN * width, 1.0)
+    # The lids meet a little past the tracked corners (which sit inside the eye's: at small sizes,
+    # left uncovered, the eyeball's dark corner read as an open eye).
+    share, least, most = CORNER_MARGIN
+    corner = float(np.clip(share * width, least, most))
     a, b, width = a - corner * eu, b + corner * eu, width + 2 * corner
     ev = np.array([-eu[1], eu[0]])
     local = (eye - a) @ np.stack([eu, ev], 1)  # (6, 2) u, v
