@@ -73,7 +73,8 @@ def test_coefficient_columns_follow_the_layout(vox_reconstruction, builtin):
 
 def test_overlay_video_has_the_source_frames_and_audio(vox_reconstruction):
     video, _, recon, _, paths = vox_reconstruction
-    assert [p.name for p in paths] == ["overlay.mp4", "coeffs.npz"] and all(p.is_file() for p in paths)
+    assert [p.name for p in paths] == ["overlay.mp4", "face.ply", "face.glb", "coeffs.npz"]
+    assert all(p.is_file() for p in paths)
     source, overlay = probe(video), probe(paths[0])
     # Two panels side by side at the source size: the textured fit, the bare geometry.
     assert (overlay.width, overlay.height) == (2 * source.width, source.height)
@@ -90,7 +91,7 @@ def test_overlay_video_has_the_source_frames_and_audio(vox_reconstruction):
 
 def test_saved_reconstruction_round_trips(vox_reconstruction):
     _, _, recon, _, paths = vox_reconstruction
-    loaded = Reconstruction.load(paths[1])
+    loaded = Reconstruction.load(paths[-1])
     for name in ("coeffs", "albedo", "landmark_error", "psnr"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(recon, name))
     assert loaded.layout == recon.layout and loaded.crop == recon.crop
