@@ -90,10 +90,11 @@ def emphasis(audio: np.ndarray, sample_rate: int, num_frames: int, fps: float) -
     """(T,) per frame: standardised loudness plus standardised pitch (WORLD's DIO + StoneMask),
     both over the voiced frames (loud ones, within 25 dB of the loudest tenth, with a pitch);
     elsewhere at most their loudness's. (pyworld rather than librosa's YIN: librosa's first call
-    imports for 2.5 s, a tenth of a 720p generate.)"""
+    imports for seconds; docs/eyes.md#brows.)"""
     hop = int(round(sample_rate / fps))
     samples = np.zeros(num_frames * hop)
-    samples[: min(len(audio), len(samples))] = np.asarray(audio, np.float64)[: len(samples)]
+    kept = min(len(audio), len(samples))
+    samples[:kept] = audio[:kept]
     # RMS over two hops centred on each frame.
     windows = np.lib.stride_tricks.sliding_window_view(np.pad(samples, hop), 2 * hop)[::hop][:num_frames]
     loud = 20 * np.log10(np.sqrt(np.mean(windows**2, axis=1)) + 1e-6)

@@ -95,8 +95,8 @@ class GenerateConfig:
     """Frames rendered and composited together (bounds memory)."""
     batch_pixels: int = 3_000_000
     """Image synthesis warps at most this many window pixels together (and at most `batch_frames`
-    frames): a 720p actor's 16 frames at a time took 25 s to say 8 s, 4 at a time 21 s (the
-    larger tensors are mapped and unmapped anew each batch)."""
+    frames): larger batches' tensors are mapped and unmapped anew each time, which cost more than
+    the warp saves by batching (docs/eyes.md#speed)."""
     articulation: Articulation = "hybrid"
     """Where the mouth's motion comes from. phones: the speech's phones, as visemes on the actor's
     own mouth shapes; network: the audio2pose network's expression as it is; hybrid: the phones,

@@ -150,7 +150,7 @@ def draw_eyes(frame: np.ndarray, eyes: np.ndarray, closure: float, gaze: float =
             continue
         box, maps, lid, cheek = warp
         # Cubic, as the face warp: a gaze shift of a fraction of a pixel resampled bilinearly blurred
-        # the iris (a photo's eyes lost a fifth of their detail).
+        # the iris (docs/eyes.md).
         warped = cv2.remap(source, maps, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         if closure > 0 and lid.any() and cheek.any():
             # The skin stretched over the eye comes from the socket under the brow, in shadow; a
